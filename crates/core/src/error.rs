@@ -1,0 +1,185 @@
+//! The one domain error: a stable machine-readable [`Code`] plus a message for people.
+//! Messages say what was wrong and what to do; they never contain stored values or secrets.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+/// The class of an error, which the server maps to an HTTP status once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    Unsupported,
+    Unavailable,
+    Internal,
+}
+
+/// Stable error codes. They are part of the API: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    InvalidJson,
+    InvalidRequest,
+    UnknownField,
+    ValidationFailed,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    InvalidId,
+    InvalidName,
+    InvalidSchema,
+    SchemaIncompatible,
+    InvalidRole,
+    UnknownRole,
+    ReservedName,
+    PurposeRequired,
+    UnknownPurpose,
+    FieldNotSearchable,
+    Unauthenticated,
+    KeyExpired,
+    Forbidden,
+    OperationDenied,
+    PurposeDenied,
+    NotFound,
+    UnknownCollection,
+    UnknownSubject,
+    AlreadyExists,
+    VersionConflict,
+    MethodNotAllowed,
+    IntegrityError,
+    AuditUnavailable,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    pub fn kind(self) -> Kind {
+        use Code::*;
+        match self {
+            InvalidJson | InvalidRequest | UnknownField | ValidationFailed | InvalidId
+            | InvalidName | InvalidSchema | SchemaIncompatible | InvalidRole | UnknownRole
+            | ReservedName | PurposeRequired | UnknownPurpose | FieldNotSearchable => {
+                Kind::BadRequest
+            }
+            BodyTooLarge => Kind::TooLarge,
+            UnsupportedMediaType | MethodNotAllowed => Kind::Unsupported,
+            Unauthenticated | KeyExpired => Kind::Unauthenticated,
+            Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
+            NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
+            AlreadyExists | VersionConflict => Kind::Conflict,
+            AuditUnavailable | Unavailable => Kind::Unavailable,
+            IntegrityError | Internal => Kind::Internal,
+        }
+    }
+
+    /// The code as it appears on the wire and in audit entries.
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            InvalidJson => "invalid_json",
+            InvalidRequest => "invalid_request",
+            UnknownField => "unknown_field",
+            ValidationFailed => "validation_failed",
+            BodyTooLarge => "body_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            InvalidId => "invalid_id",
+            InvalidName => "invalid_name",
+            InvalidSchema => "invalid_schema",
+            SchemaIncompatible => "schema_incompatible",
+            InvalidRole => "invalid_role",
+            UnknownRole => "unknown_role",
+            ReservedName => "reserved_name",
+            PurposeRequired => "purpose_required",
+            UnknownPurpose => "unknown_purpose",
+            FieldNotSearchable => "field_not_searchable",
+            Unauthenticated => "unauthenticated",
+            KeyExpired => "key_expired",
+            Forbidden => "forbidden",
+            OperationDenied => "operation_denied",
+            PurposeDenied => "purpose_denied",
+            NotFound => "not_found",
+            UnknownCollection => "unknown_collection",
+            UnknownSubject => "unknown_subject",
+            AlreadyExists => "already_exists",
+            VersionConflict => "version_conflict",
+            MethodNotAllowed => "method_not_allowed",
+            IntegrityError => "integrity_error",
+            AuditUnavailable => "audit_unavailable",
+            Unavailable => "unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+/// A domain error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct Error {
+    pub code: Code,
+    pub message: Cow<'static, str>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.code.kind()
+    }
+
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Code::ValidationFailed, message)
+    }
+
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Code::Forbidden, message)
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        Self::new(
+            Code::NotFound,
+            format!("{what} not found (or not visible to this credential)"),
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            Code::Internal,
+            "internal error; the request id identifies it in the server log",
+        )
+    }
+
+    pub fn integrity() -> Self {
+        Self::new(
+            Code::IntegrityError,
+            "stored ciphertext failed authentication: it was altered or moved; nothing was returned",
+        )
+    }
+
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            Code::AuditUnavailable,
+            "the audit entry could not be written, so the operation was not carried out",
+        )
+    }
+}
+
+/// Quotes a name from a request in an error message only if it is a plain identifier; anything
+/// else could be personal data typed into the wrong place, so it is not echoed.
+pub fn quote_name(name: &str) -> String {
+    if crate::schema::is_identifier(name) {
+        format!("`{name}`")
+    } else {
+        "(a name that is not a valid identifier)".to_owned()
+    }
+}

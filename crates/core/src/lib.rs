@@ -1,0 +1,22 @@
+//! The Strongroom domain: tenants, collections, records, access policy, audit events and the
+//! key hierarchy. It defines the [`Store`], [`Clock`] and [`Rng`] traits and never touches HTTP,
+//! SQL drivers or the system clock itself.
+
+pub mod audit;
+pub mod clock;
+mod codec;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod policy;
+pub mod rng;
+pub mod schema;
+pub mod store;
+pub mod vault;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Code, Error, Kind, Result};
+pub use ids::{ApiKeyId, RecordId, RequestId, SubjectId, TenantId};
+pub use rng::{OsRng, Rng, SeededRng};
+pub use store::Store;
+pub use vault::{Principal, RequestCtx, Term, Vault, VaultConfig};

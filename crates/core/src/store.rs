@@ -1,0 +1,251 @@
+//! The storage contract. A [`Store`] applies a [`UnitOfWork`] — data changes plus the audit
+//! events that describe them — atomically and durably, and answers tenant-scoped queries.
+//! Every backend passes the same conformance suite (`strongroom-testkit`).
+
+use async_trait::async_trait;
+use strongroom_proto::{AuditEntry, CollectionDef, RoleDef};
+
+use crate::audit::AuditEvent;
+use crate::error::{Code, Error};
+use crate::ids::{ApiKeyId, RecordId, SubjectId, TenantId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// One version of a tenant's key-encryption key, wrapped by the root key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantKeyRow {
+    pub tenant: TenantId,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: ApiKeyId,
+    /// `None` for operator keys.
+    pub tenant: Option<TenantId>,
+    pub name: String,
+    /// SHA-256 of the secret; the secret itself is never stored.
+    pub hash: [u8; 32],
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectionRow {
+    pub tenant: TenantId,
+    pub name: String,
+    pub version: u64,
+    pub def: CollectionDef,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleRow {
+    pub tenant: TenantId,
+    pub name: String,
+    pub def: RoleDef,
+    pub updated_at: i64,
+}
+
+/// A data subject and its data-encryption key, wrapped by a tenant KEK version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRow {
+    pub tenant: TenantId,
+    pub id: SubjectId,
+    pub kek_version: u32,
+    pub wrapped_dek: Vec<u8>,
+    /// Blind index of the application's own reference, if one was given.
+    pub ref_index: Option<[u8; 32]>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Active,
+    /// Soft-deleted: invisible to every read, awaiting purge.
+    Blocked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub tenant: TenantId,
+    pub collection: String,
+    pub id: RecordId,
+    pub subject: SubjectId,
+    pub version: u64,
+    pub state: RecordState,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The encrypted field envelopes (see `docs/storage.md`).
+    pub data: Vec<u8>,
+}
+
+/// A blind-index entry: HMAC of a field's normalised value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub field: String,
+    pub hash: [u8; 32],
+}
+
+/// One data change inside a unit of work.
+#[derive(Debug, Clone)]
+pub enum Op {
+    PutMeta {
+        key: String,
+        value: String,
+    },
+    InsertTenant(TenantRow),
+    InsertTenantKey(TenantKeyRow),
+    InsertApiKey(ApiKeyRow),
+    /// Inserts or replaces; `expected_version` is the version being replaced (0 for new).
+    PutCollection {
+        row: CollectionRow,
+        expected_version: u64,
+    },
+    PutRole(RoleRow),
+    InsertSubject(SubjectRow),
+    InsertRecord {
+        row: RecordRow,
+        index: Vec<IndexEntry>,
+    },
+    /// Replaces the record's current version (which is kept in the history) if it is still
+    /// `row.version - 1`; for each field in `reindex`, drops its index entries and adds the new one.
+    UpdateRecord {
+        row: RecordRow,
+        reindex: Vec<(String, Option<[u8; 32]>)>,
+    },
+    /// Soft-deletes a record if it is still at `expected_version`.
+    BlockRecord {
+        tenant: TenantId,
+        id: RecordId,
+        expected_version: u64,
+        at: i64,
+    },
+}
+
+/// Data changes and the audit events describing them: committed together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct UnitOfWork {
+    pub ops: Vec<Op>,
+    pub audit: Vec<AuditEvent>,
+}
+
+/// Where the store placed each audit event of a committed unit: `(log, seq)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    pub audit: Vec<(String, u64)>,
+}
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule or an expected version did not hold; nothing was changed.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The backend could not be reached or failed to commit; nothing was acknowledged.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded.
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict("version") => Error::new(
+                Code::VersionConflict,
+                "the object changed while this request ran; read it again and retry",
+            ),
+            StoreError::Conflict(what) => {
+                Error::new(Code::AlreadyExists, format!("{what} already exists"))
+            }
+            StoreError::Unavailable(_) => Error::new(
+                Code::Unavailable,
+                "storage is unavailable; nothing was changed, retry later",
+            ),
+            StoreError::Corrupt(_) => Error::internal(),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Filters for reading a log. All set filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub after_seq: u64,
+    pub limit: u32,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub subject: Option<String>,
+    pub collection: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+/// A storage backend. Every query that reads tenant data takes the tenant id: there is no way
+/// to ask for a record without saying whose it is.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
+    /// On error nothing of the unit is visible.
+    async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt>;
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn find_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRow>>;
+    async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>>;
+    async fn find_tenant_keys(&self, tenant: &TenantId) -> StoreResult<Vec<TenantKeyRow>>;
+    async fn find_api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRow>>;
+    async fn find_collection(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Option<CollectionRow>>;
+    async fn find_collections(&self, tenant: &TenantId) -> StoreResult<Vec<CollectionRow>>;
+    async fn find_role(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<RoleRow>>;
+    async fn find_roles(&self, tenant: &TenantId) -> StoreResult<Vec<RoleRow>>;
+    async fn find_subject(
+        &self,
+        tenant: &TenantId,
+        id: &SubjectId,
+    ) -> StoreResult<Option<SubjectRow>>;
+    async fn find_subject_by_ref(
+        &self,
+        tenant: &TenantId,
+        ref_index: &[u8; 32],
+    ) -> StoreResult<Option<SubjectRow>>;
+    /// A record of this tenant and collection, in any state.
+    async fn find_record(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        id: &RecordId,
+    ) -> StoreResult<Option<RecordRow>>;
+    /// Active records whose blind index for `field` equals `hash`, oldest first.
+    async fn find_records_by_index(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        field: &str,
+        hash: &[u8; 32],
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>>;
+    /// Earlier versions of a record, oldest first: `(version, updated_at, data)`.
+    async fn find_record_history(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+    ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>>;
+    /// Entries of one log (`platform` or a tenant id) in sequence order.
+    async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+}

@@ -1,0 +1,400 @@
+//! The vault service: every operation of the API as one method, which authorises, validates,
+//! encrypts or decrypts, and records its audit event in the same unit of work as its change.
+//!
+//! Rule of the house: a method first builds its [`AuditEvent`], runs its body, then
+//! [`Vault::conclude`]s — committing the changes and the event together on success, or the event
+//! alone (with the error code) on failure. Data leaves a read only after its event is durable.
+
+mod admin;
+mod records;
+
+pub use records::Term;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use strongroom_crypto::{ct_eq, hex, sha256, Key32};
+
+use crate::audit::AuditEvent;
+use crate::clock::{Clock, DAY_MS};
+use crate::error::{Code, Error, Result};
+use crate::ids::{ApiKeyId, RequestId, SubjectId, TenantId};
+use crate::keys::KeyRing;
+use crate::policy::{ROLE_ADMIN, ROLE_OPERATOR};
+use crate::rng::{Rng, RngExt};
+use crate::store::{ApiKeyRow, Op, Store, UnitOfWork};
+
+const META_ROOT_CHECK: &str = "root_check";
+const API_KEY_PREFIX: &str = "srk_";
+/// How long the bootstrap token lives.
+pub const BOOTSTRAP_TTL_MS: i64 = DAY_MS;
+
+/// Tunables of the vault service.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    /// Most unwrapped subject keys kept in memory.
+    pub dek_cache_entries: usize,
+    /// Most records in one batch call.
+    pub max_batch: usize,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            dek_cache_entries: 100_000,
+            max_batch: 1_000,
+        }
+    }
+}
+
+/// An authenticated caller: one API key, its tenant (none for operators) and its roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: ApiKeyId,
+    pub tenant: Option<TenantId>,
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// How the caller is named in audit entries.
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.key_id)
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.tenant.is_none() && self.has_role(ROLE_OPERATOR)
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// What every operation is told about its request.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub principal: Principal,
+    pub request_id: RequestId,
+    /// The `X-Purpose` header, as sent.
+    pub purpose: Option<String>,
+}
+
+/// The vault service. Cheap to share behind an `Arc`.
+pub struct Vault {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+    keys: KeyRing,
+    config: VaultConfig,
+    /// Current KEK version per tenant (rotation, a later measure, will update it).
+    kek_versions: Mutex<HashMap<TenantId, u32>>,
+}
+
+impl Vault {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        root: Key32,
+        config: VaultConfig,
+    ) -> Self {
+        let keys = KeyRing::new(root, config.dek_cache_entries);
+        Self {
+            store,
+            clock,
+            rng,
+            keys,
+            config,
+            kek_versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// A fresh request id.
+    pub fn request_id(&self) -> RequestId {
+        RequestId::generate(self.rng.as_ref())
+    }
+
+    /// Prepares an empty store, or checks that this root key is the one the store was made with.
+    /// On a fresh store, returns the one-time bootstrap token for the first operator.
+    pub async fn ensure_initialized(&self) -> Result<Option<String>> {
+        if let Some(check) = self.store.get_meta(META_ROOT_CHECK).await? {
+            if !self.keys.verify_root_check(&check) {
+                return Err(Error::new(
+                    Code::IntegrityError,
+                    "the root key does not belong to this data store; refusing to start",
+                ));
+            }
+            return Ok(None);
+        }
+        let (token, key_row) = self.new_api_key(
+            "bootstrap",
+            None,
+            vec![ROLE_OPERATOR.into()],
+            BOOTSTRAP_TTL_MS,
+        );
+        let mut ev = AuditEvent::new(
+            None,
+            self.now(),
+            self.request_id(),
+            "system".into(),
+            "vault.init",
+        );
+        ev.objects.push(key_row.id.to_string());
+        let unit = UnitOfWork {
+            ops: vec![
+                Op::PutMeta {
+                    key: META_ROOT_CHECK.into(),
+                    value: self.keys.root_check(self.rng.as_ref()),
+                },
+                Op::InsertApiKey(key_row),
+            ],
+            audit: vec![ev],
+        };
+        self.store.commit(unit).await?;
+        Ok(Some(token))
+    }
+
+    /// Issues a new 24-hour bootstrap operator token (for an operator who lost theirs; run
+    /// offline by someone holding the data directory).
+    pub async fn issue_bootstrap_token(&self) -> Result<String> {
+        let (token, key_row) = self.new_api_key(
+            "bootstrap",
+            None,
+            vec![ROLE_OPERATOR.into()],
+            BOOTSTRAP_TTL_MS,
+        );
+        let mut ev = AuditEvent::new(
+            None,
+            self.now(),
+            self.request_id(),
+            "system".into(),
+            "api_key.bootstrap",
+        );
+        ev.objects.push(key_row.id.to_string());
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertApiKey(key_row)],
+                audit: vec![ev],
+            })
+            .await?;
+        Ok(token)
+    }
+
+    fn new_api_key(
+        &self,
+        name: &str,
+        tenant: Option<TenantId>,
+        roles: Vec<String>,
+        ttl_ms: i64,
+    ) -> (String, ApiKeyRow) {
+        let secret: [u8; 32] = self.rng.array();
+        let token = format!("{API_KEY_PREFIX}{}", hex(&secret));
+        let now = self.now();
+        let row = ApiKeyRow {
+            id: ApiKeyId::generate(self.rng.as_ref()),
+            tenant,
+            name: name.to_owned(),
+            hash: sha256(token.as_bytes()),
+            roles,
+            created_at: now,
+            expires_at: now + ttl_ms,
+        };
+        (token, row)
+    }
+
+    /// Resolves a bearer token to its principal. Failures are audited (in the platform log when
+    /// the key is unknown) and say nothing about which part was wrong.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        request_id: &RequestId,
+    ) -> Result<Principal> {
+        let mut ev = AuditEvent::new(
+            None,
+            self.now(),
+            request_id.clone(),
+            "anonymous".into(),
+            "auth.api_key",
+        );
+        let result = self.authenticate_inner(token, &mut ev).await;
+        match result {
+            Ok(p) => Ok(p),
+            Err(err) => {
+                ev.fail(&err);
+                self.record(ev).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn authenticate_inner(
+        &self,
+        token: Option<&str>,
+        ev: &mut AuditEvent,
+    ) -> Result<Principal> {
+        let unauthenticated = || {
+            Error::new(
+                Code::Unauthenticated,
+                "send a valid API key or session token as `Authorization: Bearer <token>`",
+            )
+        };
+        let token = token.ok_or_else(unauthenticated)?;
+        let well_formed = token
+            .strip_prefix(API_KEY_PREFIX)
+            .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !well_formed {
+            return Err(unauthenticated());
+        }
+        let hash = sha256(token.as_bytes());
+        let row = self
+            .store
+            .find_api_key_by_hash(&hash)
+            .await?
+            .filter(|r| ct_eq(&r.hash, &hash))
+            .ok_or_else(unauthenticated)?;
+        if self.now() >= row.expires_at {
+            ev.tenant = row.tenant.clone();
+            ev.actor = format!("key:{}", row.id);
+            return Err(Error::new(
+                Code::KeyExpired,
+                "this API key has expired; ask an administrator for a new one",
+            ));
+        }
+        Ok(Principal {
+            key_id: row.id,
+            tenant: row.tenant,
+            roles: row.roles,
+        })
+    }
+
+    /// Starts the audit event of an operation in the caller's log.
+    fn event(&self, ctx: &RequestCtx, action: &'static str) -> AuditEvent {
+        AuditEvent::new(
+            ctx.principal.tenant.clone(),
+            self.now(),
+            ctx.request_id.clone(),
+            ctx.principal.actor(),
+            action,
+        )
+    }
+
+    /// Commits an operation's changes with its audit event, or records its failure.
+    async fn conclude<T>(&self, mut ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
+        match result {
+            Ok((value, ops)) => {
+                let unit = UnitOfWork {
+                    ops,
+                    audit: vec![ev.clone()],
+                };
+                match self.store.commit(unit).await {
+                    Ok(_) => Ok(value),
+                    Err(e) => {
+                        let err = Error::from(e);
+                        ev.fail(&err);
+                        self.record(ev).await;
+                        Err(err)
+                    }
+                }
+            }
+            Err(err) => {
+                ev.fail(&err);
+                self.record(ev).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Records an event on its own (a failure or denial). If even that cannot be written the
+    /// operation has already failed and changed nothing; the fault is logged without details.
+    async fn record(&self, ev: AuditEvent) {
+        let action = ev.action;
+        if let Err(e) = self
+            .store
+            .commit(UnitOfWork {
+                ops: vec![],
+                audit: vec![ev],
+            })
+            .await
+        {
+            tracing::error!(action, error = %e, "could not record an audit event of a failed operation");
+        }
+    }
+
+    /// The tenant a principal acts in; operators have none and so no tenant data.
+    fn tenant_of(&self, ctx: &RequestCtx) -> Result<TenantId> {
+        ctx.principal.tenant.clone().ok_or_else(|| {
+            Error::new(
+                Code::Forbidden,
+                "operator credentials have no access to tenant data; use a key of the tenant",
+            )
+        })
+    }
+
+    fn require_admin(&self, ctx: &RequestCtx) -> Result<TenantId> {
+        let tenant = self.tenant_of(ctx)?;
+        if ctx.principal.has_role(ROLE_ADMIN) {
+            Ok(tenant)
+        } else {
+            Err(Error::forbidden("this needs the tenant's `admin` role"))
+        }
+    }
+
+    /// The current KEK of a tenant and its version.
+    async fn current_kek(&self, tenant: &TenantId) -> Result<(u32, Arc<Key32>)> {
+        let cached = self.lock_versions().get(tenant).copied();
+        if let Some(v) = cached {
+            if let Some(k) = self.keys.cached_kek(tenant, v) {
+                return Ok((v, k));
+            }
+        }
+        let rows = self.store.find_tenant_keys(tenant).await?;
+        let row = rows
+            .iter()
+            .max_by_key(|r| r.version)
+            .ok_or_else(Error::integrity)?;
+        let kek = self.keys.kek(row)?;
+        self.lock_versions().insert(tenant.clone(), row.version);
+        Ok((row.version, kek))
+    }
+
+    async fn kek_version(&self, tenant: &TenantId, version: u32) -> Result<Arc<Key32>> {
+        if let Some(k) = self.keys.cached_kek(tenant, version) {
+            return Ok(k);
+        }
+        let rows = self.store.find_tenant_keys(tenant).await?;
+        let row = rows
+            .iter()
+            .find(|r| r.version == version)
+            .ok_or_else(Error::integrity)?;
+        self.keys.kek(row)
+    }
+
+    /// The DEK of an existing subject.
+    async fn subject_dek(&self, tenant: &TenantId, subject: &SubjectId) -> Result<Arc<Key32>> {
+        if let Some(k) = self.keys.cached_dek(tenant, subject) {
+            return Ok(k);
+        }
+        let row = self
+            .store
+            .find_subject(tenant, subject)
+            .await?
+            .ok_or_else(Error::integrity)?;
+        let kek = self.kek_version(tenant, row.kek_version).await?;
+        self.keys.dek(&row, &kek)
+    }
+
+    fn lock_versions(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, u32>> {
+        match self.kek_versions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Strongroom's wire types: every request and response body of the HTTP API, with their
+//! OpenAPI schemas. Request bodies reject unknown fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Every error response: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable code and a message for people. Messages never echo values.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Unique name: 1–64 characters of `a-z`, `0-9`, `-` and `_`, starting with a letter.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// A label for people (1–64 printable characters).
+    pub name: String,
+    /// Role names; for an operator key leave empty.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Days until the key expires: 1 to 730. Mandatory: keys never live forever.
+    pub expires_in_days: u32,
+    /// Operators only: the tenant the key belongs to. Without it, an operator key is created.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    pub id: String,
+    /// The secret, shown this once. Only its hash is stored.
+    pub key: String,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+    pub expires_at: i64,
+}
+
+/// The type of a collection field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Email,
+    Phone,
+    Date,
+    Number,
+    Bool,
+    Json,
+}
+
+/// How sensitive a field is (GDPR): drives defaults, reports and evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Identifier,
+    Personal,
+    /// Special categories of Art. 9 (health, religion, ...).
+    Special,
+    NonPersonal,
+}
+
+/// How a field is shown to a role with `masked` visibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskRule {
+    /// Everything hidden: `****`.
+    #[default]
+    Full,
+    /// First character of the local part and the domain: `a***@example.com`.
+    Email,
+    /// Only the last four characters: `****1234`.
+    Last4,
+    /// Only the first character: `A***`.
+    First1,
+    /// Dates only: the year, `1815-**-**`.
+    Year,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    /// 1–64 characters of `a-z`, `0-9` and `_`, starting with a letter.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    pub classification: Classification,
+    #[serde(default)]
+    pub mask: MaskRule,
+    /// Equality search through a blind index (HMAC of the normalised value).
+    #[serde(default)]
+    pub searchable: bool,
+    #[serde(default)]
+    pub required: bool,
+    /// Purposes for which this field may be processed; empty means all of the collection's.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionDef {
+    /// The purposes declared for this collection; every data request names one of them.
+    pub purposes: Vec<String>,
+    pub fields: Vec<FieldDef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Collection {
+    pub name: String,
+    pub version: u64,
+    pub purposes: Vec<String>,
+    pub fields: Vec<FieldDef>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CollectionList {
+    pub collections: Vec<Collection>,
+}
+
+/// An operation a role may perform on a collection's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Create,
+    Read,
+    Update,
+    Delete,
+    Search,
+}
+
+/// What a role sees of a field.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Not shown at all (the default for every field not listed).
+    #[default]
+    None,
+    /// Shown through the field's mask rule.
+    Masked,
+    /// Shown as stored.
+    Plain,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionGrant {
+    pub operations: Vec<Operation>,
+    /// Field name to visibility; fields not listed are not visible.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Visibility>,
+    /// The purposes this role may state for this collection.
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDef {
+    /// Collection name to the rights granted on it.
+    pub collections: BTreeMap<String, CollectionGrant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Role {
+    pub name: String,
+    pub builtin: bool,
+    pub collections: BTreeMap<String, CollectionGrant>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleList {
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRecord {
+    /// An existing data subject of this tenant (as returned earlier); a new one is created when
+    /// neither `subject` nor `subject_ref` is given.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The application's own reference for the person (stored encrypted, blind-indexed): the
+    /// subject with this reference is used, or created.
+    #[serde(default)]
+    pub subject_ref: Option<String>,
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRecord {
+    /// Fields to set; `null` clears an optional field. Fields not named keep their value.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedRecord {
+    pub id: String,
+    pub subject: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Record {
+    pub id: String,
+    pub collection: String,
+    pub subject: String,
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Field values as the caller's role may see them for the stated purpose: plain, masked
+    /// (always a string) or absent.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordList {
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCreate {
+    /// 1 to 1,000 records, stored all together or not at all.
+    pub records: Vec<CreateRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchCreated {
+    pub records: Vec<CreatedRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRead {
+    /// 1 to 1,000 record ids. Ids not found (or not visible) are listed in `missing`.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchReadResult {
+    pub records: Vec<Record>,
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Exactly one searchable field and the value it must equal.
+    #[schema(value_type = Object)]
+    pub r#where: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One audit entry. It names actors, actions and opaque ids, never personal data or secrets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AuditEntry {
+    /// `platform` or the tenant id.
+    pub log: String,
+    /// Position in its log, from 1, without gaps.
+    pub seq: u64,
+    /// Hex SHA-256 leaf hash of the previous entry (64 zeros for the first).
+    pub prev: String,
+    /// Milliseconds since the Unix epoch.
+    pub time: i64,
+    pub request_id: String,
+    pub actor: String,
+    pub action: String,
+    /// `ok`, `denied` or `failed`.
+    pub outcome: String,
+    /// The stable error code when the outcome is not `ok`.
+    pub code: Option<String>,
+    pub purpose: Option<String>,
+    pub collection: Option<String>,
+    pub subject: Option<String>,
+    pub records: Vec<String>,
+    pub fields: Vec<String>,
+    /// Other opaque object ids the action touched (tenant, key, role or collection names).
+    pub objects: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InitOutput {
+    pub bootstrap_token: String,
+}
