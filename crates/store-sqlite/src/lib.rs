@@ -1,1 +1,303 @@
-//! placeholder
+//! The embedded SQLite store: WAL, `synchronous=FULL`, one writer thread that group-commits
+//! units of work, and a pool of reader connections.
+//!
+//! Group commit: the writer takes every unit of work waiting in its queue (up to a batch limit),
+//! applies each inside its own savepoint, commits the transaction once — one fsync for the whole
+//! batch — and only then acknowledges each unit. A unit that fails rolls back to its savepoint
+//! alone; the others still commit. Because every read writes an audit entry, this is what keeps
+//! audited reads fast.
+
+mod read;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use strongroom_core::ids::{RecordId, SubjectId, TenantId};
+use strongroom_core::store::{
+    ApiKeyRow, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, Store, StoreError,
+    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork,
+};
+use strongroom_proto::AuditEntry;
+use tokio::sync::{mpsc, oneshot};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+/// Reader connections kept open when idle.
+const IDLE_READERS: usize = 8;
+
+/// Tunables of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most units of work in one group commit.
+    pub max_batch: usize,
+    /// Depth of the writer's queue; callers wait when it is full.
+    pub queue_depth: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            queue_depth: 8192,
+        }
+    }
+}
+
+pub(crate) struct Job {
+    unit: UnitOfWork,
+    reply: oneshot::Sender<StoreResult<Receipt>>,
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<ReaderPool>,
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn configure(conn: &Connection) -> StoreResult<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(unavailable)?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
+    )
+    .map_err(unavailable)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    /// Must be called inside a Tokio runtime. Refuses a database that is not in WAL mode with
+    /// `synchronous=FULL`, since acknowledged writes could then be lost.
+    pub fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        configure(&conn)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(unavailable)?;
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(unavailable)?;
+        if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
+            return Err(StoreError::Unavailable(format!(
+                "SQLite must run with journal_mode=WAL and synchronous=FULL (got {mode} and {sync})"
+            )));
+        }
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("strongroom-sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, max_batch))
+            .map_err(unavailable)?;
+        Ok(Self {
+            jobs: tx,
+            readers: Arc::new(ReaderPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.put(conn);
+            out
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    match version {
+        0 => conn
+            .execute_batch(&format!(
+                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(unavailable),
+        SCHEMA_VERSION => Ok(()),
+        other => Err(StoreError::Unavailable(format!(
+            "database schema version {other} is newer than this build understands ({SCHEMA_VERSION})"
+        ))),
+    }
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        match self.idle.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn take(&self) -> StoreResult<Connection> {
+        if let Some(c) = self.lock().pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(unavailable)?;
+        configure(&conn)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(unavailable)?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { unit, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |c| read::meta(c, &key)).await
+    }
+
+    async fn find_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRow>> {
+        let id = id.clone();
+        self.read(move |c| read::tenant(c, "id", id.as_str())).await
+    }
+
+    async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>> {
+        let name = name.to_owned();
+        self.read(move |c| read::tenant(c, "name", &name)).await
+    }
+
+    async fn find_tenant_keys(&self, tenant: &TenantId) -> StoreResult<Vec<TenantKeyRow>> {
+        let tenant = tenant.clone();
+        self.read(move |c| read::tenant_keys(c, &tenant)).await
+    }
+
+    async fn find_api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRow>> {
+        let hash = *hash;
+        self.read(move |c| read::api_key(c, &hash)).await
+    }
+
+    async fn find_collection(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Option<CollectionRow>> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.read(move |c| Ok(read::collections(c, &tenant, Some(&name))?.pop()))
+            .await
+    }
+
+    async fn find_collections(&self, tenant: &TenantId) -> StoreResult<Vec<CollectionRow>> {
+        let tenant = tenant.clone();
+        self.read(move |c| read::collections(c, &tenant, None))
+            .await
+    }
+
+    async fn find_role(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<RoleRow>> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.read(move |c| Ok(read::roles(c, &tenant, Some(&name))?.pop()))
+            .await
+    }
+
+    async fn find_roles(&self, tenant: &TenantId) -> StoreResult<Vec<RoleRow>> {
+        let tenant = tenant.clone();
+        self.read(move |c| read::roles(c, &tenant, None)).await
+    }
+
+    async fn find_subject(
+        &self,
+        tenant: &TenantId,
+        id: &SubjectId,
+    ) -> StoreResult<Option<SubjectRow>> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| read::subject_by_id(c, &tenant, &id))
+            .await
+    }
+
+    async fn find_subject_by_ref(
+        &self,
+        tenant: &TenantId,
+        ref_index: &[u8; 32],
+    ) -> StoreResult<Option<SubjectRow>> {
+        let (tenant, ix) = (tenant.clone(), *ref_index);
+        self.read(move |c| read::subject_by_ref(c, &tenant, &ix))
+            .await
+    }
+
+    async fn find_record(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        id: &RecordId,
+    ) -> StoreResult<Option<RecordRow>> {
+        let (tenant, collection, id) = (tenant.clone(), collection.to_owned(), id.clone());
+        self.read(move |c| read::record(c, &tenant, &collection, &id))
+            .await
+    }
+
+    async fn find_records_by_index(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        field: &str,
+        hash: &[u8; 32],
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        let (tenant, collection, field, hash) = (
+            tenant.clone(),
+            collection.to_owned(),
+            field.to_owned(),
+            *hash,
+        );
+        self.read(move |c| read::records_by_index(c, &tenant, &collection, &field, &hash, limit))
+            .await
+    }
+
+    async fn find_record_history(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+    ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| read::history(c, &tenant, &id)).await
+    }
+
+    async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let (log, q) = (log.to_owned(), q.clone());
+        self.read(move |c| read::audit(c, &log, &q)).await
+    }
+}

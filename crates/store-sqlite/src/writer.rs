@@ -1,0 +1,370 @@
+//! The single writer: group commit of units of work, and sealing of their audit events into
+//! per-log hash chains (it is the sequencer of every log of this database).
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use strongroom_core::audit::{seal_entry, GENESIS};
+use strongroom_core::store::{Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use tokio::sync::mpsc;
+
+use crate::{unavailable, Job};
+
+/// The head of a log: last sequence number and its leaf hash.
+type Head = (u64, [u8; 32]);
+
+pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut heads: HashMap<String, Head> = HashMap::new();
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut heads, &mut batch);
+    }
+}
+
+fn commit_batch(conn: &mut Connection, heads: &mut HashMap<String, Head>, batch: &mut Vec<Job>) {
+    let mut results: Vec<StoreResult<Receipt>> = Vec::with_capacity(batch.len());
+    let mut moved: HashMap<String, Head> = HashMap::new();
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction()?;
+        for job in batch.iter() {
+            let mut unit_heads = HashMap::new();
+            let sp = tx.savepoint()?;
+            match apply_unit(&sp, heads, &moved, &mut unit_heads, &job.unit) {
+                Ok(receipt) => {
+                    sp.commit()?;
+                    moved.extend(unit_heads);
+                    results.push(Ok(receipt));
+                }
+                Err(e) => {
+                    drop(sp); // rolls back this unit only
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit()
+    })();
+    match outcome {
+        Ok(()) => {
+            heads.extend(moved);
+            for (job, result) in batch.drain(..).zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            // Nothing of the batch is known to be durable: fail every unit and forget the
+            // cached heads so they are read again from what the database really holds.
+            tracing::error!(error = %e, "group commit failed");
+            heads.clear();
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(unavailable(&e)));
+            }
+        }
+    }
+}
+
+fn head(
+    conn: &Connection,
+    heads: &HashMap<String, Head>,
+    moved: &HashMap<String, Head>,
+    unit: &HashMap<String, Head>,
+    log: &str,
+) -> StoreResult<Head> {
+    if let Some(h) = unit
+        .get(log)
+        .or_else(|| moved.get(log))
+        .or_else(|| heads.get(log))
+    {
+        return Ok(*h);
+    }
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit WHERE log = ?1 ORDER BY seq DESC LIMIT 1",
+            [log],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    match row {
+        None => Ok((0, GENESIS)),
+        Some((seq, hash)) => {
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("audit hash length".into()))?;
+            Ok((seq as u64, hash))
+        }
+    }
+}
+
+fn apply_unit(
+    conn: &Connection,
+    heads: &HashMap<String, Head>,
+    moved: &HashMap<String, Head>,
+    unit_heads: &mut HashMap<String, Head>,
+    unit: &UnitOfWork,
+) -> StoreResult<Receipt> {
+    for op in &unit.ops {
+        apply_op(conn, op)?;
+    }
+    let mut receipt = Receipt::default();
+    for ev in &unit.audit {
+        let log = ev.log().to_owned();
+        let (seq, prev) = head(conn, heads, moved, unit_heads, &log)?;
+        let seq = seq + 1;
+        let (entry, body, hash) = seal_entry(ev, seq, &prev);
+        conn.prepare_cached(
+            "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                log,
+                seq as i64,
+                entry.time,
+                entry.actor,
+                entry.action,
+                entry.outcome,
+                entry.subject,
+                entry.collection,
+                body,
+                &hash[..]
+            ])
+        })
+        .map_err(|e| map_err(e, "audit entry"))?;
+        unit_heads.insert(log.clone(), (seq, hash));
+        receipt.audit.push((log, seq));
+    }
+    Ok(receipt)
+}
+
+fn map_err(e: rusqlite::Error, what: &'static str) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(what),
+        _ => unavailable(e),
+    }
+}
+
+fn exec(
+    conn: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    what: &'static str,
+) -> StoreResult<usize> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(p))
+        .map_err(|e| map_err(e, what))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
+    match op {
+        Op::PutMeta { key, value } => {
+            exec(
+                conn,
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+                "meta",
+            )?;
+        }
+        Op::InsertTenant(t) => {
+            exec(
+                conn,
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![t.id.as_str(), t.name, t.created_at],
+                "tenant",
+            )?;
+        }
+        Op::InsertTenantKey(k) => {
+            exec(
+                conn,
+                "INSERT INTO tenant_keys (tenant, version, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![k.tenant.as_str(), k.version, k.wrapped, k.created_at],
+                "tenant key",
+            )?;
+        }
+        Op::InsertApiKey(k) => {
+            exec(
+                conn,
+                "INSERT INTO api_keys (id, tenant, name, hash, roles, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    k.id.as_str(),
+                    k.tenant.as_ref().map(|t| t.as_str()),
+                    k.name,
+                    &k.hash[..],
+                    json(&k.roles)?,
+                    k.created_at,
+                    k.expires_at
+                ],
+                "api key",
+            )?;
+        }
+        Op::PutCollection {
+            row,
+            expected_version,
+        } => {
+            let def = json(&row.def)?;
+            if *expected_version == 0 {
+                exec(
+                    conn,
+                    "INSERT INTO collections (tenant, name, version, def, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![row.tenant.as_str(), row.name, row.version as i64, def, row.updated_at],
+                    "collection",
+                )?;
+            } else {
+                let n = exec(
+                    conn,
+                    "UPDATE collections SET version = ?3, def = ?4, updated_at = ?5
+                     WHERE tenant = ?1 AND name = ?2 AND version = ?6",
+                    params![
+                        row.tenant.as_str(),
+                        row.name,
+                        row.version as i64,
+                        def,
+                        row.updated_at,
+                        *expected_version as i64
+                    ],
+                    "collection",
+                )?;
+                if n != 1 {
+                    return Err(StoreError::Conflict("version"));
+                }
+            }
+        }
+        Op::PutRole(r) => {
+            exec(
+                conn,
+                "INSERT INTO roles (tenant, name, def, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, name) DO UPDATE SET def = excluded.def, updated_at = excluded.updated_at",
+                params![r.tenant.as_str(), r.name, json(&r.def)?, r.updated_at],
+                "role",
+            )?;
+        }
+        Op::InsertSubject(s) => {
+            exec(
+                conn,
+                "INSERT INTO subjects (tenant, id, kek_version, wrapped_dek, ref_index, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.tenant.as_str(),
+                    s.id.as_str(),
+                    s.kek_version,
+                    s.wrapped_dek,
+                    s.ref_index.as_ref().map(|h| &h[..]),
+                    s.created_at
+                ],
+                "data subject",
+            )?;
+        }
+        Op::InsertRecord { row, index } => {
+            exec(
+                conn,
+                "INSERT INTO records (tenant, id, collection, subject, version, state, created_at, updated_at, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+                params![
+                    row.tenant.as_str(),
+                    row.id.as_str(),
+                    row.collection,
+                    row.subject.as_str(),
+                    row.version as i64,
+                    row.created_at,
+                    row.updated_at,
+                    row.data
+                ],
+                "record",
+            )?;
+            for ix in index {
+                insert_index(
+                    conn,
+                    row.tenant.as_str(),
+                    &row.collection,
+                    &ix.field,
+                    &ix.hash,
+                    row.id.as_str(),
+                )?;
+            }
+        }
+        Op::UpdateRecord { row, reindex } => {
+            let prev = row.version as i64 - 1;
+            let moved = exec(
+                conn,
+                "INSERT INTO record_history (tenant, id, version, updated_at, data)
+                 SELECT tenant, id, version, updated_at, data FROM records
+                 WHERE tenant = ?1 AND id = ?2 AND version = ?3 AND state = 0",
+                params![row.tenant.as_str(), row.id.as_str(), prev],
+                "record version",
+            )?;
+            if moved != 1 {
+                return Err(StoreError::Conflict("version"));
+            }
+            exec(
+                conn,
+                "UPDATE records SET version = ?3, updated_at = ?4, data = ?5 WHERE tenant = ?1 AND id = ?2",
+                params![row.tenant.as_str(), row.id.as_str(), row.version as i64, row.updated_at, row.data],
+                "record",
+            )?;
+            for (field, hash) in reindex {
+                exec(
+                    conn,
+                    "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND field = ?3 AND record = ?4",
+                    params![row.tenant.as_str(), row.collection, field, row.id.as_str()],
+                    "index",
+                )?;
+                if let Some(h) = hash {
+                    insert_index(
+                        conn,
+                        row.tenant.as_str(),
+                        &row.collection,
+                        field,
+                        h,
+                        row.id.as_str(),
+                    )?;
+                }
+            }
+        }
+        Op::BlockRecord {
+            tenant,
+            id,
+            expected_version,
+            at,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE records SET state = 1, blocked_at = ?4
+                 WHERE tenant = ?1 AND id = ?2 AND version = ?3 AND state = 0",
+                params![tenant.as_str(), id.as_str(), *expected_version as i64, at],
+                "record",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("version"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_index(
+    conn: &Connection,
+    tenant: &str,
+    collection: &str,
+    field: &str,
+    hash: &[u8; 32],
+    record: &str,
+) -> StoreResult<()> {
+    exec(
+        conn,
+        "INSERT INTO blind_index (tenant, collection, field, hash, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![tenant, collection, field, &hash[..], record],
+        "index entry",
+    )?;
+    Ok(())
+}
