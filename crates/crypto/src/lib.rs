@@ -83,7 +83,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Decodes lower- or upper-case hexadecimal; `None` on odd length or a non-hex character.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {

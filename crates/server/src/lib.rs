@@ -1,1 +1,160 @@
-//! placeholder
+//! The Strongroom server: the data directory, TLS, and the HTTP API over the vault service.
+//! Handlers only translate; decisions live in `strongroom-core`.
+
+pub mod api;
+pub mod datadir;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strongroom_core::{Clock, Rng, Store, Vault, VaultConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use datadir::{DataDir, SetupError};
+
+/// Default largest request body.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Plain HTTP; accepted only on a loopback address (behind a TLS-terminating proxy).
+    pub insecure_http: bool,
+    pub max_body_bytes: usize,
+    /// A certificate chain and key in PEM; the data directory's self-signed pair by default.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub vault: VaultConfig,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            insecure_http: false,
+            max_body_bytes: DEFAULT_MAX_BODY,
+            tls_cert: None,
+            tls_key: None,
+            vault: VaultConfig::default(),
+        }
+    }
+}
+
+/// Refuses listener set-ups that would expose data: plain HTTP off loopback.
+pub fn check_listener(opts: &ServeOptions) -> Result<(), SetupError> {
+    if opts.insecure_http && !opts.listen.ip().is_loopback() {
+        return Err(SetupError::Unsafe(format!(
+            "--insecure-http serves plain HTTP and is only allowed on a loopback address, not {}; \
+             terminate TLS here (the default) or put a TLS proxy in front of 127.0.0.1",
+            opts.listen
+        )));
+    }
+    if opts.tls_cert.is_some() != opts.tls_key.is_some() {
+        return Err(SetupError::Invalid(
+            "give both --tls-cert and --tls-key, or neither".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the vault over an opened store and initialises it if it is new. Returns the vault and,
+/// for a new store, the one-time bootstrap token.
+pub async fn open_vault(
+    dir: &DataDir,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+    config: VaultConfig,
+) -> Result<(Arc<Vault>, Option<String>), SetupError> {
+    let (root, created) = dir.root_key(rng.as_ref(), true)?;
+    if created {
+        tracing::warn!(
+            path = %dir.root_key_path().display(),
+            "created the root key as a plain file (mode 0600); for production keep it off the data disk \
+             and move to passphrase or Shamir sealing"
+        );
+    }
+    let vault = Arc::new(Vault::new(store, clock, rng, root, config));
+    let token = vault
+        .ensure_initialized()
+        .await
+        .map_err(|e| SetupError::Invalid(e.message.into_owned()))?;
+    Ok((vault, token))
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub vault: Arc<Vault>,
+    /// Set when this start initialised the data directory: print it once, store it nowhere.
+    pub bootstrap_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (it runs until [`Running::stop`] or the process ends).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts serving the vault of `dir` over `store`.
+pub async fn start(
+    dir: &DataDir,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+    opts: ServeOptions,
+) -> Result<Running, SetupError> {
+    check_listener(&opts)?;
+    let tls = if opts.insecure_http {
+        None
+    } else {
+        let (cert, key) = match (&opts.tls_cert, &opts.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => {
+                dir.ensure_self_signed_cert()?;
+                (dir.cert_path(), dir.tls_key_path())
+            }
+        };
+        Some(tls::acceptor(&cert, &key)?)
+    };
+    let (vault, bootstrap_token) = open_vault(dir, store, clock, rng, opts.vault.clone()).await?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| SetupError::Io {
+            what: "cannot listen",
+            path: opts.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SetupError::Io {
+        what: "cannot read the listening address",
+        path: opts.listen.to_string(),
+        source,
+    })?;
+    let app = api::router(api::AppState {
+        vault: vault.clone(),
+        max_body_bytes: opts.max_body_bytes,
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(tls::serve(listener, tls, app, rx));
+    Ok(Running {
+        addr,
+        vault,
+        bootstrap_token,
+        shutdown,
+        task,
+    })
+}

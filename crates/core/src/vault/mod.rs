@@ -312,6 +312,15 @@ impl Vault {
         }
     }
 
+    /// Records a request refused before it reached an operation (a body that did not parse, say)
+    /// and hands the error back.
+    pub async fn reject(&self, ctx: &RequestCtx, action: &'static str, err: Error) -> Error {
+        let mut ev = self.event(ctx, action);
+        ev.fail(&err);
+        self.record(ev).await;
+        err
+    }
+
     /// Records an event on its own (a failure or denial). If even that cannot be written the
     /// operation has already failed and changed nothing; the fault is logged without details.
     async fn record(&self, ev: AuditEvent) {

@@ -1,0 +1,184 @@
+//! Request extractors that turn every failure into a domain error with a stable code:
+//! the authenticated caller, JSON bodies, paths and query strings.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::{header, request::Parts};
+use serde::de::DeserializeOwned;
+use strongroom_core::{Code, Error, RequestCtx, RequestId};
+
+use super::error::ApiError;
+use super::AppState;
+
+/// The longest `X-Purpose` value looked at; longer ones are simply unknown purposes.
+const MAX_PURPOSE_LEN: usize = 64;
+
+/// The authenticated caller of a request, with its request id and stated purpose.
+pub struct Caller(pub RequestCtx);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| state.vault.request_id());
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let principal = state.vault.authenticate(token, &request_id).await?;
+        let purpose = parts.headers.get("x-purpose").map(|v| match v.to_str() {
+            Ok(s) if s.len() <= MAX_PURPOSE_LEN => s.trim().to_owned(),
+            _ => "?".to_owned(),
+        });
+        Ok(Caller(RequestCtx {
+            principal,
+            request_id,
+            purpose,
+        }))
+    }
+}
+
+/// A JSON body, parsed into `T` or into the error that explains what is wrong with it. It never
+/// rejects by itself, so that the handler can audit the rejection where it touches data.
+pub struct Body<T>(pub Result<T, Error>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+            });
+        if !is_json {
+            return Ok(Body(Err(Error::new(
+                Code::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            ))));
+        }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(BytesRejection::FailedToBufferBody(e)) if is_too_large(&e) => {
+                return Ok(Body(Err(Error::new(
+                    Code::BodyTooLarge,
+                    format!(
+                        "the body is larger than the limit of {} bytes",
+                        state.max_body_bytes
+                    ),
+                ))));
+            }
+            Err(_) => {
+                return Ok(Body(Err(Error::new(
+                    Code::InvalidRequest,
+                    "the request body could not be read",
+                ))));
+            }
+        };
+        Ok(Body(
+            serde_json::from_slice(&bytes).map_err(|e| json_error(&e)),
+        ))
+    }
+}
+
+fn is_too_large(e: &dyn std::error::Error) -> bool {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string().contains("length limit") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Explains a JSON error without echoing any value from the body: serde's messages for wrong
+/// types quote the offending value, so only the expectation and the position are kept.
+pub fn json_error(e: &serde_json::Error) -> Error {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => Error::new(
+            Code::InvalidJson,
+            format!("the body is not valid JSON ({at})"),
+        ),
+        Category::Data => {
+            let msg = e.to_string();
+            if let Some(rest) = msg.strip_prefix("unknown field `") {
+                let name = rest.split('`').next().unwrap_or("");
+                return Error::new(
+                    Code::UnknownField,
+                    format!(
+                        "unknown field {} ({at})",
+                        strongroom_core::error::quote_name(name)
+                    ),
+                );
+            }
+            if let Some(rest) = msg.strip_prefix("missing field `") {
+                let name = rest.split('`').next().unwrap_or("");
+                return Error::new(Code::InvalidRequest, format!("missing field `{name}`"));
+            }
+            let expected = msg
+                .split(", expected ")
+                .nth(1)
+                .map(|s| s.split(" at line").next().unwrap_or(s).to_owned());
+            match expected {
+                Some(exp) => Error::new(
+                    Code::InvalidRequest,
+                    format!("wrong type: expected {exp} ({at})"),
+                ),
+                None => Error::new(
+                    Code::InvalidRequest,
+                    format!("the body does not have the expected shape ({at})"),
+                ),
+            }
+        }
+    }
+}
+
+/// Path parameters; a malformed path is a 400 with a stable code.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(PathParams(v)),
+            Err(_) => Err(Error::new(Code::InvalidRequest, "malformed path parameters").into()),
+        }
+    }
+}
+
+/// Query-string pairs, in order.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl FromRequestParts<AppState> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(QueryPairs(v)),
+            Err(_) => Err(Error::new(Code::InvalidRequest, "malformed query string").into()),
+        }
+    }
+}

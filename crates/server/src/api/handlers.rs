@@ -1,0 +1,311 @@
+//! HTTP handlers: each translates a request into one call of the vault and its answer back.
+//! No SQL, no crypto, no policy here.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use strongroom_core::store::AuditQuery;
+use strongroom_core::{Code, Error, Term};
+use strongroom_proto as proto;
+
+use super::error::ApiError;
+use super::extract::{Body, Caller, PathParams, QueryPairs};
+use super::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Unwraps a parsed body, auditing the rejection under `action` when it did not parse.
+async fn body<T>(
+    state: &AppState,
+    caller: &Caller,
+    action: &'static str,
+    body: Body<T>,
+) -> ApiResult<T> {
+    match body.0 {
+        Ok(v) => Ok(v),
+        Err(e) => Err(state.vault.reject(&caller.0, action, e).await.into()),
+    }
+}
+
+fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = proto::Health)))]
+pub async fn get_healthz() -> Json<proto::Health> {
+    Json(proto::Health {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "operator", request_body = proto::CreateTenant,
+    responses((status = 201, body = proto::Tenant), (status = 400, body = proto::ErrorBody),
+              (status = 403, body = proto::ErrorBody), (status = 409, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_tenant(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<proto::CreateTenant>,
+) -> ApiResult<impl IntoResponse> {
+    let req = body(&s, &c, "tenant.create", b).await?;
+    let t = s.vault.create_tenant(&c.0, req).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+#[utoipa::path(post, path = "/v1/api-keys", tag = "admin", request_body = proto::CreateApiKey,
+    responses((status = 201, body = proto::CreatedApiKey), (status = 400, body = proto::ErrorBody),
+              (status = 403, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_api_key(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<proto::CreateApiKey>,
+) -> ApiResult<impl IntoResponse> {
+    let req = body(&s, &c, "api_key.create", b).await?;
+    let k = s.vault.create_api_key(&c.0, req).await?;
+    Ok((StatusCode::CREATED, Json(k)))
+}
+
+#[utoipa::path(put, path = "/v1/collections/{name}", tag = "admin", request_body = proto::CollectionDef,
+    params(("name" = String, Path, description = "collection name")),
+    responses((status = 201, body = proto::Collection), (status = 200, body = proto::Collection),
+              (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_collection(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(name): PathParams<String>,
+    b: Body<proto::CollectionDef>,
+) -> ApiResult<impl IntoResponse> {
+    let def = body(&s, &c, "collection.put", b).await?;
+    let (col, created) = s.vault.put_collection(&c.0, &name, def).await?;
+    Ok((created_or_ok(created), Json(col)))
+}
+
+#[utoipa::path(get, path = "/v1/collections", tag = "admin",
+    responses((status = 200, body = proto::CollectionList)), security(("bearer" = [])))]
+pub async fn get_collections(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<proto::CollectionList>> {
+    Ok(Json(s.vault.list_collections(&c.0).await?))
+}
+
+#[utoipa::path(get, path = "/v1/collections/{name}", tag = "admin",
+    params(("name" = String, Path, description = "collection name")),
+    responses((status = 200, body = proto::Collection), (status = 404, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_collection(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<Json<proto::Collection>> {
+    Ok(Json(s.vault.get_collection(&c.0, &name).await?))
+}
+
+#[utoipa::path(put, path = "/v1/roles/{name}", tag = "admin", request_body = proto::RoleDef,
+    params(("name" = String, Path, description = "role name")),
+    responses((status = 201, body = proto::Role), (status = 200, body = proto::Role),
+              (status = 400, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_role(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(name): PathParams<String>,
+    b: Body<proto::RoleDef>,
+) -> ApiResult<impl IntoResponse> {
+    let def = body(&s, &c, "role.put", b).await?;
+    let (role, created) = s.vault.put_role(&c.0, &name, def).await?;
+    Ok((created_or_ok(created), Json(role)))
+}
+
+#[utoipa::path(get, path = "/v1/roles", tag = "admin",
+    responses((status = 200, body = proto::RoleList)), security(("bearer" = [])))]
+pub async fn get_roles(State(s): State<AppState>, c: Caller) -> ApiResult<Json<proto::RoleList>> {
+    Ok(Json(s.vault.list_roles(&c.0).await?))
+}
+
+#[utoipa::path(post, path = "/v1/collections/{collection}/records", tag = "records", request_body = proto::CreateRecord,
+    params(("collection" = String, Path), ("X-Purpose" = String, Header, description = "the purpose of this access")),
+    responses((status = 201, body = proto::CreatedRecord), (status = 400, body = proto::ErrorBody),
+              (status = 403, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_record(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    b: Body<proto::CreateRecord>,
+) -> ApiResult<impl IntoResponse> {
+    let req = body(&s, &c, "record.create", b).await?;
+    let r = s.vault.create_record(&c.0, &collection, req).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(post, path = "/v1/collections/{collection}/records/batch", tag = "records", request_body = proto::BatchCreate,
+    params(("collection" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 201, body = proto::BatchCreated), (status = 400, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_records_batch(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    b: Body<proto::BatchCreate>,
+) -> ApiResult<impl IntoResponse> {
+    let req = body(&s, &c, "record.batch_create", b).await?;
+    let r = s.vault.batch_create(&c.0, &collection, req).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(post, path = "/v1/collections/{collection}/records/lookup", tag = "records", request_body = proto::BatchRead,
+    params(("collection" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 200, body = proto::BatchReadResult), (status = 400, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_records_lookup(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    b: Body<proto::BatchRead>,
+) -> ApiResult<Json<proto::BatchReadResult>> {
+    let req = body(&s, &c, "record.batch_read", b).await?;
+    Ok(Json(s.vault.batch_read(&c.0, &collection, req).await?))
+}
+
+#[utoipa::path(get, path = "/v1/collections/{collection}/records", tag = "records",
+    params(("collection" = String, Path), ("X-Purpose" = String, Header),
+           ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, body = proto::RecordList), (status = 400, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_records(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<proto::RecordList>> {
+    let mut limit = None;
+    let mut terms = Vec::new();
+    for (k, v) in pairs {
+        if k == "limit" {
+            match v.parse() {
+                Ok(n) => limit = Some(n),
+                Err(_) => {
+                    let e = Error::new(Code::InvalidRequest, "limit must be a whole number");
+                    return Err(s.vault.reject(&c.0, "record.search", e).await.into());
+                }
+            }
+        } else {
+            terms.push((k, Term::Text(v)));
+        }
+    }
+    Ok(Json(s.vault.search(&c.0, &collection, terms, limit).await?))
+}
+
+#[utoipa::path(post, path = "/v1/collections/{collection}/records/search", tag = "records", request_body = proto::SearchRequest,
+    params(("collection" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 200, body = proto::RecordList), (status = 400, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_records_search(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    b: Body<proto::SearchRequest>,
+) -> ApiResult<Json<proto::RecordList>> {
+    let req = body(&s, &c, "record.search", b).await?;
+    let terms = req
+        .r#where
+        .into_iter()
+        .map(|(k, v)| (k, Term::Value(v)))
+        .collect();
+    Ok(Json(s.vault.search(&c.0, &collection, terms, None).await?))
+}
+
+#[utoipa::path(get, path = "/v1/collections/{collection}/records/{id}", tag = "records",
+    params(("collection" = String, Path), ("id" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 200, body = proto::Record), (status = 403, body = proto::ErrorBody),
+              (status = 404, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_record(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams((collection, id)): PathParams<(String, String)>,
+) -> ApiResult<Json<proto::Record>> {
+    Ok(Json(s.vault.get_record(&c.0, &collection, &id).await?))
+}
+
+#[utoipa::path(patch, path = "/v1/collections/{collection}/records/{id}", tag = "records", request_body = proto::UpdateRecord,
+    params(("collection" = String, Path), ("id" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 200, body = proto::CreatedRecord), (status = 404, body = proto::ErrorBody),
+              (status = 409, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn patch_record(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams((collection, id)): PathParams<(String, String)>,
+    b: Body<proto::UpdateRecord>,
+) -> ApiResult<Json<proto::CreatedRecord>> {
+    let req = body(&s, &c, "record.update", b).await?;
+    Ok(Json(
+        s.vault.update_record(&c.0, &collection, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/collections/{collection}/records/{id}", tag = "records",
+    params(("collection" = String, Path), ("id" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 204), (status = 404, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_record(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams((collection, id)): PathParams<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.vault.delete_record(&c.0, &collection, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/audit/entries", tag = "audit",
+    params(("after" = Option<u64>, Query, description = "sequence number to continue after"),
+           ("limit" = Option<u32>, Query), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),
+           ("outcome" = Option<String>, Query), ("subject" = Option<String>, Query),
+           ("collection" = Option<String>, Query), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)),
+    responses((status = 200, body = proto::AuditPage), (status = 403, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_audit_entries(
+    State(s): State<AppState>,
+    c: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<proto::AuditPage>> {
+    let mut q = AuditQuery::default();
+    for (k, v) in pairs {
+        let num = |v: &str| {
+            v.parse::<i64>().map_err(|_| {
+                Error::new(
+                    Code::InvalidRequest,
+                    format!("`{k}` must be a whole number"),
+                )
+            })
+        };
+        let parsed: Result<(), Error> = (|| {
+            match k.as_str() {
+                "after" => q.after_seq = num(&v)?.max(0) as u64,
+                "limit" => q.limit = num(&v)?.clamp(0, i64::from(u32::MAX)) as u32,
+                "from" => q.from_ms = Some(num(&v)?),
+                "to" => q.to_ms = Some(num(&v)?),
+                "actor" => q.actor = Some(v.clone()),
+                "action" => q.action = Some(v.clone()),
+                "outcome" => q.outcome = Some(v.clone()),
+                "subject" => q.subject = Some(v.clone()),
+                "collection" => q.collection = Some(v.clone()),
+                _ => return Err(Error::new(Code::UnknownField, "unknown query parameter")),
+            }
+            Ok(())
+        })();
+        if let Err(e) = parsed {
+            return Err(s.vault.reject(&c.0, "audit.read", e).await.into());
+        }
+    }
+    Ok(Json(s.vault.list_audit(&c.0, q).await?))
+}

@@ -1,0 +1,164 @@
+//! The HTTP API: routes, the OpenAPI document, and the request middleware (request ids and
+//! access logs that never contain query strings, bodies or tokens).
+
+mod error;
+mod extract;
+mod handlers;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use strongroom_core::{Code, Error, Vault};
+use strongroom_proto as proto;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+pub use error::ApiError;
+pub use extract::json_error;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub vault: Arc<Vault>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Strongroom", description = "Personal-data vault with GDPR measures built in. Every data request states its purpose in `X-Purpose`; every operation is audited."),
+    paths(
+        handlers::get_healthz,
+        handlers::post_tenant,
+        handlers::post_api_key,
+        handlers::put_collection,
+        handlers::get_collections,
+        handlers::get_collection,
+        handlers::put_role,
+        handlers::get_roles,
+        handlers::post_record,
+        handlers::post_records_batch,
+        handlers::post_records_lookup,
+        handlers::get_records,
+        handlers::post_records_search,
+        handlers::get_record,
+        handlers::patch_record,
+        handlers::delete_record,
+        handlers::get_audit_entries,
+    ),
+    components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document of every endpoint.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    // `/openapi.json` serves the document itself; list it too so the document is complete.
+    let item = utoipa::openapi::path::PathItem::new(
+        utoipa::openapi::HttpMethod::Get,
+        utoipa::openapi::path::OperationBuilder::new()
+            .tag("service")
+            .summary(Some("This OpenAPI document"))
+            .response(
+                "200",
+                utoipa::openapi::Response::new("the OpenAPI 3 document"),
+            ),
+    );
+    doc.paths.paths.insert("/openapi.json".into(), item);
+    doc
+}
+
+async fn get_openapi() -> impl IntoResponse {
+    Json(openapi())
+}
+
+async fn not_found() -> ApiError {
+    Error::new(Code::NotFound, "no such endpoint; see /openapi.json").into()
+}
+
+async fn method_not_allowed() -> ApiError {
+    Error::new(
+        Code::MethodNotAllowed,
+        "this endpoint does not take that method; see /openapi.json",
+    )
+    .into()
+}
+
+/// Gives each request an id (echoed in `X-Request-Id`) and logs method, route template, status
+/// and duration — never the concrete path, query string, headers or body.
+async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = state.vault.request_id();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+    req.extensions_mut().insert(id.clone());
+    #[allow(clippy::disallowed_methods)] // latency measurement for the access log only
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        route,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+/// The application router.
+pub fn router(state: AppState) -> Router {
+    use handlers::*;
+    let records = "/v1/collections/{collection}/records";
+    Router::new()
+        .route("/healthz", get(get_healthz))
+        .route("/openapi.json", get(get_openapi))
+        .route("/v1/tenants", post(post_tenant))
+        .route("/v1/api-keys", post(post_api_key))
+        .route("/v1/collections", get(get_collections))
+        .route(
+            "/v1/collections/{name}",
+            put(put_collection).get(get_collection),
+        )
+        .route("/v1/roles", get(get_roles))
+        .route("/v1/roles/{name}", put(put_role))
+        .route(records, post(post_record).get(get_records))
+        .route(&format!("{records}/batch"), post(post_records_batch))
+        .route(&format!("{records}/lookup"), post(post_records_lookup))
+        .route(&format!("{records}/search"), post(post_records_search))
+        .route(
+            &format!("{records}/{{id}}"),
+            get(get_record).patch(patch_record).delete(delete_record),
+        )
+        .route("/v1/audit/entries", get(get_audit_entries))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state)
+}
