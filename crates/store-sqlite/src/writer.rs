@@ -136,7 +136,7 @@ fn apply_unit(
                 &hash[..]
             ])
         })
-        .map_err(|e| map_err(e, "audit entry"))?;
+        .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
         unit_heads.insert(log.clone(), (seq, hash));
         receipt.audit.push((log, seq));
     }

@@ -22,7 +22,7 @@ use crate::ids::{ApiKeyId, RequestId, SubjectId, TenantId};
 use crate::keys::KeyRing;
 use crate::policy::{ROLE_ADMIN, ROLE_OPERATOR};
 use crate::rng::{Rng, RngExt};
-use crate::store::{ApiKeyRow, Op, Store, UnitOfWork};
+use crate::store::{ApiKeyRow, Op, Store, StoreError, UnitOfWork};
 
 const META_ROOT_CHECK: &str = "root_check";
 const API_KEY_PREFIX: &str = "srk_";
@@ -297,7 +297,12 @@ impl Vault {
                 match self.store.commit(unit).await {
                     Ok(_) => Ok(value),
                     Err(e) => {
-                        let err = Error::from(e);
+                        // Every unit carries its audit event: if the store cannot take the unit,
+                        // the event is not durable and the operation must not take effect.
+                        let err = match e {
+                            StoreError::Unavailable(_) => Error::audit_unavailable(),
+                            other => Error::from(other),
+                        };
                         ev.fail(&err);
                         self.record(ev).await;
                         Err(err)

@@ -131,6 +131,17 @@ pub fn json_error(e: &serde_json::Error) -> Error {
                 let name = rest.split('`').next().unwrap_or("");
                 return Error::new(Code::InvalidRequest, format!("missing field `{name}`"));
             }
+            if msg.starts_with("unknown variant") {
+                let options = msg
+                    .split(", expected ")
+                    .nth(1)
+                    .unwrap_or("a documented value");
+                let options = options.split(" at line").next().unwrap_or(options);
+                return Error::new(
+                    Code::InvalidRequest,
+                    format!("unsupported value: expected {options} ({at})"),
+                );
+            }
             let expected = msg
                 .split(", expected ")
                 .nth(1)

@@ -1,0 +1,684 @@
+//! The `Store` conformance suite. Every backend runs all of it through [`store_conformance!`]:
+//! atomic units, group commit without gaps, tenant scoping, versioned updates, blind-index
+//! lookups, audit filters. A backend that passes can replace another without changes to `core`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strongroom_core::audit::{verify_chain, AuditEvent, GENESIS, PLATFORM_LOG};
+use strongroom_core::ids::{ApiKeyId, RecordId, RequestId, SubjectId, TenantId};
+use strongroom_core::store::*;
+use strongroom_core::OsRng;
+use strongroom_proto::{CollectionDef, RoleDef};
+
+/// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
+/// `(Arc<dyn Store>, guard)`; the guard keeps the backend's resources alive for the test.
+#[macro_export]
+macro_rules! store_conformance {
+    ($factory:path) => {
+        $crate::store_conformance!(@each $factory;
+            unit_is_atomic,
+            failed_unit_leaves_batch_mates_alone,
+            concurrent_units_form_one_gapless_chain,
+            queries_are_tenant_scoped,
+            updates_keep_history_and_check_versions,
+            reindex_replaces_index_entries,
+            audit_filters_and_pages,
+            definitions_keys_and_meta_round_trip
+        );
+    };
+    (@each $factory:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $factory().await;
+                $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+fn tenant(name: &str) -> TenantRow {
+    TenantRow {
+        id: TenantId::generate(&OsRng),
+        name: name.into(),
+        created_at: 1,
+    }
+}
+
+fn event(tenant: Option<&TenantId>, action: &'static str) -> AuditEvent {
+    AuditEvent::new(
+        tenant.cloned(),
+        1,
+        RequestId::generate(&OsRng),
+        "key:test".into(),
+        action,
+    )
+}
+
+fn subject(t: &TenantId, ref_index: Option<[u8; 32]>) -> SubjectRow {
+    SubjectRow {
+        tenant: t.clone(),
+        id: SubjectId::generate(&OsRng),
+        kek_version: 1,
+        wrapped_dek: vec![1, 2, 3],
+        ref_index,
+        created_at: 1,
+    }
+}
+
+fn record(t: &TenantId, s: &SubjectId, data: &[u8]) -> RecordRow {
+    RecordRow {
+        tenant: t.clone(),
+        collection: "people".into(),
+        id: RecordId::generate(&OsRng),
+        subject: s.clone(),
+        version: 1,
+        state: RecordState::Active,
+        created_at: 1,
+        updated_at: 1,
+        data: data.to_vec(),
+    }
+}
+
+/// A tenant with one subject, committed.
+async fn setup(store: &Arc<dyn Store>, name: &str) -> (TenantId, SubjectId) {
+    let t = tenant(name);
+    let s = subject(&t.id, None);
+    let ids = (t.id.clone(), s.id.clone());
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertTenant(t), Op::InsertSubject(s)],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    ids
+}
+
+async fn all_entries(store: &Arc<dyn Store>, log: &str) -> Vec<strongroom_proto::AuditEntry> {
+    let mut out = Vec::new();
+    let mut q = AuditQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    loop {
+        let page = store.find_audit_entries(log, &q).await.unwrap();
+        let Some(last) = page.last() else { break };
+        q.after_seq = last.seq;
+        out.extend(page);
+    }
+    out
+}
+
+pub async fn unit_is_atomic(store: Arc<dyn Store>) {
+    let a = tenant("alpha");
+    let mut dup = tenant("alpha");
+    dup.id = TenantId::generate(&OsRng);
+    let unit = UnitOfWork {
+        ops: vec![Op::InsertTenant(a.clone()), Op::InsertTenant(dup)],
+        audit: vec![event(None, "tenant.create")],
+    };
+    assert_eq!(
+        store.commit(unit).await,
+        Err(StoreError::Conflict("tenant"))
+    );
+    assert_eq!(
+        store.find_tenant(&a.id).await.unwrap(),
+        None,
+        "first op of a failed unit must not persist"
+    );
+    assert!(
+        all_entries(&store, PLATFORM_LOG).await.is_empty(),
+        "a failed unit writes no audit entry"
+    );
+}
+
+pub async fn failed_unit_leaves_batch_mates_alone(store: Arc<dyn Store>) {
+    setup(&store, "taken").await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = if i % 2 == 0 {
+                format!("t{i}")
+            } else {
+                "taken".to_owned()
+            };
+            let t = tenant(&name);
+            let unit = UnitOfWork {
+                ops: vec![Op::InsertTenant(t.clone())],
+                audit: vec![event(None, "tenant.create")],
+            };
+            (i, t.id, store.commit(unit).await)
+        }));
+    }
+    for task in tasks {
+        let (i, id, result) = task.await.unwrap();
+        if i % 2 == 0 {
+            assert!(result.is_ok(), "unit {i}: {result:?}");
+            assert!(store.find_tenant(&id).await.unwrap().is_some());
+        } else {
+            assert_eq!(result, Err(StoreError::Conflict("tenant")));
+        }
+    }
+    let entries = all_entries(&store, PLATFORM_LOG).await;
+    assert_eq!(
+        entries.len(),
+        30,
+        "exactly the successful units are audited"
+    );
+    verify_chain(&entries, 1, GENESIS).unwrap();
+}
+
+pub async fn concurrent_units_form_one_gapless_chain(store: Arc<dyn Store>) {
+    let (t, _) = setup(&store, "busy").await;
+    let n = 300;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (store, t) = (store.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let log = if i % 3 == 0 { None } else { Some(&t) };
+            let unit = UnitOfWork {
+                ops: vec![],
+                audit: vec![event(log, "record.read")],
+            };
+            store.commit(unit).await.unwrap()
+        }));
+    }
+    let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for task in tasks {
+        for (log, seq) in task.await.unwrap().audit {
+            seqs.entry(log).or_default().push(seq);
+        }
+    }
+    for (log, mut s) in seqs {
+        s.sort_unstable();
+        let expected: Vec<u64> = (1..=s.len() as u64).collect();
+        assert_eq!(s, expected, "log {log} has gaps or duplicates");
+        let entries = all_entries(&store, &log).await;
+        assert_eq!(entries.len(), s.len());
+        verify_chain(&entries, 1, GENESIS).unwrap();
+    }
+}
+
+pub async fn queries_are_tenant_scoped(store: Arc<dyn Store>) {
+    let (a, sa) = setup(&store, "a").await;
+    let (b, _) = setup(&store, "b").await;
+    let rec = record(&a, &sa, b"sealed");
+    let hash = [7u8; 32];
+    let index = vec![IndexEntry {
+        field: "email".into(),
+        hash,
+    }];
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertRecord {
+                row: rec.clone(),
+                index,
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_record(&a, "people", &rec.id).await.unwrap(),
+        Some(rec.clone())
+    );
+    assert_eq!(
+        store.find_record(&b, "people", &rec.id).await.unwrap(),
+        None,
+        "other tenant"
+    );
+    assert_eq!(
+        store.find_record(&a, "orders", &rec.id).await.unwrap(),
+        None,
+        "other collection"
+    );
+    assert_eq!(
+        store
+            .find_records_by_index(&a, "people", "email", &hash, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .find_records_by_index(&b, "people", "email", &hash, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.find_subject(&b, &sa).await.unwrap().is_none());
+    assert!(store
+        .find_record_history(&b, &rec.id)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn updates_keep_history_and_check_versions(store: Arc<dyn Store>) {
+    let (t, s) = setup(&store, "h").await;
+    let v1 = record(&t, &s, b"v1");
+    let hash = [9u8; 32];
+    let index = vec![IndexEntry {
+        field: "email".into(),
+        hash,
+    }];
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertRecord {
+                row: v1.clone(),
+                index,
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    let v2 = RecordRow {
+        version: 2,
+        data: b"v2".to_vec(),
+        updated_at: 2,
+        ..v1.clone()
+    };
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::UpdateRecord {
+                row: v2.clone(),
+                reindex: vec![],
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    let stale = UnitOfWork {
+        ops: vec![Op::UpdateRecord {
+            row: v2.clone(),
+            reindex: vec![],
+        }],
+        audit: vec![event(Some(&t), "x")],
+    };
+    assert_eq!(
+        store.commit(stale).await,
+        Err(StoreError::Conflict("version"))
+    );
+    assert_eq!(
+        store
+            .find_record(&t, "people", &v1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+        b"v2"
+    );
+    assert_eq!(
+        store.find_record_history(&t, &v1.id).await.unwrap(),
+        vec![(1, 1, b"v1".to_vec())]
+    );
+
+    let block = |v| Op::BlockRecord {
+        tenant: t.clone(),
+        id: v1.id.clone(),
+        expected_version: v,
+        at: 3,
+    };
+    assert_eq!(
+        store
+            .commit(UnitOfWork {
+                ops: vec![block(1)],
+                audit: vec![]
+            })
+            .await,
+        Err(StoreError::Conflict("version"))
+    );
+    store
+        .commit(UnitOfWork {
+            ops: vec![block(2)],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    let row = store
+        .find_record(&t, "people", &v1.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, RecordState::Blocked);
+    assert!(
+        store
+            .find_records_by_index(&t, "people", "email", &hash, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "blocked records are not found"
+    );
+    assert_eq!(
+        store
+            .commit(UnitOfWork {
+                ops: vec![block(2)],
+                audit: vec![]
+            })
+            .await,
+        Err(StoreError::Conflict("version")),
+        "blocking twice"
+    );
+}
+
+pub async fn reindex_replaces_index_entries(store: Arc<dyn Store>) {
+    let (t, s) = setup(&store, "ix").await;
+    let v1 = record(&t, &s, b"v1");
+    let (old, new) = ([1u8; 32], [2u8; 32]);
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertRecord {
+                row: v1.clone(),
+                index: vec![IndexEntry {
+                    field: "email".into(),
+                    hash: old,
+                }],
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    let v2 = RecordRow {
+        version: 2,
+        ..v1.clone()
+    };
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::UpdateRecord {
+                row: v2,
+                reindex: vec![("email".into(), Some(new))],
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store
+        .find_records_by_index(&t, "people", "email", &old, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .find_records_by_index(&t, "people", "email", &new, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let v3 = RecordRow {
+        version: 3,
+        ..v1.clone()
+    };
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::UpdateRecord {
+                row: v3,
+                reindex: vec![("email".into(), None)],
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_records_by_index(&t, "people", "email", &new, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "cleared field leaves the index"
+    );
+}
+
+pub async fn audit_filters_and_pages(store: Arc<dyn Store>) {
+    let (t, s) = setup(&store, "au").await;
+    let mut events = Vec::new();
+    for i in 0..10 {
+        let mut e = event(
+            Some(&t),
+            if i % 2 == 0 {
+                "record.read"
+            } else {
+                "record.create"
+            },
+        );
+        e.time = 100 + i;
+        if i == 3 {
+            e.subject = Some(s.clone());
+            e.outcome = strongroom_core::audit::Outcome::Denied;
+        }
+        events.push(e);
+    }
+    store
+        .commit(UnitOfWork {
+            ops: vec![],
+            audit: events,
+        })
+        .await
+        .unwrap();
+    let log = t.to_string();
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let reads = store
+        .find_audit_entries(&log, &q(|q| q.action = Some("record.read".into())))
+        .await
+        .unwrap();
+    assert_eq!(reads.len(), 5);
+    assert!(reads.iter().all(|e| e.action == "record.read"));
+    let denied = store
+        .find_audit_entries(&log, &q(|q| q.outcome = Some("denied".into())))
+        .await
+        .unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].subject.as_deref(), Some(s.as_str()));
+    let by_subject = store
+        .find_audit_entries(&log, &q(|q| q.subject = Some("nobody".into())))
+        .await
+        .unwrap();
+    assert!(by_subject.is_empty());
+    let window = store
+        .find_audit_entries(
+            &log,
+            &q(|q| {
+                q.from_ms = Some(102);
+                q.to_ms = Some(105);
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        window.iter().map(|e| e.time).collect::<Vec<_>>(),
+        vec![102, 103, 104]
+    );
+    let page = store
+        .find_audit_entries(
+            &log,
+            &AuditQuery {
+                after_seq: 8,
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![9, 10]);
+    let first = store
+        .find_audit_entries(
+            &log,
+            &AuditQuery {
+                limit: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(
+        store
+            .find_audit_entries("ten_other", &q(|_| {}))
+            .await
+            .unwrap()
+            .is_empty(),
+        "logs are separate"
+    );
+}
+
+pub async fn definitions_keys_and_meta_round_trip(store: Arc<dyn Store>) {
+    let (t, _) = setup(&store, "defs").await;
+    let def: CollectionDef = serde_json::from_value(crate::people_schema()).unwrap();
+    let row = |version| CollectionRow {
+        tenant: t.clone(),
+        name: "people".into(),
+        version,
+        def: def.clone(),
+        updated_at: 1,
+    };
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::PutCollection {
+                row: row(1),
+                expected_version: 0,
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutCollection {
+                    row: row(1),
+                    expected_version: 0
+                }],
+                audit: vec![]
+            })
+            .await,
+        Err(StoreError::Conflict("collection"))
+    );
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::PutCollection {
+                row: row(2),
+                expected_version: 1,
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutCollection {
+                    row: row(2),
+                    expected_version: 1
+                }],
+                audit: vec![]
+            })
+            .await,
+        Err(StoreError::Conflict("version"))
+    );
+    assert_eq!(
+        store
+            .find_collection(&t, "people")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(store.find_collections(&t).await.unwrap().len(), 1);
+
+    let role_def: RoleDef = serde_json::from_value(crate::support_agent()).unwrap();
+    for at in [1, 2] {
+        let role = RoleRow {
+            tenant: t.clone(),
+            name: "agent".into(),
+            def: role_def.clone(),
+            updated_at: at,
+        };
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutRole(role)],
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .find_role(&t, "agent")
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_at,
+        2,
+        "roles are replaced"
+    );
+    assert_eq!(store.find_roles(&t).await.unwrap().len(), 1);
+
+    let key = ApiKeyRow {
+        id: ApiKeyId::generate(&OsRng),
+        tenant: Some(t.clone()),
+        name: "k".into(),
+        hash: [4; 32],
+        roles: vec!["agent".into()],
+        created_at: 1,
+        expires_at: 2,
+    };
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertApiKey(key.clone())],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_api_key_by_hash(&[4; 32]).await.unwrap(),
+        Some(key)
+    );
+    assert_eq!(store.find_api_key_by_hash(&[5; 32]).await.unwrap(), None);
+
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::PutMeta {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("v"));
+
+    let reference = [3u8; 32];
+    let s1 = subject(&t, Some(reference));
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertSubject(s1.clone())],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_subject_by_ref(&t, &reference).await.unwrap(),
+        Some(s1)
+    );
+    let s2 = subject(&t, Some(reference));
+    assert_eq!(
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertSubject(s2)],
+                audit: vec![]
+            })
+            .await,
+        Err(StoreError::Conflict("data subject")),
+        "a subject reference is unique within its tenant"
+    );
+}

@@ -1,0 +1,261 @@
+//! Bad input gets a clear error with a stable code, changes nothing, and never echoes values.
+
+use reqwest::Method;
+use serde_json::json;
+use strongroom_server::ServeOptions;
+use strongroom_testkit::TestVault;
+
+const PEOPLE: &str = "/v1/collections/people/records";
+const SECRET: &str = "ada.secret.value@example.com";
+
+fn state(v: &TestVault) -> [i64; 6] {
+    [
+        "tenants",
+        "api_keys",
+        "collections",
+        "subjects",
+        "records",
+        "record_history",
+    ]
+    .map(|t| v.count(t))
+}
+
+#[tokio::test]
+async fn rejected_requests_change_nothing_and_echo_nothing() {
+    let v = TestVault::start_with(ServeOptions {
+        max_body_bytes: 4096,
+        ..Default::default()
+    })
+    .await;
+    let (_, app) = v.scenario("acme").await;
+    let before = state(&v);
+    let raw = |body: String, content_type: &'static str| {
+        v.client
+            .post(format!("{}{PEOPLE}", v.base))
+            .bearer_auth(&app)
+            .header("X-Purpose", "support")
+            .header("Content-Type", content_type)
+            .body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            raw(
+                format!("{{\"fields\": {{\"email\": \"{SECRET}\"}}"),
+                "application/json",
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": [\"{SECRET}\"]}}"),
+                "application/json",
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{}}, \"{SECRET}\": 1}}"),
+                "application/json",
+            ),
+            400,
+            "unknown_field",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"{SECRET}\": 1}}}}"),
+                "application/json",
+            ),
+            400,
+            "unknown_field",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"email\": \"{SECRET}\", \"vip\": \"{SECRET}\"}}}}"),
+                "application/json",
+            ),
+            400,
+            "validation_failed",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"email\": 42, \"name\": \"{SECRET}\"}}}}"),
+                "application/json",
+            ),
+            400,
+            "validation_failed",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"email\": \"not an email {SECRET}\"}}}}"),
+                "application/json",
+            ),
+            400,
+            "validation_failed",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"name\": \"{SECRET}\"}}}}"),
+                "application/json",
+            ),
+            400,
+            "validation_failed",
+        ),
+        (
+            raw(
+                format!("{{\"subject\": \"{SECRET}\", \"fields\": {{\"email\": \"a@b.co\"}}}}"),
+                "application/json",
+            ),
+            400,
+            "invalid_id",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"email\": \"{SECRET}\"}}}}"),
+                "text/plain",
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"notes\": \"{}\"}}}}", "x".repeat(5000)),
+                "application/json",
+            ),
+            413,
+            "body_too_large",
+        ),
+        (
+            raw(
+                format!("{{\"fields\": {{\"birth_date\": \"{SECRET}\", \"email\": \"a@b.co\"}}}}"),
+                "application/json",
+            ),
+            400,
+            "validation_failed",
+        ),
+    ];
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let r = TestVault::finish(req).await;
+        assert_eq!((r.status, r.code()), (status, code), "case {i}: {}", r.text);
+        assert!(
+            !r.text.contains("ada.secret"),
+            "case {i} echoes the value: {}",
+            r.text
+        );
+        assert!(
+            !r.body["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "case {i} explains itself"
+        );
+    }
+    assert_eq!(state(&v), before, "no rejected request changed anything");
+    // The rejections that touched data are in the audit trail, without the values.
+    let audit = v.sqlite();
+    let failed: i64 = audit
+        .query_row(
+            "SELECT count(*) FROM audit WHERE action = 'record.create' AND outcome = 'failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failed, 12);
+    let leaked: i64 = audit
+        .query_row(
+            "SELECT count(*) FROM audit WHERE body LIKE '%ada.secret%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leaked, 0);
+}
+
+#[tokio::test]
+async fn hostile_names_and_ids_are_refused() {
+    let v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    for name in [
+        "..%2F..%2Fetc",
+        "Robert');DROP%20TABLE%20records;--",
+        "%E2%80%AEevil",
+        &"a".repeat(65),
+        "%00",
+    ] {
+        let r = v
+            .get(
+                &format!("/v1/collections/{name}/records/rec_00000000000000000000000000000000"),
+                &app,
+                Some("support"),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "invalid_name"),
+            "{name}: {}",
+            r.text
+        );
+        let r = v
+            .put(
+                &format!("/v1/collections/{name}"),
+                &t.admin,
+                strongroom_testkit::people_schema(),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{name}");
+    }
+    for id in [
+        "1",
+        "rec_' OR 1=1 --",
+        "rec_ZZZZ0000000000000000000000000000",
+        "rec_00000000000000000000000000000000000",
+    ] {
+        let r = v
+            .get(
+                &format!("{PEOPLE}/{}", id.replace(' ', "%20")),
+                &app,
+                Some("support"),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (400, "invalid_id"), "{id}");
+    }
+    assert_eq!(v.count("collections"), 1);
+}
+
+#[tokio::test]
+async fn missing_bad_or_foreign_credentials() {
+    let v = TestVault::start().await;
+    let (_, app) = v.scenario("acme").await;
+    let id = v
+        .store_person(&app, json!({"email": "a@example.com"}))
+        .await;
+    let path = format!("{PEOPLE}/{id}");
+    for token in [
+        "",
+        "nonsense",
+        "srk_0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let r = v.get(&path, token, Some("support")).await;
+        assert_eq!((r.status, r.code()), (401, "unauthenticated"), "{token:?}");
+        assert!(r.body.get("fields").is_none());
+    }
+    let wrong_scheme = v
+        .client
+        .get(format!("{}{path}", v.base))
+        .header("Authorization", format!("Basic {app}"));
+    assert_eq!(TestVault::finish(wrong_scheme).await.status, 401);
+    // Failed authentication is recorded in the platform log.
+    let n: i64 = v
+        .sqlite()
+        .query_row("SELECT count(*) FROM audit WHERE log = 'platform' AND action = 'auth.api_key' AND outcome = 'denied'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 4);
+    let r = v
+        .call(
+            Method::PATCH,
+            &path,
+            &app,
+            Some("support"),
+            Some(&json!({"fields": {"email": "b@example.com"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "the real key still works: {}", r.text);
+}

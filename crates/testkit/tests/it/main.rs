@@ -1,0 +1,11 @@
+//! Strongroom's integration tests: one binary, a real server per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod at_rest;
+mod audit;
+mod bad_input;
+mod boot;
+mod quickstart;
+mod records;
+mod sqlite_conformance;
