@@ -60,7 +60,7 @@ async fn each_operation_leaves_one_entry_with_its_outcome() {
         (reads[0].outcome.as_str(), reads[0].purpose.as_deref()),
         ("ok", Some("support"))
     );
-    assert_eq!(reads[0].records, [id.clone()]);
+    assert_eq!(reads[0].records, std::slice::from_ref(&id));
     assert_eq!(
         reads[0].fields,
         ["email", "phone"],
