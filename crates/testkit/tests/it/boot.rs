@@ -110,9 +110,7 @@ async fn refuses_a_foreign_root_key() {
 #[tokio::test]
 async fn one_process_per_data_directory() {
     let v = TestVault::start().await;
-    let err = DataDir::open(v.data_path())
-        .err()
-        .expect("second opener must be refused");
+    let err = DataDir::open(v.data_path()).expect_err("second opener must be refused");
     assert!(matches!(err, SetupError::Unsafe(_)), "{err}");
 }
 
