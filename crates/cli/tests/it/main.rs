@@ -28,12 +28,20 @@ fn init_prints_the_bootstrap_token_as_json_once() {
     let token = json["bootstrap_token"].as_str().unwrap();
     assert!(token.starts_with("srk_") && token.len() == 68);
     assert_eq!(json.as_object().unwrap().len(), 1);
-    let mode = std::fs::metadata(tmp.path().join("d/root.key")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(tmp.path().join("d/root.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     let again = strongroom(&["init", "--data-dir", dir, "--json"]);
     assert!(!again.status.success());
-    assert!(text(&again.stderr).contains("already initialised"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already initialised"),
+        "{}",
+        text(&again.stderr)
+    );
     assert!(again.stdout.is_empty(), "no second token");
 
     let fresh = strongroom(&["admin", "bootstrap-token", "--data-dir", dir, "--json"]);
@@ -47,26 +55,51 @@ fn serve_refuses_unsafe_set_ups_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let dir = dir.to_str().unwrap();
-    let out = strongroom(&["serve", "--data-dir", dir, "--insecure-http", "--listen", "0.0.0.0:0"]);
+    let out = strongroom(&[
+        "serve",
+        "--data-dir",
+        dir,
+        "--insecure-http",
+        "--listen",
+        "0.0.0.0:0",
+    ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("loopback"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("loopback"),
+        "{}",
+        text(&out.stderr)
+    );
 
     assert!(strongroom(&["init", "--data-dir", dir]).status.success());
     let key = tmp.path().join("d/root.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = strongroom(&["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("chmod 600"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("chmod 600"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn serve_initialises_serves_https_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args(["serve", "--data-dir", dir.to_str().unwrap(), "--listen", &listen])
+        .args([
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ])
         .env("STRONGROOM_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -86,15 +119,31 @@ fn serve_initialises_serves_https_and_stops_on_sigterm() {
     let token = token.expect("the first start prints the bootstrap token");
     let cert = dir.join("tls/cert.pem");
     let curl = Command::new("curl")
-        .args(["-sS", "--cacert", cert.to_str().unwrap(), "-X", "POST", "-H", "Content-Type: application/json"])
-        .args(["-H", &format!("Authorization: Bearer {token}"), "--data", r#"{"name":"acme"}"#])
+        .args([
+            "-sS",
+            "--cacert",
+            cert.to_str().unwrap(),
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "--data",
+            r#"{"name":"acme"}"#,
+        ])
         .arg(format!("https://{listen}/v1/tenants"))
         .output()
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&curl.stdout).unwrap();
     assert_eq!(body["name"], "acme", "{body}");
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "a clean stop on SIGTERM");
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
