@@ -231,7 +231,7 @@ pub trait Store: Send + Sync + 'static {
         collection: &str,
         id: &RecordId,
     ) -> StoreResult<Option<RecordRow>>;
-    /// Active records whose blind index for `field` equals `hash`, oldest first.
+    /// Active records whose blind index for `field` equals `hash`, in insertion order.
     async fn find_records_by_index(
         &self,
         tenant: &TenantId,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::datadir::SetupError;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS acceptor for the certificate chain and key in two PEM files.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, SetupError> {
@@ -77,7 +78,12 @@ async fn connection(
     app: Router,
 ) {
     let svc = TowerToHyperService::new(app);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that trickles its headers (slowloris) is cut off instead of holding a task.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
     let result = match tls {
         Some(acc) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(stream)).await {
             Ok(Ok(s)) => {

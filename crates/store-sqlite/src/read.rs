@@ -262,7 +262,7 @@ pub(crate) fn records_by_index(
              JOIN records r ON r.tenant = b.tenant AND r.id = b.record
              WHERE b.tenant = ?1 AND b.collection = ?2 AND b.field = ?3 AND b.hash = ?4
                AND r.collection = ?2 AND r.state = 0
-             ORDER BY r.created_at, r.id LIMIT ?5"
+             ORDER BY r.rowid LIMIT ?5"
         ),
         params![tenant.as_str(), collection, field, &hash[..], limit],
         |r| record_row(tenant, r),

@@ -249,6 +249,40 @@ pub async fn queries_are_tenant_scoped(store: Arc<dyn Store>) {
         .unwrap()
         .is_empty());
     assert!(store.find_subject(&b, &sa).await.unwrap().is_none());
+    // Matches come back in insertion order, even with equal timestamps.
+    let mut ids = vec![rec.id.clone()];
+    for _ in 0..5 {
+        let r = record(&a, &sa, b"more");
+        ids.push(r.id.clone());
+        let index = vec![IndexEntry {
+            field: "email".into(),
+            hash,
+        }];
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertRecord { row: r, index }],
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    let found: Vec<RecordId> = store
+        .find_records_by_index(&a, "people", "email", &hash, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(found, ids);
+    assert_eq!(
+        store
+            .find_records_by_index(&a, "people", "email", &hash, 2)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "limit"
+    );
     assert!(store
         .find_record_history(&b, &rec.id)
         .await

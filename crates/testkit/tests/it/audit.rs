@@ -84,7 +84,7 @@ async fn each_operation_leaves_one_entry_with_its_outcome() {
     }
     // Entries carry no values.
     let text = serde_json::to_string(&all).unwrap();
-    assert!(!text.contains("a@example.com") && !text.contains("555"));
+    assert!(!text.contains("a@example.com") && !text.contains("+1 555 0100 99"));
     verify_chain(&all, 1, GENESIS).unwrap();
 
     // Filters.
