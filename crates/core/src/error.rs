@@ -15,6 +15,7 @@ pub enum Kind {
     Conflict,
     TooLarge,
     Unsupported,
+    RateLimited,
     Unavailable,
     Internal,
 }
@@ -39,7 +40,12 @@ pub enum Code {
     PurposeRequired,
     UnknownPurpose,
     FieldNotSearchable,
+    WeakPassword,
     Unauthenticated,
+    InvalidCredentials,
+    MfaRequired,
+    SessionExpired,
+    RateLimited,
     KeyExpired,
     Forbidden,
     OperationDenied,
@@ -62,12 +68,14 @@ impl Code {
         match self {
             InvalidJson | InvalidRequest | UnknownField | ValidationFailed | InvalidId
             | InvalidName | InvalidSchema | SchemaIncompatible | InvalidRole | UnknownRole
-            | ReservedName | PurposeRequired | UnknownPurpose | FieldNotSearchable => {
-                Kind::BadRequest
-            }
+            | ReservedName | PurposeRequired | UnknownPurpose | FieldNotSearchable
+            | WeakPassword => Kind::BadRequest,
             BodyTooLarge => Kind::TooLarge,
             UnsupportedMediaType | MethodNotAllowed => Kind::Unsupported,
-            Unauthenticated | KeyExpired => Kind::Unauthenticated,
+            Unauthenticated | KeyExpired | InvalidCredentials | MfaRequired | SessionExpired => {
+                Kind::Unauthenticated
+            }
+            RateLimited => Kind::RateLimited,
             Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             AlreadyExists | VersionConflict => Kind::Conflict,
@@ -96,7 +104,12 @@ impl Code {
             PurposeRequired => "purpose_required",
             UnknownPurpose => "unknown_purpose",
             FieldNotSearchable => "field_not_searchable",
+            WeakPassword => "weak_password",
             Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            MfaRequired => "mfa_required",
+            SessionExpired => "session_expired",
+            RateLimited => "rate_limited",
             KeyExpired => "key_expired",
             Forbidden => "forbidden",
             OperationDenied => "operation_denied",

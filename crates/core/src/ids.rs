@@ -75,6 +75,16 @@ id_type!(
     "key_"
 );
 id_type!(
+    /// A person who signs in (a tenant's user or an operator).
+    UserId,
+    "usr_"
+);
+id_type!(
+    /// A signed-in session (the id is public; the token is not part of it).
+    SessionId,
+    "ses_"
+);
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod clock;
 mod codec;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod keys;
 pub mod policy;
@@ -16,7 +17,7 @@ pub mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Code, Error, Kind, Result};
-pub use ids::{ApiKeyId, RecordId, RequestId, SubjectId, TenantId};
+pub use ids::{ApiKeyId, RecordId, RequestId, SessionId, SubjectId, TenantId, UserId};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use store::Store;
 pub use vault::{Principal, RequestCtx, Term, Vault, VaultConfig};

@@ -6,6 +6,8 @@
 
 mod envelope;
 mod key;
+pub mod otp;
+pub mod password;
 
 pub use envelope::{key_version, open, seal, Aad, EnvelopeError, ENVELOPE_OVERHEAD, NONCE_LEN};
 pub use key::{Key32, KEY_LEN};

@@ -323,3 +323,200 @@ pub struct AuditPage {
 pub struct InitOutput {
     pub bootstrap_token: String,
 }
+
+/// Which password rules apply: `nist` (NIST SP 800-63B rev. 4, the default) or `strict`
+/// (length 10+, four character classes, change every 120 days, no reuse of the last 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordProfile {
+    #[default]
+    Nist,
+    Strict,
+}
+
+/// Password rules. Unset values take the profile's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRules {
+    #[serde(default)]
+    pub profile: PasswordProfile,
+    /// Shortest password for accounts without MFA.
+    pub min_length: Option<u32>,
+    /// Shortest password for accounts with MFA.
+    pub min_length_with_mfa: Option<u32>,
+    /// Require upper case, lower case, digit and special character.
+    pub require_classes: Option<bool>,
+    /// Days after which a password must be changed; 0 = never.
+    pub max_age_days: Option<u32>,
+    /// How many previous passwords may not be reused.
+    pub history: Option<u32>,
+}
+
+/// Security settings of a tenant (or of the platform, for operator accounts).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    #[serde(default)]
+    pub password: PasswordRules,
+    /// Consecutive failures (password and TOTP together) that lock an account: 1 to 100.
+    pub lockout_threshold: Option<u32>,
+    /// First lock duration; it doubles with each further lock, up to 24 hours.
+    pub lockout_base_seconds: Option<u32>,
+    /// Session idle timeout in minutes (1 to 1440).
+    pub session_idle_minutes: Option<u32>,
+    /// Session absolute lifetime in hours (1 to 168).
+    pub session_absolute_hours: Option<u32>,
+    /// Roles whose users must use MFA (always includes `admin` and `operator`).
+    #[serde(default)]
+    pub mfa_required_roles: Vec<String>,
+}
+
+/// The settings in force, every value resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EffectiveSettings {
+    pub profile: PasswordProfile,
+    pub min_length: u32,
+    pub min_length_with_mfa: u32,
+    pub max_length: u32,
+    pub require_classes: bool,
+    pub max_age_days: u32,
+    pub history: u32,
+    pub blocklist_entries: u32,
+    pub lockout_threshold: u32,
+    pub lockout_base_seconds: u32,
+    pub session_idle_minutes: u32,
+    pub session_absolute_hours: u32,
+    pub mfa_required_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Operators only: the tenant of the user (with the `admin` or `auditor` role).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub tenant: Option<String>,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub mfa: bool,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub password_changed_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Tenant name or id; omit for operator accounts.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    pub username: String,
+    pub password: String,
+    /// A current TOTP code, or a recovery code.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: i64,
+    /// Set when the session may only enrol MFA (`mfa_enrollment`) or change the password
+    /// (`password_change`) before anything else.
+    pub restricted_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrollment {
+    /// `otpauth://totp/...` for authenticator apps.
+    pub otpauth_uri: String,
+    /// The same URI as a QR code (SVG).
+    pub qr_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// One-time codes, shown once; each can stand in for a TOTP code once.
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateApiKey {
+    /// Minutes the old key keeps working (0 to 1440); 0 stops it at once.
+    #[serde(default)]
+    pub overlap_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+    pub rotated_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    pub keys: Vec<ApiKeyInfo>,
+}
+
+/// MFA coverage of one role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct RoleCoverage {
+    pub users: u32,
+    pub with_mfa: u32,
+    pub mfa_required: bool,
+}
+
+/// Identity evidence of a tenant: feeds the TOMs report (AC-05, AU-01..AU-06).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IdentityReport {
+    pub users: u32,
+    pub disabled_users: u32,
+    pub admins: u32,
+    pub locked_users: u32,
+    pub mfa_coverage: BTreeMap<String, RoleCoverage>,
+    pub api_keys: u32,
+    pub api_keys_expiring_in_30_days: u32,
+    pub oldest_api_key_age_days: Option<u32>,
+    pub settings: EffectiveSettings,
+}

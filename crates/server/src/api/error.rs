@@ -25,6 +25,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Unsupported if err.code == Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Kind::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
