@@ -211,6 +211,7 @@ async fn init(data_dir: &Path, json: bool) -> Result<()> {
         Arc::new(SystemClock),
         Arc::new(OsRng),
         Default::default(),
+        strongroom_crypto::password::Cost::DEFAULT,
     )
     .await?;
     let token = token.context("the store was initialised by someone else meanwhile")?;
@@ -233,6 +234,7 @@ async fn bootstrap_token(data_dir: &Path, json: bool) -> Result<()> {
         Arc::new(SystemClock),
         Arc::new(OsRng),
         Default::default(),
+        strongroom_crypto::password::Cost::DEFAULT,
     )
     .await?;
     let token = vault

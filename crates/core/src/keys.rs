@@ -214,6 +214,32 @@ impl KeyRing {
         self.deks.get(&(tenant.clone(), subject.clone()))
     }
 
+    /// Seals a user's TOTP secret under the root key, bound to the user.
+    pub fn seal_user_secret(
+        &self,
+        rng: &dyn Rng,
+        user: &crate::ids::UserId,
+        secret: &[u8],
+    ) -> Vec<u8> {
+        seal(
+            &self.root,
+            0,
+            rng.nonce(),
+            &Aad::new("user-totp").str(user.as_str()),
+            secret,
+        )
+    }
+
+    /// Opens what [`KeyRing::seal_user_secret`] sealed.
+    pub fn open_user_secret(&self, user: &crate::ids::UserId, sealed: &[u8]) -> Result<Vec<u8>> {
+        open(
+            &self.root,
+            &Aad::new("user-totp").str(user.as_str()),
+            sealed,
+        )
+        .map_err(|_| Error::integrity())
+    }
+
     /// The blind-index key of one field, derived from a tenant KEK.
     pub fn index_key(kek: &Key32, collection: &str, field: &str) -> Key32 {
         derive_key(

@@ -3,11 +3,11 @@
 //! Every backend passes the same conformance suite (`strongroom-testkit`).
 
 use async_trait::async_trait;
-use strongroom_proto::{AuditEntry, CollectionDef, RoleDef};
+use strongroom_proto::{AuditEntry, CollectionDef, RoleDef, SecuritySettings};
 
 use crate::audit::AuditEvent;
 use crate::error::{Code, Error};
-use crate::ids::{ApiKeyId, RecordId, SubjectId, TenantId};
+use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {
@@ -36,6 +36,61 @@ pub struct ApiKeyRow {
     pub roles: Vec<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Last authentication with this key (coarse: updated at most once a minute).
+    pub last_used_at: Option<i64>,
+    /// The key that replaced this one on rotation.
+    pub rotated_to: Option<ApiKeyId>,
+}
+
+/// A person who signs in: a tenant's user, or an operator (`tenant` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub tenant: Option<TenantId>,
+    /// As entered (NFKC).
+    pub username: String,
+    /// NFKC + case folding: unique per tenant.
+    pub username_key: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub password_changed_at: i64,
+    /// Earlier password hashes, newest first, for the no-reuse rule.
+    pub password_history: Vec<String>,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    /// Consecutive failures since the last success or lock.
+    pub failed_count: u32,
+    /// How many locks in a row (each doubles the delay); reset by a success.
+    pub lock_level: u32,
+    pub locked_until: Option<i64>,
+    /// The TOTP secret, sealed under the root key; `None` without MFA.
+    pub totp_secret: Option<Vec<u8>>,
+    /// A secret being enrolled, not yet confirmed.
+    pub totp_pending: Option<Vec<u8>>,
+    /// The last TOTP step accepted: a code is accepted once.
+    pub totp_last_step: i64,
+    /// SHA-256 of each unused recovery code.
+    pub recovery_codes: Vec<[u8; 32]>,
+    pub created_at: i64,
+    /// Bumped by every [`Op::UpdateUser`]; guards concurrent changes.
+    pub version: u64,
+}
+
+/// A signed-in session. Only the token's hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: SessionId,
+    pub token_hash: [u8; 32],
+    pub tenant: Option<TenantId>,
+    pub user: UserId,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    /// Absolute end of the session.
+    pub expires_at: i64,
+    pub idle_timeout_ms: i64,
+    pub revoked_at: Option<i64>,
+    /// `mfa_enrollment` or `password_change` for a session that may do only that.
+    pub restricted_to: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +176,56 @@ pub enum Op {
     UpdateRecord {
         row: RecordRow,
         reindex: Vec<(String, Option<[u8; 32]>)>,
+    },
+    InsertUser(UserRow),
+    /// Replaces a user if it is still at `row.version - 1`.
+    UpdateUser(UserRow),
+    /// Counts a failed sign-in atomically: at `threshold` consecutive failures the account is
+    /// locked until `at + min(base_delay_ms << lock_level, max_delay_ms)`.
+    LoginFailed {
+        user: UserId,
+        at: i64,
+        threshold: u32,
+        base_delay_ms: i64,
+        max_delay_ms: i64,
+    },
+    /// Clears failure counters and locks (a success, or an administrator's unlock).
+    ResetLockout {
+        user: UserId,
+    },
+    /// Accepts TOTP step `step` only if it is later than the last one accepted (else conflict).
+    UseTotpStep {
+        user: UserId,
+        step: i64,
+    },
+    InsertSession(SessionRow),
+    TouchSession {
+        id: SessionId,
+        at: i64,
+    },
+    RevokeSession {
+        id: SessionId,
+        at: i64,
+    },
+    /// Ends every open session of a user.
+    RevokeUserSessions {
+        user: UserId,
+        at: i64,
+    },
+    /// Stores the security settings of a scope (a tenant id or `platform`).
+    PutSettings {
+        scope: String,
+        settings: SecuritySettings,
+    },
+    TouchApiKey {
+        id: ApiKeyId,
+        at: i64,
+    },
+    /// Shortens a key's life (never lengthens it) and records its successor.
+    RotateApiKey {
+        id: ApiKeyId,
+        expires_at: i64,
+        rotated_to: ApiKeyId,
     },
     /// Soft-deletes a record if it is still at `expected_version`.
     BlockRecord {
@@ -246,6 +351,22 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         id: &RecordId,
     ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>>;
+    async fn find_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRow>>;
+    /// The keys of a tenant, or the operator keys for `None`.
+    async fn find_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRow>>;
+    async fn find_user(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+    ) -> StoreResult<Option<UserRow>>;
+    async fn find_user_by_name(
+        &self,
+        tenant: Option<&TenantId>,
+        username_key: &str,
+    ) -> StoreResult<Option<UserRow>>;
+    async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>>;
+    async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>>;
+    async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>>;
     /// Entries of one log (`platform` or a tenant id) in sequence order.
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 }

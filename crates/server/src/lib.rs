@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod datadir;
+pub mod hashing;
+pub mod ratelimit;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -30,6 +32,8 @@ pub struct ServeOptions {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub vault: VaultConfig,
+    /// Argon2id cost of password hashes.
+    pub password_cost: strongroom_crypto::password::Cost,
 }
 
 impl Default for ServeOptions {
@@ -41,6 +45,7 @@ impl Default for ServeOptions {
             tls_cert: None,
             tls_key: None,
             vault: VaultConfig::default(),
+            password_cost: strongroom_crypto::password::Cost::DEFAULT,
         }
     }
 }
@@ -70,6 +75,7 @@ pub async fn open_vault(
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
     config: VaultConfig,
+    password_cost: strongroom_crypto::password::Cost,
 ) -> Result<(Arc<Vault>, Option<String>), SetupError> {
     let (root, created) = dir.root_key(rng.as_ref(), true)?;
     if created {
@@ -79,7 +85,8 @@ pub async fn open_vault(
              and move to passphrase or Shamir sealing"
         );
     }
-    let vault = Arc::new(Vault::new(store, clock, rng, root, config));
+    let hasher = Arc::new(hashing::OffloadHasher::new(password_cost));
+    let vault = Arc::new(Vault::new(store, clock, rng, hasher, root, config));
     let token = vault
         .ensure_initialized()
         .await
@@ -131,7 +138,15 @@ pub async fn start(
         };
         Some(tls::acceptor(&cert, &key)?)
     };
-    let (vault, bootstrap_token) = open_vault(dir, store, clock, rng, opts.vault.clone()).await?;
+    let (vault, bootstrap_token) = open_vault(
+        dir,
+        store,
+        clock,
+        rng,
+        opts.vault.clone(),
+        opts.password_cost,
+    )
+    .await?;
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| SetupError::Io {
@@ -147,6 +162,7 @@ pub async fn start(
     let app = api::router(api::AppState {
         vault: vault.clone(),
         max_body_bytes: opts.max_body_bytes,
+        login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
     });
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(tls::serve(listener, tls, app, rx));

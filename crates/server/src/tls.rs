@@ -77,6 +77,8 @@ async fn connection(
     tls: Option<TlsAcceptor>,
     app: Router,
 ) {
+    // Handlers that need the client's address (the sign-in rate limit) find it here.
+    let app = app.layer(axum::Extension(crate::api::PeerAddr(peer)));
     let svc = TowerToHyperService::new(app);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that trickles its headers (slowloris) is cut off instead of holding a task.

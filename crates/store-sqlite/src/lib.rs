@@ -15,16 +15,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use strongroom_core::ids::{RecordId, SubjectId, TenantId};
+use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, Store, StoreError,
-    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork,
+    ApiKeyRow, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, SessionRow, Store,
+    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
-use strongroom_proto::AuditEntry;
+use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
-const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// Migrations in order; the database's `user_version` is how many have run.
+const MIGRATIONS: [&str; 2] = [include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections kept open when idle.
 const IDLE_READERS: usize = 8;
 
@@ -125,17 +126,19 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(unavailable)?;
-    match version {
-        0 => conn
-            .execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(unavailable),
-        SCHEMA_VERSION => Ok(()),
-        other => Err(StoreError::Unavailable(format!(
-            "database schema version {other} is newer than this build understands ({SCHEMA_VERSION})"
-        ))),
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
+        )));
     }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = i + 1;
+        conn.execute_batch(&format!(
+            "BEGIN; {sql} PRAGMA user_version = {next}; COMMIT;"
+        ))
+        .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 struct ReaderPool {
@@ -208,7 +211,8 @@ impl Store for SqliteStore {
 
     async fn find_api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRow>> {
         let hash = *hash;
-        self.read(move |c| read::api_key(c, &hash)).await
+        self.read(move |c| Ok(read::api_keys(c, "hash = ?1", &hash[..])?.pop()))
+            .await
     }
 
     async fn find_collection(
@@ -294,6 +298,57 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.read(move |c| read::history(c, &tenant, &id)).await
+    }
+
+    async fn find_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRow>> {
+        let id = id.clone();
+        self.read(move |c| Ok(read::api_keys(c, "id = ?1", id.as_str())?.pop()))
+            .await
+    }
+
+    async fn find_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRow>> {
+        let tenant = tenant.map(|t| t.to_string());
+        self.read(move |c| match &tenant {
+            Some(t) => read::api_keys(c, "tenant = ?1", t),
+            None => read::api_keys(c, "tenant IS NULL AND ?1 = ''", ""),
+        })
+        .await
+    }
+
+    async fn find_user(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+    ) -> StoreResult<Option<UserRow>> {
+        let (tenant, id) = (tenant.cloned(), id.clone());
+        self.read(move |c| Ok(read::users(c, tenant.as_ref(), "id = ?2", id.as_str())?.pop()))
+            .await
+    }
+
+    async fn find_user_by_name(
+        &self,
+        tenant: Option<&TenantId>,
+        key: &str,
+    ) -> StoreResult<Option<UserRow>> {
+        let (tenant, key) = (tenant.cloned(), key.to_owned());
+        self.read(move |c| Ok(read::users(c, tenant.as_ref(), "username_key = ?2", &key)?.pop()))
+            .await
+    }
+
+    async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>> {
+        let tenant = tenant.cloned();
+        self.read(move |c| read::users(c, tenant.as_ref(), "?2 = ''", ""))
+            .await
+    }
+
+    async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>> {
+        let hash = *hash;
+        self.read(move |c| read::session(c, &hash)).await
+    }
+
+    async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>> {
+        let scope = scope.to_owned();
+        self.read(move |c| read::settings(c, &scope)).await
     }
 
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {

@@ -1,12 +1,12 @@
 //! Queries of the reader connections, and the mapping of rows to the core's row types.
 
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension, Row};
-use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId};
+use strongroom_core::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditQuery, CollectionRow, RecordRow, RecordState, RoleRow, StoreError, StoreResult,
-    SubjectRow, TenantKeyRow, TenantRow,
+    ApiKeyRow, AuditQuery, CollectionRow, RecordRow, RecordState, RoleRow, SessionRow, StoreError,
+    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UserRow,
 };
-use strongroom_proto::AuditEntry;
+use strongroom_proto::{AuditEntry, SecuritySettings};
 
 use crate::unavailable;
 
@@ -71,36 +71,193 @@ pub(crate) fn tenant_keys(conn: &Connection, tenant: &TenantId) -> StoreResult<V
     )
 }
 
-pub(crate) fn api_key(conn: &Connection, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRow>> {
-    let row = conn
-        .prepare_cached("SELECT id, tenant, name, hash, roles, created_at, expires_at FROM api_keys WHERE hash = ?1")
-        .and_then(|mut s| {
-            s.query_row([&hash[..]], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                ))
-            })
-            .optional()
-        })
+const API_KEY_COLUMNS: &str =
+    "id, tenant, name, hash, roles, created_at, expires_at, last_used_at, rotated_to";
+
+/// API keys matching `clause` (one parameter, `?1`).
+pub(crate) fn api_keys(
+    conn: &Connection,
+    clause: &str,
+    param: impl rusqlite::ToSql,
+) -> StoreResult<Vec<ApiKeyRow>> {
+    type Raw = (
+        String,
+        Option<String>,
+        String,
+        Vec<u8>,
+        String,
+        i64,
+        i64,
+        Option<i64>,
+        Option<String>,
+    );
+    let raw: Vec<Raw> = query(
+        conn,
+        &format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {clause} ORDER BY created_at, id"),
+        [param],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        },
+    )?;
+    raw.into_iter()
+        .map(
+            |(id, tenant, name, hash, roles, created_at, expires_at, last_used_at, rotated_to)| {
+                Ok(ApiKeyRow {
+                    id: ApiKeyId::from_stored(id),
+                    tenant: tenant.map(TenantId::from_stored),
+                    name,
+                    hash: hash32(hash)?,
+                    roles: serde_json::from_str(&roles).map_err(|_| corrupt("api key roles"))?,
+                    created_at,
+                    expires_at,
+                    last_used_at,
+                    rotated_to: rotated_to.map(ApiKeyId::from_stored),
+                })
+            },
+        )
+        .collect()
+}
+
+const USER_COLUMNS: &str = "id, tenant, username, username_key, password_hash, password_changed_at, password_history, \
+    roles, disabled, failed_count, lock_level, locked_until, totp_secret, totp_pending, totp_last_step, recovery_codes, \
+    created_at, version";
+
+/// Users of a tenant (or operators for `None`) matching `clause` (parameter `?2`).
+pub(crate) fn users(
+    conn: &Connection,
+    tenant: Option<&TenantId>,
+    clause: &str,
+    param: &str,
+) -> StoreResult<Vec<UserRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant IS ?1 AND {clause} ORDER BY created_at, id"
+        ))
         .map_err(unavailable)?;
-    let Some((id, tenant, name, hash, roles, created_at, expires_at)) = row else {
-        return Ok(None);
+    let mut rows = stmt
+        .query(params![tenant.map(|t| t.as_str()), param])
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(unavailable)? {
+        out.push(user_row(r).map_err(unavailable)??);
+    }
+    Ok(out)
+}
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<StoreResult<UserRow>> {
+    let history: String = r.get(6)?;
+    let roles: String = r.get(7)?;
+    let codes: String = r.get(15)?;
+    let parsed = (|| {
+        let history: Vec<String> =
+            serde_json::from_str(&history).map_err(|_| corrupt("password history"))?;
+        let roles: Vec<String> = serde_json::from_str(&roles).map_err(|_| corrupt("user roles"))?;
+        let codes: Vec<String> =
+            serde_json::from_str(&codes).map_err(|_| corrupt("recovery codes"))?;
+        let codes = codes
+            .iter()
+            .map(|c| {
+                strongroom_crypto::unhex(c)
+                    .ok_or_else(|| corrupt("recovery code"))
+                    .and_then(hash32)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((history, roles, codes))
+    })();
+    let (password_history, roles, recovery_codes) = match parsed {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
     };
-    Ok(Some(ApiKeyRow {
-        id: ApiKeyId::from_stored(id),
-        tenant: tenant.map(TenantId::from_stored),
-        name,
-        hash: hash32(hash)?,
-        roles: serde_json::from_str(&roles).map_err(|_| corrupt("api key roles"))?,
-        created_at,
-        expires_at,
+    Ok(Ok(UserRow {
+        id: UserId::from_stored(r.get(0)?),
+        tenant: r.get::<_, Option<String>>(1)?.map(TenantId::from_stored),
+        username: r.get(2)?,
+        username_key: r.get(3)?,
+        password_hash: r.get(4)?,
+        password_changed_at: r.get(5)?,
+        password_history,
+        roles,
+        disabled: r.get::<_, i64>(8)? != 0,
+        failed_count: r.get(9)?,
+        lock_level: r.get(10)?,
+        locked_until: r.get(11)?,
+        totp_secret: r.get(12)?,
+        totp_pending: r.get(13)?,
+        totp_last_step: r.get(14)?,
+        recovery_codes,
+        created_at: r.get(16)?,
+        version: r.get::<_, i64>(17)? as u64,
     }))
+}
+
+pub(crate) fn session(conn: &Connection, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>> {
+    type Raw = (
+        String,
+        Option<String>,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<i64>,
+        Option<String>,
+    );
+    let raw: Option<Raw> = query(
+        conn,
+        "SELECT id, tenant, user_id, created_at, last_seen_at, expires_at, idle_timeout_ms, revoked_at, restricted_to
+         FROM sessions WHERE token_hash = ?1",
+        [&hash[..]],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)),
+    )?
+    .pop();
+    Ok(raw.map(
+        |(
+            id,
+            tenant,
+            user,
+            created_at,
+            last_seen_at,
+            expires_at,
+            idle_timeout_ms,
+            revoked_at,
+            restricted_to,
+        )| {
+            SessionRow {
+                id: SessionId::from_stored(id),
+                token_hash: *hash,
+                tenant: tenant.map(TenantId::from_stored),
+                user: UserId::from_stored(user),
+                created_at,
+                last_seen_at,
+                expires_at,
+                idle_timeout_ms,
+                revoked_at,
+                restricted_to,
+            }
+        },
+    ))
+}
+
+pub(crate) fn settings(conn: &Connection, scope: &str) -> StoreResult<Option<SecuritySettings>> {
+    let body: Option<String> = query(
+        conn,
+        "SELECT body FROM settings WHERE scope = ?1",
+        [scope],
+        |r| r.get(0),
+    )?
+    .pop();
+    body.map(|b| serde_json::from_str(&b).map_err(|_| corrupt("security settings")))
+        .transpose()
 }
 
 pub(crate) fn collections(

@@ -194,8 +194,8 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
         Op::InsertApiKey(k) => {
             exec(
                 conn,
-                "INSERT INTO api_keys (id, tenant, name, hash, roles, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO api_keys (id, tenant, name, hash, roles, created_at, expires_at, last_used_at, rotated_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     k.id.as_str(),
                     k.tenant.as_ref().map(|t| t.as_str()),
@@ -203,7 +203,9 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                     &k.hash[..],
                     json(&k.roles)?,
                     k.created_at,
-                    k.expires_at
+                    k.expires_at,
+                    k.last_used_at,
+                    k.rotated_to.as_ref().map(|r| r.as_str())
                 ],
                 "api key",
             )?;
@@ -331,6 +333,180 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 }
             }
         }
+        Op::InsertUser(u) => {
+            exec(
+                conn,
+                "INSERT INTO users (id, tenant, username, username_key, password_hash, password_changed_at,
+                    password_history, roles, disabled, failed_count, lock_level, locked_until, totp_secret,
+                    totp_pending, totp_last_step, recovery_codes, created_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                params![
+                    u.id.as_str(),
+                    u.tenant.as_ref().map(|t| t.as_str()),
+                    u.username,
+                    u.username_key,
+                    u.password_hash,
+                    u.password_changed_at,
+                    json(&u.password_history)?,
+                    json(&u.roles)?,
+                    u.disabled,
+                    u.failed_count,
+                    u.lock_level,
+                    u.locked_until,
+                    u.totp_secret,
+                    u.totp_pending,
+                    u.totp_last_step,
+                    codes_json(&u.recovery_codes)?,
+                    u.created_at,
+                    u.version as i64
+                ],
+                "user",
+            )?;
+        }
+        Op::UpdateUser(u) => {
+            // Failure counters, locks and the TOTP step move only through their own atomic ops.
+            let n = exec(
+                conn,
+                "UPDATE users SET username = ?2, username_key = ?3, password_hash = ?4, password_changed_at = ?5,
+                    password_history = ?6, roles = ?7, disabled = ?8, totp_secret = ?9, totp_pending = ?10,
+                    recovery_codes = ?11, version = ?12
+                 WHERE id = ?1 AND version = ?13",
+                params![
+                    u.id.as_str(),
+                    u.username,
+                    u.username_key,
+                    u.password_hash,
+                    u.password_changed_at,
+                    json(&u.password_history)?,
+                    json(&u.roles)?,
+                    u.disabled,
+                    u.totp_secret,
+                    u.totp_pending,
+                    codes_json(&u.recovery_codes)?,
+                    u.version as i64,
+                    u.version as i64 - 1
+                ],
+                "user",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("version"));
+            }
+        }
+        Op::LoginFailed {
+            user,
+            at,
+            threshold,
+            base_delay_ms,
+            max_delay_ms,
+        } => {
+            exec(
+                conn,
+                "UPDATE users SET
+                    locked_until = CASE WHEN failed_count + 1 >= ?3
+                        THEN ?2 + min(?4 << min(lock_level, 20), ?5) ELSE locked_until END,
+                    lock_level = CASE WHEN failed_count + 1 >= ?3 THEN lock_level + 1 ELSE lock_level END,
+                    failed_count = CASE WHEN failed_count + 1 >= ?3 THEN 0 ELSE failed_count + 1 END
+                 WHERE id = ?1",
+                params![user.as_str(), at, threshold, base_delay_ms, max_delay_ms],
+                "user",
+            )?;
+        }
+        Op::ResetLockout { user } => {
+            exec(
+                conn,
+                "UPDATE users SET failed_count = 0, lock_level = 0, locked_until = NULL WHERE id = ?1",
+                params![user.as_str()],
+                "user",
+            )?;
+        }
+        Op::UseTotpStep { user, step } => {
+            let n = exec(
+                conn,
+                "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+                params![user.as_str(), step],
+                "user",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("totp step"));
+            }
+        }
+        Op::InsertSession(x) => {
+            exec(
+                conn,
+                "INSERT INTO sessions (id, token_hash, tenant, user_id, created_at, last_seen_at, expires_at,
+                    idle_timeout_ms, revoked_at, restricted_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    x.id.as_str(),
+                    &x.token_hash[..],
+                    x.tenant.as_ref().map(|t| t.as_str()),
+                    x.user.as_str(),
+                    x.created_at,
+                    x.last_seen_at,
+                    x.expires_at,
+                    x.idle_timeout_ms,
+                    x.revoked_at,
+                    x.restricted_to
+                ],
+                "session",
+            )?;
+        }
+        Op::TouchSession { id, at } => {
+            exec(
+                conn,
+                "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1",
+                params![id.as_str(), at],
+                "session",
+            )?;
+        }
+        Op::RevokeSession { id, at } => {
+            exec(
+                conn,
+                "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id.as_str(), at],
+                "session",
+            )?;
+        }
+        Op::RevokeUserSessions { user, at } => {
+            exec(
+                conn,
+                "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+                params![user.as_str(), at],
+                "session",
+            )?;
+        }
+        Op::PutSettings { scope, settings } => {
+            exec(
+                conn,
+                "INSERT OR REPLACE INTO settings (scope, body) VALUES (?1, ?2)",
+                params![scope, json(settings)?],
+                "settings",
+            )?;
+        }
+        Op::TouchApiKey { id, at } => {
+            exec(
+                conn,
+                "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+                params![id.as_str(), at],
+                "api key",
+            )?;
+        }
+        Op::RotateApiKey {
+            id,
+            expires_at,
+            rotated_to,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE api_keys SET expires_at = min(expires_at, ?2), rotated_to = ?3
+                 WHERE id = ?1 AND rotated_to IS NULL",
+                params![id.as_str(), expires_at, rotated_to.as_str()],
+                "api key",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("version"));
+            }
+        }
         Op::BlockRecord {
             tenant,
             id,
@@ -350,6 +526,15 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+fn codes_json(codes: &[[u8; 32]]) -> StoreResult<String> {
+    json(
+        &codes
+            .iter()
+            .map(|c| strongroom_crypto::hex(c))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn insert_index(

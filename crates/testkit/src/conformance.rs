@@ -665,6 +665,8 @@ pub async fn definitions_keys_and_meta_round_trip(store: Arc<dyn Store>) {
         roles: vec!["agent".into()],
         created_at: 1,
         expires_at: 2,
+        last_used_at: None,
+        rotated_to: None,
     };
     store
         .commit(UnitOfWork {

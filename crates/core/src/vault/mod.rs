@@ -6,7 +6,9 @@
 //! alone (with the error code) on failure. Data leaves a read only after its event is durable.
 
 mod admin;
+mod auth;
 mod records;
+mod users;
 
 pub use records::Term;
 
@@ -18,13 +20,15 @@ use strongroom_crypto::{ct_eq, hex, sha256, Key32};
 use crate::audit::AuditEvent;
 use crate::clock::{Clock, DAY_MS};
 use crate::error::{Code, Error, Result};
-use crate::ids::{ApiKeyId, RequestId, SubjectId, TenantId};
+use crate::ids::{ApiKeyId, RequestId, SessionId, SubjectId, TenantId, UserId};
 use crate::keys::KeyRing;
 use crate::policy::{ROLE_ADMIN, ROLE_OPERATOR};
 use crate::rng::{Rng, RngExt};
 use crate::store::{ApiKeyRow, Op, Store, StoreError, UnitOfWork};
 
 const META_ROOT_CHECK: &str = "root_check";
+/// Last-use times of keys and sessions are written at most this often.
+const TOUCH_EVERY_MS: i64 = 60_000;
 const API_KEY_PREFIX: &str = "srk_";
 /// How long the bootstrap token lives.
 pub const BOOTSTRAP_TTL_MS: i64 = DAY_MS;
@@ -47,26 +51,40 @@ impl Default for VaultConfig {
     }
 }
 
-/// An authenticated caller: one API key, its tenant (none for operators) and its roles.
+/// Who is calling: an API key, or a user through one of their sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    ApiKey(ApiKeyId),
+    User { id: UserId, session: SessionId },
+}
+
+/// An authenticated caller: its credential, its tenant (none for operators) and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub key_id: ApiKeyId,
+    pub actor: Actor,
     pub tenant: Option<TenantId>,
     pub roles: Vec<String>,
+    /// A session that may only enrol MFA (`mfa_enrollment`) or change its password
+    /// (`password_change`): it holds no role until it has.
+    pub restricted_to: Option<String>,
 }
 
 impl Principal {
     /// How the caller is named in audit entries.
     pub fn actor(&self) -> String {
-        format!("key:{}", self.key_id)
+        match &self.actor {
+            Actor::ApiKey(k) => format!("key:{k}"),
+            Actor::User { id, .. } => format!("user:{id}"),
+        }
     }
 
     pub fn is_operator(&self) -> bool {
         self.tenant.is_none() && self.has_role(ROLE_OPERATOR)
     }
 
+    /// Whether the caller holds `role` (a restricted session holds none).
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+        self.restricted_to.is_none() && self.roles.iter().any(|r| r == role)
     }
 }
 
@@ -88,6 +106,31 @@ pub struct Vault {
     config: VaultConfig,
     /// Current KEK version per tenant (rotation, a later measure, will update it).
     kek_versions: Mutex<HashMap<TenantId, u32>>,
+    hasher: Arc<dyn PasswordHasher>,
+    /// A hash of a random password, verified for unknown users so that they take as long.
+    dummy_hash: std::sync::OnceLock<String>,
+}
+
+/// Argon2id hashing, run off the async runtime behind a concurrency limit (the server's job).
+#[async_trait::async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    /// A PHC string for `password` with this salt; `None` if hashing failed.
+    async fn hash(&self, password: zeroize::Zeroizing<Vec<u8>>, salt: [u8; 16]) -> Option<String>;
+    async fn verify(&self, password: zeroize::Zeroizing<Vec<u8>>, phc: String) -> bool;
+}
+
+/// Hashes on the calling thread; for tools and tests without a blocking pool.
+pub struct InlineHasher(pub strongroom_crypto::password::Cost);
+
+#[async_trait::async_trait]
+impl PasswordHasher for InlineHasher {
+    async fn hash(&self, password: zeroize::Zeroizing<Vec<u8>>, salt: [u8; 16]) -> Option<String> {
+        strongroom_crypto::password::hash_password(&password, &salt, self.0)
+    }
+
+    async fn verify(&self, password: zeroize::Zeroizing<Vec<u8>>, phc: String) -> bool {
+        strongroom_crypto::password::verify_password(&password, &phc)
+    }
 }
 
 impl Vault {
@@ -95,6 +138,7 @@ impl Vault {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Rng>,
+        hasher: Arc<dyn PasswordHasher>,
         root: Key32,
         config: VaultConfig,
     ) -> Self {
@@ -106,6 +150,8 @@ impl Vault {
             keys,
             config,
             kek_versions: Mutex::new(HashMap::new()),
+            hasher,
+            dummy_hash: std::sync::OnceLock::new(),
         }
     }
 
@@ -206,6 +252,8 @@ impl Vault {
             roles,
             created_at: now,
             expires_at: now + ttl_ms,
+            last_used_at: None,
+            rotated_to: None,
         };
         (token, row)
     }
@@ -247,6 +295,9 @@ impl Vault {
             )
         };
         let token = token.ok_or_else(unauthenticated)?;
+        if token.starts_with(auth::SESSION_PREFIX) {
+            return self.authenticate_session(token, ev).await;
+        }
         let well_formed = token
             .strip_prefix(API_KEY_PREFIX)
             .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -260,18 +311,34 @@ impl Vault {
             .await?
             .filter(|r| ct_eq(&r.hash, &hash))
             .ok_or_else(unauthenticated)?;
-        if self.now() >= row.expires_at {
+        let now = self.now();
+        if now >= row.expires_at {
             ev.tenant = row.tenant.clone();
             ev.actor = format!("key:{}", row.id);
-            return Err(Error::new(
-                Code::KeyExpired,
-                "this API key has expired; ask an administrator for a new one",
-            ));
+            let msg = if row.rotated_to.is_some() {
+                "this API key was rotated and no longer works; use its successor"
+            } else {
+                "this API key has expired; ask an administrator for a new one"
+            };
+            return Err(Error::new(Code::KeyExpired, msg));
+        }
+        if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
+            let touch = Op::TouchApiKey {
+                id: row.id.clone(),
+                at: now,
+            };
+            self.store
+                .commit(UnitOfWork {
+                    ops: vec![touch],
+                    audit: vec![],
+                })
+                .await?;
         }
         Ok(Principal {
-            key_id: row.id,
+            actor: Actor::ApiKey(row.id),
             tenant: row.tenant,
             roles: row.roles,
+            restricted_to: None,
         })
     }
 
@@ -344,6 +411,11 @@ impl Vault {
 
     /// The tenant a principal acts in; operators have none and so no tenant data.
     fn tenant_of(&self, ctx: &RequestCtx) -> Result<TenantId> {
+        if let Some(r) = &ctx.principal.restricted_to {
+            return Err(Error::forbidden(format!(
+                "this session must first complete `{r}` (see /v1/auth)"
+            )));
+        }
         ctx.principal.tenant.clone().ok_or_else(|| {
             Error::new(
                 Code::Forbidden,

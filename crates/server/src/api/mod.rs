@@ -4,6 +4,7 @@
 mod error;
 mod extract;
 mod handlers;
+mod identity;
 
 use std::sync::Arc;
 
@@ -26,7 +27,12 @@ pub use extract::json_error;
 pub struct AppState {
     pub vault: Arc<Vault>,
     pub max_body_bytes: usize,
+    pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
 }
+
+/// The client's address, set per connection by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +55,20 @@ pub struct AppState {
         handlers::patch_record,
         handlers::delete_record,
         handlers::get_audit_entries,
+        identity::post_login,
+        identity::post_logout,
+        identity::post_password,
+        identity::post_totp,
+        identity::post_totp_confirm,
+        identity::get_security_settings,
+        identity::put_security_settings,
+        identity::post_user,
+        identity::get_users,
+        identity::put_user_roles,
+        identity::post_user_action,
+        identity::get_api_keys,
+        identity::post_api_key_rotate,
+        identity::get_identity_report,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -131,12 +151,27 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
 /// The application router.
 pub fn router(state: AppState) -> Router {
     use handlers::*;
+    use identity::*;
     let records = "/v1/collections/{collection}/records";
     Router::new()
         .route("/healthz", get(get_healthz))
         .route("/openapi.json", get(get_openapi))
         .route("/v1/tenants", post(post_tenant))
-        .route("/v1/api-keys", post(post_api_key))
+        .route("/v1/api-keys", post(post_api_key).get(get_api_keys))
+        .route("/v1/api-keys/{id}/rotate", post(post_api_key_rotate))
+        .route("/v1/auth/login", post(post_login))
+        .route("/v1/auth/logout", post(post_logout))
+        .route("/v1/auth/password", post(post_password))
+        .route("/v1/auth/mfa/totp", post(post_totp))
+        .route("/v1/auth/mfa/totp/confirm", post(post_totp_confirm))
+        .route(
+            "/v1/settings/security",
+            get(get_security_settings).put(put_security_settings),
+        )
+        .route("/v1/users", post(post_user).get(get_users))
+        .route("/v1/users/{id}/roles", put(put_user_roles))
+        .route("/v1/users/{id}/{action}", post(post_user_action))
+        .route("/v1/identity/report", get(get_identity_report))
         .route("/v1/collections", get(get_collections))
         .route(
             "/v1/collections/{name}",

@@ -190,6 +190,20 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/collections/{collection}/records/{id}", "patch"),
         ("/v1/collections/{collection}/records/{id}", "delete"),
         ("/v1/audit/entries", "get"),
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys/{id}/rotate", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/password", "post"),
+        ("/v1/auth/mfa/totp", "post"),
+        ("/v1/auth/mfa/totp/confirm", "post"),
+        ("/v1/settings/security", "get"),
+        ("/v1/settings/security", "put"),
+        ("/v1/users", "post"),
+        ("/v1/users", "get"),
+        ("/v1/users/{id}/roles", "put"),
+        ("/v1/users/{id}/{action}", "post"),
+        ("/v1/identity/report", "get"),
     ];
     for (path, method) in expected {
         assert!(
