@@ -184,12 +184,8 @@ pub fn check_password(
         }
     }
     let lower = password.to_lowercase();
-    if BLOCKLIST.contains(&lower)
-        || BLOCKLIST.contains(lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '!'))
-    {
-        return Err(weak(
-            "too common: it is on the list of frequently used passwords",
-        ));
+    if let Some(reason) = is_common(&lower) {
+        return Err(weak(reason));
     }
     for word in context {
         let w = word.to_lowercase();
@@ -202,6 +198,40 @@ pub fn check_password(
         return Err(weak("repeats too few different characters"));
     }
     Ok(())
+}
+
+/// Whether a lower-cased password is a common one, or a common one repeated or with digits and
+/// symbols around it (`password`, `Password1!`, `passwordpassword`, `123password`).
+fn is_common(lower: &str) -> Option<&'static str> {
+    const COMMON: &str = "too common: it is on the list of frequently used passwords";
+    let core = lower
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    let stripped = core.trim_start_matches(|c: char| c.is_ascii_digit());
+    let candidates = [lower, core, stripped];
+    for c in candidates {
+        if c.is_empty() {
+            continue;
+        }
+        if BLOCKLIST.contains(c) {
+            return Some(COMMON);
+        }
+        let chars: Vec<char> = c.chars().collect();
+        for period in 1..=chars.len() / 2 {
+            if chars.len().is_multiple_of(period) {
+                let unit: String = chars[..period].iter().collect();
+                if unit.repeat(chars.len() / period) == c {
+                    if period < 4 {
+                        return Some("too predictable: a short pattern repeated");
+                    }
+                    if BLOCKLIST.contains(&unit) {
+                        return Some(COMMON);
+                    }
+                }
+            }
+        }
+    }
+    None
 }
 
 /// How long the `level`-th lock lasts (level 0 is the first): the base, doubled per level,
@@ -285,6 +315,15 @@ mod tests {
             .message
             .contains("username"));
         assert!(ok("aaaaaaaaaaaaaaaaaaaa", false).is_err());
+        assert!(
+            ok("passwordpassword", false).is_err(),
+            "a common word repeated"
+        );
+        assert!(ok("!!!Password123!!!", false).is_err(), "decorated");
+        assert!(
+            ok("abcabcabcabcabc", false).is_err(),
+            "a short unit repeated"
+        );
         // 64+ characters and non-ASCII are accepted, no composition rules.
         ok(&"ünïcødé pässwörd ✓ ".repeat(4), false).unwrap();
         ok(

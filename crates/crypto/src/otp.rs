@@ -69,6 +69,22 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes RFC 4648 base32 (upper or lower case, padding optional); `None` on a bad character.
+pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = B32.iter().position(|&b| b == c.to_ascii_uppercase())? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buffer >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +139,10 @@ mod tests {
         assert_eq!(base32(b"foob"), "MZXW6YQ");
         assert_eq!(base32(b"fooba"), "MZXW6YTB");
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+        for v in [&b""[..], b"f", b"foob", b"foobar", &[0xff; 20]] {
+            assert_eq!(base32_decode(&base32(v)).unwrap(), v);
+        }
+        assert_eq!(base32_decode("mzxw6ytboi======").unwrap(), b"foobar");
+        assert!(base32_decode("MZ1").is_none());
     }
 }

@@ -243,6 +243,100 @@ impl TestVault {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a user through `admin` (a tenant admin or operator key) and returns its id.
+    pub async fn user(
+        &self,
+        admin: &str,
+        username: &str,
+        password: &str,
+        roles: &[&str],
+    ) -> String {
+        let r = self
+            .post(
+                "/v1/users",
+                admin,
+                None,
+                json!({"username": username, "password": password, "roles": roles}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Attempts a sign-in.
+    pub async fn login(
+        &self,
+        tenant: Option<&str>,
+        username: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Resp {
+        let mut body = json!({"username": username, "password": password});
+        if let Some(t) = tenant {
+            body["tenant"] = json!(t);
+        }
+        if let Some(c) = totp {
+            body["totp"] = json!(c);
+        }
+        self.post("/v1/auth/login", "", None, body).await
+    }
+
+    /// Signs in and returns the session token.
+    pub async fn session(
+        &self,
+        tenant: Option<&str>,
+        username: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> String {
+        let r = self.login(tenant, username, password, totp).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Enrols TOTP for the session's user and returns (secret, recovery codes). The session
+    /// ends, as every MFA change ends all sessions.
+    pub async fn enrol_totp(&self, session: &str) -> (Vec<u8>, Vec<String>) {
+        let r = self
+            .post("/v1/auth/mfa/totp", session, None, json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.body["qr_svg"].as_str().unwrap().starts_with("<?xml"));
+        let uri = r.body["otpauth_uri"].as_str().unwrap();
+        let secret = uri
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        let secret = strongroom_crypto::otp::base32_decode(secret).unwrap();
+        let code = self.totp(&secret, 0);
+        let r = self
+            .post(
+                "/v1/auth/mfa/totp/confirm",
+                session,
+                None,
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let codes = r.body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        (secret, codes)
+    }
+
+    /// The TOTP code for the test clock's current step plus `offset` steps.
+    pub fn totp(&self, secret: &[u8], offset: i64) -> String {
+        use strongroom_core::Clock;
+        let step = strongroom_crypto::otp::step_at(self.clock.now_ms()) + offset;
+        strongroom_crypto::otp::totp(secret, step)
+    }
+
     /// Every byte of every file under the data directory, for plaintext scans.
     pub fn scan_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
         fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {

@@ -6,6 +6,7 @@ mod at_rest;
 mod audit;
 mod bad_input;
 mod boot;
+mod identity;
 mod quickstart;
 mod records;
 mod sqlite_conformance;
