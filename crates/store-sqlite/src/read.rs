@@ -93,7 +93,7 @@ pub(crate) fn api_keys(
     );
     let raw: Vec<Raw> = query(
         conn,
-        &format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {clause} ORDER BY created_at, id"),
+        &format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {clause} ORDER BY rowid"),
         [param],
         |r| {
             Ok((
@@ -141,7 +141,7 @@ pub(crate) fn users(
 ) -> StoreResult<Vec<UserRow>> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE tenant IS ?1 AND {clause} ORDER BY created_at, id"
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant IS ?1 AND {clause} ORDER BY rowid"
         ))
         .map_err(unavailable)?;
     let mut rows = stmt

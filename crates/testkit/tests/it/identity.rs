@@ -791,3 +791,252 @@ async fn identity_report_counts_admins_and_mfa_coverage() {
     let app_sees = v.get("/v1/identity/report", &token, None).await;
     assert_eq!(app_sees.status, 401, "the enrolment ended that session");
 }
+
+/// Counts Argon2 verifications, so the equal-cost rule is checked without timing anything.
+struct CountingHasher {
+    inner: strongroom_core::vault::InlineHasher,
+    verifies: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl strongroom_core::vault::PasswordHasher for CountingHasher {
+    async fn hash(&self, password: zeroize::Zeroizing<Vec<u8>>, salt: [u8; 16]) -> Option<String> {
+        self.inner.hash(password, salt).await
+    }
+
+    async fn verify(&self, password: zeroize::Zeroizing<Vec<u8>>, phc: String) -> bool {
+        self.verifies
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.verify(password, phc).await
+    }
+}
+
+#[tokio::test]
+async fn every_failed_sign_in_costs_exactly_one_password_verification() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use strongroom_core::vault::{Actor, Principal};
+    use strongroom_core::{ManualClock, OsRng, RequestCtx, Vault};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        strongroom_store_sqlite::SqliteStore::open(&dir.path().join("v.db"), Default::default())
+            .unwrap(),
+    );
+    let hasher = Arc::new(CountingHasher {
+        inner: strongroom_core::vault::InlineHasher(strongroom_crypto::password::Cost {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        }),
+        verifies: Default::default(),
+    });
+    let clock = Arc::new(ManualClock::new(strongroom_testkit::START_MS));
+    let vault = Vault::new(
+        store,
+        clock,
+        Arc::new(OsRng),
+        hasher.clone(),
+        strongroom_core::rng::RngExt::key(&OsRng),
+        Default::default(),
+    );
+    vault.ensure_initialized().await.unwrap();
+    let operator = RequestCtx {
+        principal: Principal {
+            actor: Actor::ApiKey(strongroom_core::ApiKeyId::generate(&OsRng)),
+            tenant: None,
+            roles: vec!["operator".into()],
+            restricted_to: None,
+        },
+        request_id: vault.request_id(),
+        purpose: None,
+    };
+    let user = |name: &str| strongroom_proto::CreateUser {
+        username: name.into(),
+        password: GOOD.into(),
+        roles: vec![],
+        tenant: None,
+    };
+    vault.create_user(&operator, user("olga")).await.unwrap();
+    let olga = vault.create_user(&operator, user("oscar")).await.unwrap();
+    vault.disable_user(&operator, &olga.id).await.unwrap();
+    let login = |name: &str, pw: &str| strongroom_proto::Login {
+        tenant: None,
+        username: name.into(),
+        password: pw.into(),
+        totp: None,
+    };
+    let mut costs = Vec::new();
+    for (name, pw) in [
+        ("olga", "wrong password here"),
+        ("nobody", GOOD),
+        ("oscar", GOOD),
+        ("olga", GOOD),
+    ] {
+        let before = hasher.verifies.load(Ordering::SeqCst);
+        let result = vault.login(login(name, pw), vault.request_id()).await;
+        costs.push((
+            name,
+            result.is_ok(),
+            hasher.verifies.load(Ordering::SeqCst) - before,
+        ));
+    }
+    assert_eq!(
+        costs,
+        [
+            ("olga", false, 1),
+            ("nobody", false, 1),
+            ("oscar", false, 1),
+            ("olga", true, 1)
+        ],
+        "wrong password, unknown user, disabled user and success each verify once"
+    );
+    // Locked: still one verification.
+    for _ in 0..10 {
+        let _ = vault
+            .login(login("olga", "wrong password here"), vault.request_id())
+            .await;
+    }
+    let before = hasher.verifies.load(Ordering::SeqCst);
+    assert!(vault
+        .login(login("olga", GOOD), vault.request_id())
+        .await
+        .is_err());
+    assert_eq!(hasher.verifies.load(Ordering::SeqCst) - before, 1);
+}
+
+#[tokio::test]
+async fn operator_accounts_need_mfa_and_hashes_use_argon2id() {
+    let v = TestVault::start().await;
+    let r = v
+        .post(
+            "/v1/users",
+            &v.operator,
+            None,
+            json!({"username": "ops-olga", "password": "night+shift9"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["roles"], json!(["operator"]));
+    let r = v.login(None, "ops-olga", "night+shift9", None).await;
+    assert_eq!(
+        r.body["restricted_to"], "mfa_enrollment",
+        "operators must use MFA"
+    );
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        v.post("/v1/tenants", &token, None, json!({"name": "x"}))
+            .await
+            .status,
+        403
+    );
+    let (secret, _) = v.enrol_totp(&token).await;
+    v.clock.advance_ms(30_000);
+    let ops = v
+        .session(None, "ops-olga", "night+shift9", Some(&v.totp(&secret, 0)))
+        .await;
+    assert_eq!(
+        v.post("/v1/tenants", &ops, None, json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    // A tenant's user is not an operator's: same name, other scope.
+    assert_eq!(
+        v.login(Some("acme"), "ops-olga", "night+shift9", None)
+            .await
+            .code(),
+        "invalid_credentials"
+    );
+
+    let hash: String = v
+        .sqlite()
+        .query_row(
+            "SELECT password_hash FROM users WHERE username = 'ops-olga'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+}
+
+#[tokio::test]
+async fn identity_events_are_audited_without_secrets() {
+    let v = TestVault::start().await;
+    let (t, app) = with_agent(&v).await;
+    let token = v.session(Some("acme"), "grace", GOOD, None).await;
+    v.login(Some("acme"), "grace", "a wrong password guess", None)
+        .await;
+    let (secret, recovery) = v.enrol_totp(&token).await;
+    v.clock.advance_ms(30_000);
+    let code = v.totp(&secret, 0);
+    let s2 = v.session(Some("acme"), "grace", GOOD, Some(&code)).await;
+    v.post(
+        "/v1/auth/password",
+        &s2,
+        None,
+        json!({"current_password": GOOD, "new_password": "a brand new passphrase"}),
+    )
+    .await;
+    let keys = v.get("/v1/api-keys", &t.admin, None).await;
+    let key_id = keys.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["roles"] == json!(["support_agent"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = v
+        .post(
+            &format!("/v1/api-keys/{key_id}/rotate"),
+            &app,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 201);
+    let all = v.get("/v1/audit/entries?limit=1000", &t.admin, None).await;
+    let actions: Vec<&str> = all.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "user.create",
+        "auth.login",
+        "auth.mfa_enroll",
+        "auth.mfa_enable",
+        "auth.password_change",
+        "api_key.rotate",
+    ] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+    let failed = all.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.login" && e["outcome"] == "denied")
+        .count();
+    assert_eq!(failed, 1);
+    let text = all.text;
+    let secrets = [
+        GOOD,
+        "a wrong password guess",
+        "a brand new passphrase",
+        &code,
+        &recovery[0],
+        &token,
+        &s2,
+        &app,
+        rotated.body["key"].as_str().unwrap(),
+    ];
+    for s in secrets {
+        assert!(!text.contains(s), "a secret in the audit trail");
+    }
+}
