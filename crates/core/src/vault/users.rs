@@ -119,13 +119,12 @@ impl Vault {
                 }
                 *roles = vec![ROLE_OPERATOR.to_owned()];
             }
-            Some(t) if ctx.principal.is_operator() => {
+            Some(_) if ctx.principal.is_operator() => {
                 if roles.is_empty() || roles.iter().any(|r| r != ROLE_ADMIN && r != ROLE_AUDITOR) {
                     return Err(Error::forbidden(
                         "operators grant tenant accounts the `admin` or `auditor` roles only",
                     ));
                 }
-                let _ = t;
             }
             Some(t) => {
                 if roles.is_empty() {
