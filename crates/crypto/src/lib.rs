@@ -6,6 +6,7 @@
 
 mod envelope;
 mod key;
+pub mod merkle;
 pub mod otp;
 pub mod password;
 
