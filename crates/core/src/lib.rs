@@ -3,6 +3,7 @@
 //! SQL drivers or the system clock itself.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod clock;
 mod codec;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod rng;
 pub mod schema;
 pub mod store;
 pub mod vault;
+pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Code, Error, Kind, Result};

@@ -9,6 +9,7 @@ mod key;
 pub mod merkle;
 pub mod otp;
 pub mod password;
+pub mod sign;
 
 pub use envelope::{key_version, open, seal, Aad, EnvelopeError, ENVELOPE_OVERHEAD, NONCE_LEN};
 pub use key::{Key32, KEY_LEN};

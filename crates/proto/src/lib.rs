@@ -287,6 +287,7 @@ pub struct SearchRequest {
 
 /// One audit entry. It names actors, actions and opaque ids, never personal data or secrets.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AuditEntry {
     /// `platform` or the tenant id.
     pub log: String,
@@ -519,4 +520,68 @@ pub struct IdentityReport {
     pub api_keys_expiring_in_30_days: u32,
     pub oldest_api_key_age_days: Option<u32>,
     pub settings: EffectiveSettings,
+}
+
+/// A signed tree head of one audit log: the log's first `size` entries have Merkle root `root`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub log: String,
+    /// Position among the log's checkpoints, from 1.
+    pub seq: u64,
+    pub size: u64,
+    /// Hex RFC 6962 root hash.
+    pub root: String,
+    pub time: i64,
+    /// Hex SHA-256 of the previous checkpoint's signed text (64 zeros for the first).
+    pub prev: String,
+    /// Hex Ed25519 signature over the signed text (see docs/audit.md).
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicKey {
+    /// Hex Ed25519 public key that signs checkpoints.
+    pub ed25519: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    /// Hex leaf hash of the entry.
+    pub leaf_hash: String,
+    /// Hex hashes of the audit path, leaf to root.
+    pub proof: Vec<String>,
+    /// Hex root of the tree of `tree_size` entries.
+    pub root: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    pub from_root: String,
+    pub to_root: String,
+    pub proof: Vec<String>,
+}
+
+/// One access to a data subject's records, from the audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectAccess {
+    pub seq: u64,
+    pub time: i64,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub purpose: Option<String>,
+    pub collection: Option<String>,
+    pub records: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectAccessList {
+    pub subject: String,
+    pub accesses: Vec<SubjectAccess>,
 }

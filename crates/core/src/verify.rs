@@ -1,0 +1,346 @@
+//! Offline verification of one audit log: the hash chain, the Merkle root at every checkpoint,
+//! the checkpoints' signatures and their own chain. It needs nothing but the entries as stored,
+//! the checkpoints and the public key, and names the first entry or checkpoint that fails.
+
+use std::fmt;
+
+use strongroom_crypto::hex;
+use strongroom_crypto::merkle::{leaf_hash, CompactRange};
+use strongroom_proto::AuditEntry;
+
+use crate::audit::GENESIS;
+use crate::checkpoint::CheckpointRow;
+
+/// What failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Entry(u64),
+    Checkpoint(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub log: String,
+    pub target: Target,
+    pub reason: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.target {
+            Target::Entry(seq) => write!(f, "log {}: entry {seq}: {}", self.log, self.reason),
+            Target::Checkpoint(seq) => {
+                write!(f, "log {}: checkpoint {seq}: {}", self.log, self.reason)
+            }
+        }
+    }
+}
+
+/// The result of a log that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub log: String,
+    pub entries: u64,
+    /// Entries covered by a verified checkpoint; the rest are checked by the chain only.
+    pub checkpointed: u64,
+    pub checkpoints: u64,
+}
+
+impl Summary {
+    pub fn not_yet_checkpointed(&self) -> u64 {
+        self.entries - self.checkpointed
+    }
+}
+
+/// Verifies one log, entry by entry, in sequence order.
+pub struct LogVerifier {
+    log: String,
+    checkpoints: Vec<CheckpointRow>,
+    next_checkpoint: usize,
+    compact: CompactRange,
+    prev: [u8; 32],
+    checkpointed: u64,
+}
+
+impl LogVerifier {
+    /// Checks the checkpoints themselves (signatures, numbering, links, sizes) and prepares to
+    /// read entries.
+    pub fn new(
+        log: &str,
+        mut checkpoints: Vec<CheckpointRow>,
+        public_key: &[u8; 32],
+    ) -> Result<Self, Failure> {
+        checkpoints.sort_by_key(|c| c.seq);
+        let fail = |seq, reason: String| Failure {
+            log: log.to_owned(),
+            target: Target::Checkpoint(seq),
+            reason,
+        };
+        let mut prev_hash = GENESIS;
+        let mut prev_size = 0;
+        for (i, c) in checkpoints.iter().enumerate() {
+            let expected = i as u64 + 1;
+            if c.seq != expected {
+                return Err(fail(
+                    expected,
+                    "missing: the checkpoints skip from one number to a later one".into(),
+                ));
+            }
+            if c.log != log {
+                return Err(fail(
+                    c.seq,
+                    format!("belongs to log {}, not this one", c.log),
+                ));
+            }
+            if !c.verify_signature(public_key) {
+                return Err(fail(
+                    c.seq,
+                    "signature does not verify with the public key".into(),
+                ));
+            }
+            if c.prev != prev_hash {
+                return Err(fail(c.seq, "does not link to the previous checkpoint (one was removed, replaced or reordered)".into()));
+            }
+            if c.size < prev_size {
+                return Err(fail(
+                    c.seq,
+                    "covers fewer entries than the checkpoint before it".into(),
+                ));
+            }
+            prev_hash = c.hash();
+            prev_size = c.size;
+        }
+        Ok(Self {
+            log: log.to_owned(),
+            checkpoints,
+            next_checkpoint: 0,
+            compact: CompactRange::default(),
+            prev: GENESIS,
+            checkpointed: 0,
+        })
+    }
+
+    fn fail(&self, target: Target, reason: impl Into<String>) -> Failure {
+        Failure {
+            log: self.log.clone(),
+            target,
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks the next entry: `seq` and `body` as stored, and the stored hash if the store keeps one.
+    pub fn push(
+        &mut self,
+        seq: u64,
+        body: &str,
+        stored_hash: Option<&[u8; 32]>,
+    ) -> Result<(), Failure> {
+        let expected = self.compact.size() + 1;
+        if seq != expected {
+            return Err(self.fail(
+                Target::Entry(expected),
+                if seq > expected {
+                    "missing: the sequence jumps past it (deleted)"
+                } else {
+                    "out of order or duplicated"
+                },
+            ));
+        }
+        let leaf = leaf_hash(body.as_bytes());
+        if stored_hash.is_some_and(|h| *h != leaf) {
+            return Err(self.fail(
+                Target::Entry(seq),
+                "modified: its content does not match its recorded hash",
+            ));
+        }
+        let entry: AuditEntry = serde_json::from_str(body).map_err(|_| {
+            self.fail(
+                Target::Entry(seq),
+                "modified: not a well-formed audit entry",
+            )
+        })?;
+        if entry.seq != seq || entry.log != self.log {
+            return Err(self.fail(
+                Target::Entry(seq),
+                "modified or moved: its log or sequence number differs from its place",
+            ));
+        }
+        if entry.prev != hex(&self.prev) {
+            let reason = if seq == 1 {
+                "modified: the first entry must link to the genesis hash".to_owned()
+            } else {
+                format!(
+                    "does not link to entry {}: entry {} was modified, removed or reordered, or this entry's link was",
+                    seq - 1,
+                    seq - 1
+                )
+            };
+            return Err(self.fail(Target::Entry(seq), reason));
+        }
+        self.prev = leaf;
+        self.compact.append(leaf);
+        while let Some(c) = self.checkpoints.get(self.next_checkpoint) {
+            if c.size != self.compact.size() {
+                break;
+            }
+            if c.root != self.compact.root() {
+                return Err(self.fail(
+                    Target::Checkpoint(c.seq),
+                    format!("entries 1 to {} are not the ones this checkpoint signed (history rewritten)", c.size),
+                ));
+            }
+            self.checkpointed = c.size;
+            self.next_checkpoint += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends verification. `head` is the (size, last hash) the store recorded for the log, if any.
+    pub fn finish(self, head: Option<(u64, [u8; 32])>) -> Result<Summary, Failure> {
+        let size = self.compact.size();
+        if let Some(c) = self.checkpoints.get(self.next_checkpoint) {
+            return Err(self.fail(
+                Target::Entry(size + 1),
+                format!("missing: checkpoint {} covers {} entries but the log ends at {size} (truncated)", c.seq, c.size),
+            ));
+        }
+        if let Some((head_size, head_hash)) = head {
+            if head_size > size {
+                return Err(self.fail(
+                    Target::Entry(size + 1),
+                    format!("missing: the log head records {head_size} entries (truncated)"),
+                ));
+            }
+            if head_size == size && size > 0 && head_hash != self.prev {
+                return Err(self.fail(
+                    Target::Entry(size),
+                    "modified: the last entry does not match the log head",
+                ));
+            }
+        }
+        Ok(Summary {
+            log: self.log,
+            entries: size,
+            checkpointed: self.checkpointed,
+            checkpoints: self.checkpoints.len() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{seal_entry, AuditEvent};
+    use crate::ids::RequestId;
+    use crate::rng::{RngExt, SeededRng};
+    use strongroom_crypto::sign::public_key;
+
+    fn log_of(n: u64) -> Vec<(u64, String, [u8; 32])> {
+        let rng = SeededRng::new(5);
+        let mut prev = GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let ev = AuditEvent::new(
+                    None,
+                    seq as i64,
+                    RequestId::generate(&rng),
+                    "key:k".into(),
+                    "record.read",
+                );
+                let (_, body, hash) = seal_entry(&ev, seq, &prev);
+                prev = hash;
+                (seq, body, hash)
+            })
+            .collect()
+    }
+
+    fn checkpoints(
+        entries: &[(u64, String, [u8; 32])],
+        sizes: &[u64],
+        key: &strongroom_crypto::Key32,
+    ) -> Vec<CheckpointRow> {
+        let mut prev = GENESIS;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let mut c = CompactRange::default();
+                for e in &entries[..size as usize] {
+                    c.append(e.2);
+                }
+                let row =
+                    CheckpointRow::sign("platform", i as u64 + 1, size, c.root(), 0, prev, key);
+                prev = row.hash();
+                row
+            })
+            .collect()
+    }
+
+    fn run(
+        entries: &[(u64, String, [u8; 32])],
+        cps: Vec<CheckpointRow>,
+        pk: &[u8; 32],
+    ) -> Result<Summary, Failure> {
+        let mut v = LogVerifier::new("platform", cps, pk)?;
+        for (seq, body, hash) in entries {
+            v.push(*seq, body, Some(hash))?;
+        }
+        v.finish(None)
+    }
+
+    #[test]
+    fn intact_logs_verify_and_report_the_unchecked_tail() {
+        let key = SeededRng::new(1).key();
+        let pk = public_key(&key);
+        let e = log_of(10);
+        let s = run(&e, checkpoints(&e, &[3, 8], &key), &pk).unwrap();
+        assert_eq!(
+            (
+                s.entries,
+                s.checkpointed,
+                s.checkpoints,
+                s.not_yet_checkpointed()
+            ),
+            (10, 8, 2, 2)
+        );
+    }
+
+    #[test]
+    fn tampering_is_named() {
+        let key = SeededRng::new(1).key();
+        let pk = public_key(&key);
+        let e = log_of(10);
+        let cps = checkpoints(&e, &[4, 10], &key);
+        let mut edited = e.clone();
+        edited[5].1 = edited[5].1.replace("record.read", "record.reed");
+        assert_eq!(
+            run(&edited, cps.clone(), &pk).unwrap_err().target,
+            Target::Entry(6)
+        );
+        let mut deleted = e.clone();
+        deleted.remove(2);
+        assert_eq!(
+            run(&deleted, cps.clone(), &pk).unwrap_err().target,
+            Target::Entry(3)
+        );
+        let truncated = e[..7].to_vec();
+        assert_eq!(
+            run(&truncated, cps.clone(), &pk).unwrap_err().target,
+            Target::Entry(8)
+        );
+        let mut forged = cps.clone();
+        forged[1].size = 9;
+        assert_eq!(
+            run(&e, forged, &pk).unwrap_err().target,
+            Target::Checkpoint(2)
+        );
+        let other_key = public_key(&SeededRng::new(2).key());
+        assert_eq!(
+            run(&e, cps.clone(), &other_key).unwrap_err().target,
+            Target::Checkpoint(1)
+        );
+        let mut dropped = cps.clone();
+        dropped.remove(0);
+        assert!(run(&e, dropped, &pk).is_err());
+    }
+}
