@@ -1,6 +1,6 @@
 //! Ed25519 signatures for audit checkpoints.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::Key32;
 
