@@ -109,6 +109,11 @@ impl KeyRing {
         }
     }
 
+    /// The root key itself, for wrapping the few keys that hang directly under it.
+    pub(crate) fn root(&self) -> &Key32 {
+        &self.root
+    }
+
     /// A value sealed under the root key, kept in the store to recognise the right root key.
     pub fn root_check(&self, rng: &dyn Rng) -> String {
         strongroom_crypto::hex(&seal(

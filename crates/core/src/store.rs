@@ -227,6 +227,8 @@ pub enum Op {
         expires_at: i64,
         rotated_to: ApiKeyId,
     },
+    /// Stores a signed checkpoint; a conflict if its number is taken.
+    InsertCheckpoint(crate::checkpoint::CheckpointRow),
     /// Soft-deletes a record if it is still at `expected_version`.
     BlockRecord {
         tenant: TenantId,
@@ -283,6 +285,14 @@ impl From<StoreError> for Error {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The committed head of an audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    pub size: u64,
+    pub last_hash: [u8; 32],
+    pub compact: strongroom_crypto::merkle::CompactRange,
+}
 
 /// Filters for reading a log. All set filters must match.
 #[derive(Debug, Clone, Default)]
@@ -367,6 +377,28 @@ pub trait Store: Send + Sync + 'static {
     async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>>;
     async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>>;
+    /// Every log that has entries.
+    async fn find_audit_logs(&self) -> StoreResult<Vec<String>>;
+    /// The head of a log as committed: size, last leaf hash and Merkle compact range.
+    async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>>;
+    /// Entries as stored, `(seq, body, stored leaf hash)`, after `after_seq`, in order.
+    async fn find_audit_raw(
+        &self,
+        log: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, String, [u8; 32])>>;
+    /// The leaf hashes of a log's first `size` entries.
+    async fn find_audit_leaves(&self, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>>;
+    /// A log's checkpoints in order.
+    async fn find_checkpoints(
+        &self,
+        log: &str,
+    ) -> StoreResult<Vec<crate::checkpoint::CheckpointRow>>;
+    async fn find_latest_checkpoint(
+        &self,
+        log: &str,
+    ) -> StoreResult<Option<crate::checkpoint::CheckpointRow>>;
     /// Entries of one log (`platform` or a tenant id) in sequence order.
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -15,16 +15,21 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
+use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, SessionRow, Store,
-    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, SessionRow,
+    Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 2] = [include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("schema.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections kept open when idle.
 const IDLE_READERS: usize = 8;
@@ -349,6 +354,42 @@ impl Store for SqliteStore {
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>> {
         let scope = scope.to_owned();
         self.read(move |c| read::settings(c, &scope)).await
+    }
+
+    async fn find_audit_logs(&self) -> StoreResult<Vec<String>> {
+        self.read(read::audit_logs).await
+    }
+
+    async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>> {
+        let log = log.to_owned();
+        self.read(move |c| read::audit_head(c, &log)).await
+    }
+
+    async fn find_audit_raw(
+        &self,
+        log: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, String, [u8; 32])>> {
+        let log = log.to_owned();
+        self.read(move |c| read::audit_raw(c, &log, after_seq, limit))
+            .await
+    }
+
+    async fn find_audit_leaves(&self, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
+        let log = log.to_owned();
+        self.read(move |c| read::audit_leaves(c, &log, size)).await
+    }
+
+    async fn find_checkpoints(&self, log: &str) -> StoreResult<Vec<CheckpointRow>> {
+        let log = log.to_owned();
+        self.read(move |c| read::checkpoints(c, &log, false)).await
+    }
+
+    async fn find_latest_checkpoint(&self, log: &str) -> StoreResult<Option<CheckpointRow>> {
+        let log = log.to_owned();
+        self.read(move |c| Ok(read::checkpoints(c, &log, true)?.pop()))
+            .await
     }
 
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {

@@ -1,11 +1,14 @@
 //! Queries of the reader connections, and the mapping of rows to the core's row types.
 
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension, Row};
+use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
+use strongroom_core::store::AuditHead;
 use strongroom_core::store::{
     ApiKeyRow, AuditQuery, CollectionRow, RecordRow, RecordState, RoleRow, SessionRow, StoreError,
     StoreResult, SubjectRow, TenantKeyRow, TenantRow, UserRow,
 };
+use strongroom_crypto::merkle::CompactRange;
 use strongroom_proto::{AuditEntry, SecuritySettings};
 
 use crate::unavailable;
@@ -445,6 +448,14 @@ pub(crate) fn audit(conn: &Connection, log: &str, q: &AuditQuery) -> StoreResult
         Value::Text(log.to_owned()),
         Value::Integer(q.after_seq as i64),
     ];
+    if let Some(subject) = &q.subject {
+        // The entry's subject, or one of several subjects it names among its objects.
+        args.push(Value::Text(subject.clone()));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (subject = ?{n} OR instr(body, '\"' || ?{n} || '\"') > 0)"
+        ));
+    }
     let mut filter = |column: &str, op: &str, v: Value| {
         args.push(v);
         sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
@@ -453,7 +464,6 @@ pub(crate) fn audit(conn: &Connection, log: &str, q: &AuditQuery) -> StoreResult
         ("actor", &q.actor),
         ("action", &q.action),
         ("outcome", &q.outcome),
-        ("subject", &q.subject),
         ("collection", &q.collection),
     ] {
         if let Some(v) = v {
@@ -474,5 +484,98 @@ pub(crate) fn audit(conn: &Connection, log: &str, q: &AuditQuery) -> StoreResult
     bodies
         .iter()
         .map(|b| serde_json::from_str(b).map_err(|_| corrupt("audit entry")))
+        .collect()
+}
+
+pub(crate) fn audit_logs(conn: &Connection) -> StoreResult<Vec<String>> {
+    query(
+        conn,
+        "SELECT log FROM audit_heads UNION SELECT log FROM audit_checkpoints
+         UNION SELECT DISTINCT log FROM audit ORDER BY 1",
+        [],
+        |r| r.get(0),
+    )
+}
+
+pub(crate) fn audit_head(conn: &Connection, log: &str) -> StoreResult<Option<AuditHead>> {
+    let raw: Option<(i64, Vec<u8>, Vec<u8>)> = query(
+        conn,
+        "SELECT size, hash, compact FROM audit_heads WHERE log = ?1",
+        [log],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?
+    .pop();
+    raw.map(|(size, hash, compact)| {
+        Ok(AuditHead {
+            size: size as u64,
+            last_hash: hash32(hash)?,
+            compact: CompactRange::decode(&compact).ok_or_else(|| corrupt("audit head"))?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn audit_raw(
+    conn: &Connection,
+    log: &str,
+    after: u64,
+    limit: u32,
+) -> StoreResult<Vec<(u64, String, [u8; 32])>> {
+    let raw: Vec<(i64, String, Vec<u8>)> = query(
+        conn,
+        "SELECT seq, body, hash FROM audit WHERE log = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        params![log, after as i64, limit],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    raw.into_iter()
+        .map(|(seq, body, hash)| Ok((seq as u64, body, hash32(hash)?)))
+        .collect()
+}
+
+pub(crate) fn audit_leaves(conn: &Connection, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
+    let raw: Vec<Vec<u8>> = query(
+        conn,
+        "SELECT hash FROM audit WHERE log = ?1 AND seq <= ?2 ORDER BY seq",
+        params![log, size as i64],
+        |r| r.get(0),
+    )?;
+    raw.into_iter().map(hash32).collect()
+}
+
+pub(crate) fn checkpoints(
+    conn: &Connection,
+    log: &str,
+    latest_only: bool,
+) -> StoreResult<Vec<CheckpointRow>> {
+    let sql = if latest_only {
+        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = ?1 ORDER BY seq DESC LIMIT 1"
+    } else {
+        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = ?1 ORDER BY seq"
+    };
+    type Raw = (i64, i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+    let raw: Vec<Raw> = query(conn, sql, [log], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })?;
+    raw.into_iter()
+        .map(|(seq, size, root, time, prev, signature)| {
+            Ok(CheckpointRow {
+                log: log.to_owned(),
+                seq: seq as u64,
+                size: size as u64,
+                root: hash32(root)?,
+                time,
+                prev: hash32(prev)?,
+                signature: signature
+                    .try_into()
+                    .map_err(|_| corrupt("checkpoint signature"))?,
+            })
+        })
         .collect()
 }

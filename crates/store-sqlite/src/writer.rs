@@ -6,12 +6,18 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use strongroom_core::audit::{seal_entry, GENESIS};
 use strongroom_core::store::{Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use strongroom_crypto::merkle::CompactRange;
 use tokio::sync::mpsc;
 
 use crate::{unavailable, Job};
 
-/// The head of a log: last sequence number and its leaf hash.
-type Head = (u64, [u8; 32]);
+/// The head of a log: its size, last leaf hash and the compact range of its Merkle tree.
+#[derive(Clone)]
+struct Head {
+    size: u64,
+    hash: [u8; 32],
+    compact: CompactRange,
+}
 
 pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
     let mut heads: HashMap<String, Head> = HashMap::new();
@@ -48,6 +54,13 @@ fn commit_batch(conn: &mut Connection, heads: &mut HashMap<String, Head>, batch:
                 }
             }
         }
+        for (log, head) in &moved {
+            tx.prepare_cached(
+                "INSERT INTO audit_heads (log, size, hash, compact) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (log) DO UPDATE SET size = excluded.size, hash = excluded.hash, compact = excluded.compact",
+            )?
+            .execute(params![log, head.size as i64, &head.hash[..], head.compact.encode()])?;
+        }
         tx.commit()
     })();
     match outcome {
@@ -81,25 +94,50 @@ fn head(
         .or_else(|| moved.get(log))
         .or_else(|| heads.get(log))
     {
-        return Ok(*h);
+        return Ok(h.clone());
     }
-    let row: Option<(i64, Vec<u8>)> = conn
+    let stored: Option<(i64, Vec<u8>, Vec<u8>)> = conn
         .query_row(
-            "SELECT seq, hash FROM audit WHERE log = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT size, hash, compact FROM audit_heads WHERE log = ?1",
             [log],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()
         .map_err(unavailable)?;
-    match row {
-        None => Ok((0, GENESIS)),
-        Some((seq, hash)) => {
-            let hash: [u8; 32] = hash
+    if let Some((size, hash, compact)) = stored {
+        return Ok(Head {
+            size: size as u64,
+            hash: hash
                 .try_into()
-                .map_err(|_| StoreError::Corrupt("audit hash length".into()))?;
-            Ok((seq as u64, hash))
-        }
+                .map_err(|_| StoreError::Corrupt("audit head hash".into()))?,
+            compact: CompactRange::decode(&compact)
+                .ok_or_else(|| StoreError::Corrupt("audit head".into()))?,
+        });
     }
+    // A log written before heads were kept: rebuild its head once from its entries.
+    let mut head = Head {
+        size: 0,
+        hash: GENESIS,
+        compact: CompactRange::default(),
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, hash FROM audit WHERE log = ?1 ORDER BY seq")
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map([log], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(unavailable)?;
+    for row in rows {
+        let (seq, hash) = row.map_err(unavailable)?;
+        let hash: [u8; 32] = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit hash length".into()))?;
+        head.size = seq as u64;
+        head.hash = hash;
+        head.compact.append(hash);
+    }
+    Ok(head)
 }
 
 fn apply_unit(
@@ -115,9 +153,9 @@ fn apply_unit(
     let mut receipt = Receipt::default();
     for ev in &unit.audit {
         let log = ev.log().to_owned();
-        let (seq, prev) = head(conn, heads, moved, unit_heads, &log)?;
-        let seq = seq + 1;
-        let (entry, body, hash) = seal_entry(ev, seq, &prev);
+        let mut h = head(conn, heads, moved, unit_heads, &log)?;
+        let seq = h.size + 1;
+        let (entry, body, hash) = seal_entry(ev, seq, &h.hash);
         conn.prepare_cached(
             "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -137,7 +175,10 @@ fn apply_unit(
             ])
         })
         .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
-        unit_heads.insert(log.clone(), (seq, hash));
+        h.size = seq;
+        h.hash = hash;
+        h.compact.append(hash);
+        unit_heads.insert(log.clone(), h);
         receipt.audit.push((log, seq));
     }
     Ok(receipt)
@@ -506,6 +547,23 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
             if n != 1 {
                 return Err(StoreError::Conflict("version"));
             }
+        }
+        Op::InsertCheckpoint(c) => {
+            exec(
+                conn,
+                "INSERT INTO audit_checkpoints (log, seq, size, root, time, prev, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    c.log,
+                    c.seq as i64,
+                    c.size as i64,
+                    &c.root[..],
+                    c.time,
+                    &c.prev[..],
+                    &c.signature[..]
+                ],
+                "checkpoint",
+            )?;
         }
         Op::BlockRecord {
             tenant,

@@ -6,6 +6,7 @@
 //! alone (with the error code) on failure. Data leaves a read only after its event is durable.
 
 mod admin;
+mod audit_log;
 mod auth;
 mod records;
 mod users;
@@ -107,6 +108,8 @@ pub struct Vault {
     /// Current KEK version per tenant (rotation, a later measure, will update it).
     kek_versions: Mutex<HashMap<TenantId, u32>>,
     hasher: Arc<dyn PasswordHasher>,
+    /// The seed of the Ed25519 key that signs audit checkpoints.
+    signing_key: std::sync::OnceLock<Key32>,
     /// A hash of a random password, verified for unknown users so that they take as long.
     dummy_hash: std::sync::OnceLock<String>,
 }
@@ -151,6 +154,7 @@ impl Vault {
             config,
             kek_versions: Mutex::new(HashMap::new()),
             hasher,
+            signing_key: std::sync::OnceLock::new(),
             dummy_hash: std::sync::OnceLock::new(),
         }
     }
@@ -178,6 +182,7 @@ impl Vault {
                     "the root key does not belong to this data store; refusing to start",
                 ));
             }
+            self.ensure_signing_key().await?;
             return Ok(None);
         }
         let (token, key_row) = self.new_api_key(
@@ -205,6 +210,7 @@ impl Vault {
             audit: vec![ev],
         };
         self.store.commit(unit).await?;
+        self.ensure_signing_key().await?;
         Ok(Some(token))
     }
 

@@ -472,6 +472,7 @@ impl Vault {
                         let (rec, shown) = self.view(&prep, &row).await?;
                         fields.extend(shown);
                         ev.records.push(id);
+                        ev.objects.push(row.subject.to_string());
                         records.push(rec);
                     }
                     Err(e) if e.code == Code::NotFound => missing.push(id.to_string()),
@@ -479,6 +480,8 @@ impl Vault {
                 }
             }
             ev.fields = fields.into_iter().collect();
+            ev.objects.sort();
+            ev.objects.dedup();
             Ok((proto::BatchReadResult { records, missing }, vec![]))
         }
         .await;
@@ -651,6 +654,10 @@ impl Vault {
             }
             if let [only] = rows.as_slice() {
                 ev.subject = Some(only.subject.clone());
+            } else {
+                ev.objects = rows.iter().map(|r| r.subject.to_string()).collect();
+                ev.objects.sort();
+                ev.objects.dedup();
             }
             ev.fields = fields.into_iter().collect();
             Ok((proto::RecordList { records }, vec![]))

@@ -1,0 +1,274 @@
+//! The verifiable audit log: the checkpoint signing key, signed checkpoints, inclusion and
+//! consistency proofs, and "who accessed this person's data".
+
+use strongroom_crypto::merkle::{self, empty_root};
+use strongroom_crypto::{hex, open, seal, sign, unhex, Aad, Key32};
+use strongroom_proto as proto;
+
+use super::{RequestCtx, Vault};
+use crate::audit::{GENESIS, PLATFORM_LOG};
+use crate::checkpoint::CheckpointRow;
+use crate::error::{Code, Error, Result};
+use crate::policy::{ROLE_ADMIN, ROLE_AUDITOR};
+use crate::rng::RngExt;
+use crate::store::{AuditQuery, Op, StoreError, UnitOfWork};
+
+const META_SIGNING_KEY: &str = "audit_signing_key";
+const META_PUBLIC_KEY: &str = "audit_public_key";
+
+impl Vault {
+    /// Loads the checkpoint signing key, creating it (wrapped by the root key) on first use.
+    pub(super) async fn ensure_signing_key(&self) -> Result<()> {
+        if self.signing_key.get().is_some() {
+            return Ok(());
+        }
+        let aad = Aad::new("audit-signing-key");
+        let seed = match self.store.get_meta(META_SIGNING_KEY).await? {
+            Some(sealed) => {
+                let bytes = unhex(&sealed).ok_or_else(Error::integrity)?;
+                let seed = open(self.keys.root(), &aad, &bytes).map_err(|_| Error::integrity())?;
+                Key32::from_slice(&seed).ok_or_else(Error::integrity)?
+            }
+            None => {
+                let seed = self.rng.key();
+                let sealed = seal(self.keys.root(), 0, self.rng.nonce(), &aad, seed.expose());
+                let ops = vec![
+                    Op::PutMeta {
+                        key: META_SIGNING_KEY.into(),
+                        value: hex(&sealed),
+                    },
+                    Op::PutMeta {
+                        key: META_PUBLIC_KEY.into(),
+                        value: hex(&sign::public_key(&seed)),
+                    },
+                ];
+                self.store.commit(UnitOfWork { ops, audit: vec![] }).await?;
+                seed
+            }
+        };
+        let _ = self.signing_key.set(seed);
+        Ok(())
+    }
+
+    /// The Ed25519 public key that verifies checkpoints.
+    pub fn public_key(&self) -> Result<[u8; 32]> {
+        self.signing_key
+            .get()
+            .map(sign::public_key)
+            .ok_or_else(Error::internal)
+    }
+
+    /// Signs a checkpoint of `log` if it has entries beyond its latest one. Returns it, or
+    /// `None` when there was nothing new (or another node did it first).
+    pub async fn checkpoint(&self, log: &str) -> Result<Option<CheckpointRow>> {
+        let key = self.signing_key.get().ok_or_else(Error::internal)?;
+        let Some(head) = self.store.find_audit_head(log).await? else {
+            return Ok(None);
+        };
+        let latest = self.store.find_latest_checkpoint(log).await?;
+        if latest.as_ref().is_some_and(|c| c.size >= head.size) {
+            return Ok(None);
+        }
+        let (seq, prev) = latest.map_or((1, GENESIS), |c| (c.seq + 1, c.hash()));
+        let row = CheckpointRow::sign(
+            log,
+            seq,
+            head.size,
+            head.compact.root(),
+            self.now(),
+            prev,
+            key,
+        );
+        match self
+            .store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertCheckpoint(row.clone())],
+                audit: vec![],
+            })
+            .await
+        {
+            Ok(_) => Ok(Some(row)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checkpoints every log that has `every_entries` new entries, or any new entry and no
+    /// checkpoint for `every_ms`. Returns how many were made.
+    pub async fn checkpoint_due(&self, every_entries: u64, every_ms: i64) -> Result<usize> {
+        let mut made = 0;
+        let now = self.now();
+        for log in self.store.find_audit_logs().await? {
+            let Some(head) = self.store.find_audit_head(&log).await? else {
+                continue;
+            };
+            let latest = self.store.find_latest_checkpoint(&log).await?;
+            let (size, time) = latest.map_or((0, i64::MIN), |c| (c.size, c.time));
+            let new = head.size.saturating_sub(size);
+            if new > 0
+                && (new >= every_entries || now.saturating_sub(time) >= every_ms)
+                && self.checkpoint(&log).await?.is_some()
+            {
+                made += 1;
+            }
+        }
+        Ok(made)
+    }
+
+    /// The log a caller may read: its tenant's (admin, auditor) or the platform's (operators).
+    fn readable_log(&self, ctx: &RequestCtx) -> Result<String> {
+        let p = &ctx.principal;
+        match &p.tenant {
+            Some(t) if p.has_role(ROLE_ADMIN) || p.has_role(ROLE_AUDITOR) => Ok(t.to_string()),
+            None if p.is_operator() => Ok(PLATFORM_LOG.to_owned()),
+            _ => Err(Error::forbidden(
+                "reading the audit trail needs the `auditor` or `admin` role",
+            )),
+        }
+    }
+
+    /// The newest signed checkpoint of the caller's log, made now if entries are waiting.
+    pub async fn latest_checkpoint(&self, ctx: &RequestCtx) -> Result<proto::Checkpoint> {
+        let ev = self.event(ctx, "audit.checkpoint");
+        let res = async {
+            let log = self.readable_log(ctx)?;
+            self.checkpoint(&log).await?;
+            let c = self
+                .store
+                .find_latest_checkpoint(&log)
+                .await?
+                .ok_or_else(|| Error::new(Code::NotFound, "this log has no checkpoint yet"))?;
+            Ok((c.to_proto(), vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    async fn tree_size(&self, log: &str, size: Option<u64>) -> Result<u64> {
+        let head = self.store.find_audit_head(log).await?.map_or(0, |h| h.size);
+        match size {
+            Some(s) if s <= head => Ok(s),
+            Some(_) => Err(Error::invalid(format!("the log has {head} entries"))),
+            None => Ok(self
+                .store
+                .find_latest_checkpoint(log)
+                .await?
+                .map_or(head, |c| c.size)),
+        }
+    }
+
+    /// Proves that entry `seq` is in the tree of `size` entries (default: the latest checkpoint).
+    pub async fn inclusion_proof(
+        &self,
+        ctx: &RequestCtx,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<proto::InclusionProof> {
+        let ev = self.event(ctx, "audit.proof");
+        let res = async {
+            let log = self.readable_log(ctx)?;
+            let size = self.tree_size(&log, size).await?;
+            if seq == 0 || seq > size {
+                return Err(Error::invalid(format!("seq must be 1 to {size}")));
+            }
+            let leaves = self.store.find_audit_leaves(&log, size).await?;
+            let idx = (seq - 1) as usize;
+            let proof = merkle::inclusion_proof(&leaves, idx).ok_or_else(Error::internal)?;
+            let out = proto::InclusionProof {
+                seq,
+                tree_size: size,
+                leaf_hash: hex(&leaves[idx]),
+                proof: proof.iter().map(|h| hex(h)).collect(),
+                root: hex(&merkle::root(&leaves)),
+            };
+            Ok((out, vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    /// Proves that the tree of `from` entries is a prefix of the tree of `to` entries.
+    pub async fn consistency_proof(
+        &self,
+        ctx: &RequestCtx,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<proto::ConsistencyProof> {
+        let ev = self.event(ctx, "audit.proof");
+        let res = async {
+            let log = self.readable_log(ctx)?;
+            let to = self.tree_size(&log, to).await?;
+            if from == 0 || from > to {
+                return Err(Error::invalid(format!("from must be 1 to {to}")));
+            }
+            let leaves = self.store.find_audit_leaves(&log, to).await?;
+            let proof =
+                merkle::consistency_proof(&leaves, from as usize).ok_or_else(Error::internal)?;
+            let out = proto::ConsistencyProof {
+                from_size: from,
+                to_size: to,
+                from_root: hex(&merkle::root(&leaves[..from as usize])),
+                to_root: hex(&if to == 0 {
+                    empty_root()
+                } else {
+                    merkle::root(&leaves)
+                }),
+                proof: proof.iter().map(|h| hex(h)).collect(),
+            };
+            Ok((out, vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    /// Every recorded access to a data subject's records: who, when, what, for which purpose.
+    pub async fn subject_accesses(
+        &self,
+        ctx: &RequestCtx,
+        subject: &str,
+    ) -> Result<proto::SubjectAccessList> {
+        let mut ev = self.event(ctx, "audit.subject_accesses");
+        let res = async {
+            let log = self.readable_log(ctx)?;
+            let id = crate::ids::SubjectId::parse(subject).ok_or_else(|| {
+                Error::new(Code::InvalidId, "not a subject id (sub_ and 32 hex digits)")
+            })?;
+            ev.subject = Some(id.clone());
+            let mut q = AuditQuery {
+                subject: Some(id.to_string()),
+                limit: 1000,
+                ..Default::default()
+            };
+            let mut accesses = Vec::new();
+            loop {
+                let page = self.store.find_audit_entries(&log, &q).await?;
+                let Some(last) = page.last() else { break };
+                q.after_seq = last.seq;
+                accesses.extend(
+                    page.into_iter()
+                        .filter(|e| e.action.starts_with("record."))
+                        .map(|e| proto::SubjectAccess {
+                            seq: e.seq,
+                            time: e.time,
+                            actor: e.actor,
+                            action: e.action,
+                            outcome: e.outcome,
+                            purpose: e.purpose,
+                            collection: e.collection,
+                            records: e.records,
+                            fields: e.fields,
+                        }),
+                );
+            }
+            Ok((
+                proto::SubjectAccessList {
+                    subject: id.to_string(),
+                    accesses,
+                },
+                vec![],
+            ))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+}
