@@ -39,6 +39,40 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Verify, export and inspect the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chains, Merkle roots and signed checkpoints of every log. Exit 0 when
+    /// intact; otherwise 1, naming the first entry or checkpoint that fails.
+    Verify {
+        /// Verify the database of this data directory...
+        #[arg(long, conflicts_with = "bundle")]
+        data_dir: Option<PathBuf>,
+        /// ...or an exported bundle.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// The Ed25519 public key to trust (hex). Default: the one stored beside the log.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write a portable bundle: entries.jsonl, checkpoints.jsonl, public-key.txt.
+    Export {
+        #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the Ed25519 public key that signs checkpoints (keep a copy apart from the server).
+    PublicKey {
+        #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +104,21 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Stream audit entries and alerts as JSON lines: `stdout`, `syslog` or a file path.
+    #[arg(long, env = "STRONGROOM_AUDIT_STREAM")]
+    audit_stream: Option<strongroom_server::siem::Target>,
+    /// Sign a checkpoint of a log after this many new entries...
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every_entries: u64,
+    /// ...or after this many seconds, whichever comes first.
+    #[arg(long, default_value_t = 5)]
+    checkpoint_every_seconds: u64,
+    /// Alert when one request returns at least this many records.
+    #[arg(long, default_value_t = 500)]
+    alert_export_records: usize,
+    /// Alert when one actor is denied this many times within a minute.
+    #[arg(long, default_value_t = 20)]
+    alert_denial_burst: usize,
 }
 
 impl Default for ServeArgs {
@@ -81,6 +130,11 @@ impl Default for ServeArgs {
             max_body_bytes: strongroom_server::DEFAULT_MAX_BODY,
             tls_cert: None,
             tls_key: None,
+            audit_stream: None,
+            checkpoint_every_entries: 1000,
+            checkpoint_every_seconds: 5,
+            alert_export_records: 500,
+            alert_denial_burst: 20,
         }
     }
 }
@@ -104,15 +158,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let result: Result<ExitCode> = runtime.block_on(async {
+        let done = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
             Command::Serve(args) => serve(args).await,
             Command::Init { data_dir, json } => init(&data_dir, json).await,
             Command::Admin {
                 command: AdminCommand::BootstrapToken { data_dir, json },
             } => bootstrap_token(&data_dir, json).await,
-        }
+            Command::Audit { command } => return audit(command).await,
+        };
+        done.map(|()| ExitCode::SUCCESS)
     });
+    let result = match result {
+        Ok(code) => return code,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -152,6 +212,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
+        audit_stream: args.audit_stream,
+        checkpoint_every_entries: args.checkpoint_every_entries.max(1),
+        checkpoint_every: std::time::Duration::from_secs(args.checkpoint_every_seconds.max(1)),
+        alerts: strongroom_server::siem::AlertRules {
+            export_records: args.alert_export_records.max(1),
+            denial_burst: args.alert_denial_burst.max(1),
+        },
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;
@@ -243,4 +310,98 @@ async fn bootstrap_token(data_dir: &Path, json: bool) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     print_token(&token, json);
     Ok(())
+}
+
+fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
+    let db = data_dir.join("strongroom.db");
+    if !db.exists() {
+        bail!("{} holds no Strongroom database", data_dir.display());
+    }
+    SqliteStore::open(&db, SqliteOptions::default())
+        .with_context(|| format!("cannot open {}", db.display()))
+}
+
+async fn audit(command: AuditCommand) -> Result<ExitCode> {
+    use strongroom_server::audit_tools::{self, VerifyError};
+    match command {
+        AuditCommand::PublicKey { data_dir } => {
+            let store = open_existing_store(&data_dir)?;
+            let key = audit_tools::stored_public_key(&store).await?;
+            println!("{}", strongroom_crypto::hex(&key));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Export { data_dir, out } => {
+            let store = open_existing_store(&data_dir)?;
+            let n = audit_tools::export(&store, &out).await?;
+            println!("exported {n} entries to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            data_dir,
+            bundle,
+            public_key,
+        } => {
+            let trusted = match public_key {
+                Some(k) => Some(
+                    audit_tools::parse_public_key(&k)
+                        .context("--public-key is not a hex Ed25519 key")?,
+                ),
+                None => None,
+            };
+            let report = match (data_dir, bundle) {
+                (_, Some(b)) => {
+                    let key = match trusted {
+                        Some(k) => k,
+                        None => {
+                            eprintln!("note: trusting the public key inside the bundle; pass --public-key to use one you hold");
+                            audit_tools::bundle_public_key(&b)?
+                        }
+                    };
+                    audit_tools::verify_bundle(&b, &key)
+                }
+                (dir, None) => {
+                    let dir = dir.unwrap_or_else(|| PathBuf::from("./strongroom-data"));
+                    let store = open_existing_store(&dir)?;
+                    let key = match trusted {
+                        Some(k) => k,
+                        None => {
+                            eprintln!("note: trusting the public key stored in the database; pass --public-key to use one you hold");
+                            audit_tools::stored_public_key(&store).await?
+                        }
+                    };
+                    audit_tools::verify_store(&store, &key).await
+                }
+            };
+            match report {
+                Ok(r) => {
+                    let mut total = 0;
+                    for l in &r.logs {
+                        total += l.entries;
+                        println!(
+                            "log {}: {} entries, {} covered by {} checkpoints, {} not yet checkpointed: intact",
+                            l.log,
+                            l.entries,
+                            l.checkpointed,
+                            l.checkpoints,
+                            l.not_yet_checkpointed()
+                        );
+                    }
+                    println!(
+                        "verified {total} entries in {} logs ({:.0} entries/s): intact",
+                        r.logs.len(),
+                        r.entries_per_second
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(VerifyError::Failed(f)) => {
+                    eprintln!("TAMPERED: {f}");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
 }

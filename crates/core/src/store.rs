@@ -377,8 +377,10 @@ pub trait Store: Send + Sync + 'static {
     async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>>;
     async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>>;
-    /// Every log that has entries.
+    /// Every log that has entries or checkpoints (complete, for verification; may scan).
     async fn find_audit_logs(&self) -> StoreResult<Vec<String>>;
+    /// The heads of all logs the writer keeps (cheap; for checkpointing and streaming).
+    async fn find_audit_heads(&self) -> StoreResult<Vec<(String, AuditHead)>>;
     /// The head of a log as committed: size, last leaf hash and Merkle compact range.
     async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>>;
     /// Entries as stored, `(seq, body, stored leaf hash)`, after `after_seq`, in order.

@@ -120,6 +120,11 @@ impl LogVerifier {
         })
     }
 
+    /// The log being verified.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
     fn fail(&self, target: Target, reason: impl Into<String>) -> Failure {
         Failure {
             log: self.log.clone(),
@@ -209,6 +214,12 @@ impl LogVerifier {
                 return Err(self.fail(
                     Target::Entry(size + 1),
                     format!("missing: the log head records {head_size} entries (truncated)"),
+                ));
+            }
+            if head_size < size {
+                return Err(self.fail(
+                    Target::Entry(head_size + 1),
+                    format!("inserted: the vault wrote only {head_size} entries to this log"),
                 ));
             }
             if head_size == size && size > 0 && head_hash != self.prev {

@@ -2,14 +2,17 @@
 //! Handlers only translate; decisions live in `strongroom-core`.
 
 pub mod api;
+pub mod audit_tools;
 pub mod datadir;
 pub mod hashing;
 pub mod ratelimit;
+pub mod siem;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use strongroom_core::{Clock, Rng, Store, Vault, VaultConfig};
 use tokio::net::TcpListener;
@@ -34,6 +37,13 @@ pub struct ServeOptions {
     pub vault: VaultConfig,
     /// Argon2id cost of password hashes.
     pub password_cost: strongroom_crypto::password::Cost,
+    /// Sign a checkpoint of a log once it has this many new entries...
+    pub checkpoint_every_entries: u64,
+    /// ...or, if it has any, once this long has passed since its last checkpoint.
+    pub checkpoint_every: Duration,
+    /// Where audit entries and alerts are streamed as JSON lines (none by default).
+    pub audit_stream: Option<siem::Target>,
+    pub alerts: siem::AlertRules,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +56,10 @@ impl Default for ServeOptions {
             tls_key: None,
             vault: VaultConfig::default(),
             password_cost: strongroom_crypto::password::Cost::DEFAULT,
+            checkpoint_every_entries: 1000,
+            checkpoint_every: Duration::from_secs(5),
+            audit_stream: None,
+            alerts: siem::AlertRules::default(),
         }
     }
 }
@@ -102,13 +116,21 @@ pub struct Running {
     pub bootstrap_token: Option<String>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections, stops the background tasks, and signs a final checkpoint
+    /// of every log so that everything written is covered.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        for t in self.background {
+            let _ = t.await;
+        }
+        if let Err(e) = self.vault.checkpoint_due(1, 0).await {
+            tracing::error!(error = %e, "could not sign the final checkpoints");
+        }
     }
 
     /// Waits until the server stops (it runs until [`Running::stop`] or the process ends).
@@ -165,6 +187,22 @@ pub async fn start(
         login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
     });
     let (shutdown, rx) = watch::channel(false);
+    let mut background = vec![tokio::spawn(checkpointer(
+        vault.clone(),
+        opts.checkpoint_every_entries,
+        opts.checkpoint_every,
+        rx.clone(),
+    ))];
+    if let Some(target) = &opts.audit_stream {
+        let sink = siem::Sink::open(target)
+            .map_err(|e| SetupError::Invalid(format!("audit stream: {e}")))?;
+        background.push(tokio::spawn(siem::run(
+            vault.clone(),
+            sink,
+            opts.alerts.clone(),
+            rx.clone(),
+        )));
+    }
     let task = tokio::spawn(tls::serve(listener, tls, app, rx));
     Ok(Running {
         addr,
@@ -172,5 +210,31 @@ pub async fn start(
         bootstrap_token,
         shutdown,
         task,
+        background,
     })
+}
+
+/// Signs checkpoints in the background: a log is checkpointed once it has `every_entries` new
+/// entries, or any new entry and no checkpoint for `every`.
+async fn checkpointer(
+    vault: Arc<Vault>,
+    every_entries: u64,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tick = every
+        .min(Duration::from_secs(1))
+        .max(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = vault
+            .checkpoint_due(every_entries, every.as_millis() as i64)
+            .await
+        {
+            tracing::error!(error = %e, "checkpointing failed");
+        }
+    }
 }

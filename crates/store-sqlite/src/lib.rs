@@ -360,6 +360,10 @@ impl Store for SqliteStore {
         self.read(read::audit_logs).await
     }
 
+    async fn find_audit_heads(&self) -> StoreResult<Vec<(String, AuditHead)>> {
+        self.read(read::audit_heads).await
+    }
+
     async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>> {
         let log = log.to_owned();
         self.read(move |c| read::audit_head(c, &log)).await

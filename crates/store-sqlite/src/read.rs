@@ -579,3 +579,22 @@ pub(crate) fn checkpoints(
         })
         .collect()
 }
+
+pub(crate) fn audit_heads(conn: &Connection) -> StoreResult<Vec<(String, AuditHead)>> {
+    let raw: Vec<(String, i64, Vec<u8>, Vec<u8>)> = query(
+        conn,
+        "SELECT log, size, hash, compact FROM audit_heads ORDER BY log",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    raw.into_iter()
+        .map(|(log, size, hash, compact)| {
+            let head = AuditHead {
+                size: size as u64,
+                last_hash: hash32(hash)?,
+                compact: CompactRange::decode(&compact).ok_or_else(|| corrupt("audit head"))?,
+            };
+            Ok((log, head))
+        })
+        .collect()
+}

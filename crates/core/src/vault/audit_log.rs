@@ -98,10 +98,7 @@ impl Vault {
     pub async fn checkpoint_due(&self, every_entries: u64, every_ms: i64) -> Result<usize> {
         let mut made = 0;
         let now = self.now();
-        for log in self.store.find_audit_logs().await? {
-            let Some(head) = self.store.find_audit_head(&log).await? else {
-                continue;
-            };
+        for (log, head) in self.store.find_audit_heads().await? {
             let latest = self.store.find_latest_checkpoint(&log).await?;
             let (size, time) = latest.map_or((0, i64::MIN), |c| (c.size, c.time));
             let new = head.size.saturating_sub(size);

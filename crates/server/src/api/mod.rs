@@ -1,6 +1,7 @@
 //! The HTTP API: routes, the OpenAPI document, and the request middleware (request ids and
 //! access logs that never contain query strings, bodies or tokens).
 
+mod audit;
 mod error;
 mod extract;
 mod handlers;
@@ -69,6 +70,11 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         identity::get_api_keys,
         identity::post_api_key_rotate,
         identity::get_identity_report,
+        audit::get_public_key,
+        audit::get_latest_checkpoint,
+        audit::get_inclusion_proof,
+        audit::get_consistency_proof,
+        audit::get_subject_accesses,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -188,6 +194,23 @@ pub fn router(state: AppState) -> Router {
             get(get_record).patch(patch_record).delete(delete_record),
         )
         .route("/v1/audit/entries", get(get_audit_entries))
+        .route("/v1/audit/public-key", get(audit::get_public_key))
+        .route(
+            "/v1/audit/checkpoints/latest",
+            get(audit::get_latest_checkpoint),
+        )
+        .route(
+            "/v1/audit/proofs/inclusion",
+            get(audit::get_inclusion_proof),
+        )
+        .route(
+            "/v1/audit/proofs/consistency",
+            get(audit::get_consistency_proof),
+        )
+        .route(
+            "/v1/audit/subjects/{subject}/accesses",
+            get(audit::get_subject_accesses),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

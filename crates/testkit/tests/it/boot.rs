@@ -204,6 +204,11 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/users/{id}/roles", "put"),
         ("/v1/users/{id}/{action}", "post"),
         ("/v1/identity/report", "get"),
+        ("/v1/audit/public-key", "get"),
+        ("/v1/audit/checkpoints/latest", "get"),
+        ("/v1/audit/proofs/inclusion", "get"),
+        ("/v1/audit/proofs/consistency", "get"),
+        ("/v1/audit/subjects/{subject}/accesses", "get"),
     ];
     for (path, method) in expected {
         assert!(
