@@ -98,6 +98,15 @@ impl TestVault {
         }
     }
 
+    /// The vault of the running server (for tests that drive it directly).
+    pub fn running_vault(&self) -> std::sync::Arc<strongroom_core::Vault> {
+        self.running
+            .as_ref()
+            .expect("the server is running")
+            .vault
+            .clone()
+    }
+
     /// The data directory.
     pub fn data_path(&self) -> &Path {
         &self.data_path

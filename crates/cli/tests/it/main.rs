@@ -149,3 +149,133 @@ fn serve_initialises_serves_https_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     assert!(rest.iter().any(|l| l == "Stopping."), "{rest:?}");
 }
+
+#[test]
+fn audit_verify_passes_after_the_quickstart_and_names_an_edited_entry() {
+    for tool in ["sqlite3", "curl", "jq"] {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "this test needs {tool}: apt-get install -y {tool}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args([
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("STRONGROOM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("srk_")) {
+            token = Some(t.to_owned());
+        }
+        if line.starts_with("Serving https://") {
+            break;
+        }
+    }
+    let quickstart = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart.sh"
+        ))
+        .env("STRONGROOM_URL", &url)
+        .env("STRONGROOM_TOKEN", token.unwrap())
+        .env("STRONGROOM_CACERT", dir.join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    assert!(quickstart.status.success(), "{}", text(&quickstart.stderr));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let d = dir.to_str().unwrap();
+    let ok = strongroom(&["audit", "verify", "--data-dir", d]);
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
+    assert!(
+        text(&ok.stdout).contains("0 not yet checkpointed: intact"),
+        "{}",
+        text(&ok.stdout)
+    );
+
+    // A trusted key given explicitly works too, and a wrong one fails.
+    let key = text(&strongroom(&["audit", "public-key", "--data-dir", d]).stdout)
+        .trim()
+        .to_owned();
+    assert!(
+        strongroom(&["audit", "verify", "--data-dir", d, "--public-key", &key])
+            .status
+            .success()
+    );
+    let wrong = "11".repeat(32);
+    assert_eq!(
+        strongroom(&["audit", "verify", "--data-dir", d, "--public-key", &wrong])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    // Export a bundle, then edit one audit row with the sqlite3 shell.
+    let bundle = tmp.path().join("bundle");
+    assert!(strongroom(&[
+        "audit",
+        "export",
+        "--data-dir",
+        d,
+        "--out",
+        bundle.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let edit = Command::new("sqlite3")
+        .arg(dir.join("strongroom.db"))
+        .arg("UPDATE audit SET body = replace(body, '\"outcome\":\"denied\"', '\"outcome\":\"ok\"') WHERE rowid = (SELECT min(rowid) FROM audit WHERE outcome = 'denied' AND log != 'platform');")
+        .output()
+        .unwrap();
+    assert!(edit.status.success(), "{}", text(&edit.stderr));
+    let bad = strongroom(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("TAMPERED") && err.contains(": entry "),
+        "{err}"
+    );
+    // The bundle taken before the edit still verifies with nothing but itself.
+    let b = strongroom(&[
+        "audit",
+        "verify",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--public-key",
+        &key,
+    ]);
+    assert!(b.status.success(), "{}", text(&b.stderr));
+}

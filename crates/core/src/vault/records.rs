@@ -425,11 +425,11 @@ impl Vault {
     ) -> Result<proto::Record> {
         let mut ev = self.event(ctx, "record.read");
         let res = async {
+            let id = parse_record_id(id)?;
+            ev.records.push(id.clone());
             let prep = self
                 .prepare(ctx, &mut ev, collection, Operation::Read)
                 .await?;
-            let id = parse_record_id(id)?;
-            ev.records.push(id.clone());
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
             let (rec, shown) = self.view(&prep, &row).await?;
@@ -578,11 +578,11 @@ impl Vault {
     pub async fn delete_record(&self, ctx: &RequestCtx, collection: &str, id: &str) -> Result<()> {
         let mut ev = self.event(ctx, "record.delete");
         let res = async {
+            let id = parse_record_id(id)?;
+            ev.records.push(id.clone());
             let prep = self
                 .prepare(ctx, &mut ev, collection, Operation::Delete)
                 .await?;
-            let id = parse_record_id(id)?;
-            ev.records.push(id.clone());
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
             let op = Op::BlockRecord {

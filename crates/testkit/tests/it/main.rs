@@ -4,6 +4,7 @@
 mod admin;
 mod at_rest;
 mod audit;
+mod audit_log;
 mod bad_input;
 mod boot;
 mod identity;

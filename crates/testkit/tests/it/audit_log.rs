@@ -1,0 +1,578 @@
+//! The tamper-evident log: checkpoints and proofs a client can verify, offline verification of
+//! a data directory and of an exported bundle, and hundreds of tampering cases, all caught.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use strongroom_core::checkpoint::CheckpointRow;
+use strongroom_core::verify::Target;
+use strongroom_crypto::merkle::{verify_consistency, verify_inclusion, Hash};
+use strongroom_crypto::unhex;
+use strongroom_server::audit_tools::{self, VerifyError};
+use strongroom_store_sqlite::SqliteStore;
+use strongroom_testkit::TestVault;
+
+const PEOPLE: &str = "/v1/collections/people/records";
+
+fn h(s: &str) -> Hash {
+    unhex(s).unwrap().try_into().unwrap()
+}
+
+/// A vault with some history in its tenant log, stopped (so the final checkpoint is signed).
+async fn history() -> (TestVault, String) {
+    let mut v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    for i in 0..12 {
+        let id = v
+            .store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+        v.get(&format!("{PEOPLE}/{id}"), &app, Some("support"))
+            .await;
+        v.get(&format!("{PEOPLE}/{id}"), &app, Some("marketing"))
+            .await;
+    }
+    v.stop().await;
+    (v, t.id)
+}
+
+fn open_copy(v: &TestVault) -> (tempfile::TempDir, std::path::PathBuf) {
+    let db = v.data_path().join("strongroom.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    drop(c);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&db, &copy).unwrap();
+    (dir, copy)
+}
+
+async fn verify_db(path: &std::path::Path) -> Result<audit_tools::Report, VerifyError> {
+    let store = SqliteStore::open(path, Default::default()).unwrap();
+    let key = audit_tools::stored_public_key(&store).await.unwrap();
+    audit_tools::verify_store(&store, &key).await
+}
+
+#[tokio::test]
+async fn clients_verify_checkpoints_and_proofs_themselves() {
+    let v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    for i in 0..5 {
+        v.store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+    }
+    let pk = v.get("/v1/audit/public-key", "", None).await;
+    let pk: [u8; 32] = unhex(pk.body["ed25519"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let first = v.get("/v1/audit/checkpoints/latest", &t.admin, None).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let first: strongroom_proto::Checkpoint = serde_json::from_value(first.body).unwrap();
+    let first_row = CheckpointRow::from_proto(&first).unwrap();
+    assert!(
+        first_row.verify_signature(&pk),
+        "the checkpoint is signed by the published key"
+    );
+    for i in 5..9 {
+        v.store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+    }
+    let second: strongroom_proto::Checkpoint = serde_json::from_value(
+        v.get("/v1/audit/checkpoints/latest", &t.admin, None)
+            .await
+            .body,
+    )
+    .unwrap();
+    let second_row = CheckpointRow::from_proto(&second).unwrap();
+    assert!(second.size > first.size && second.seq == first.seq + 1);
+    assert_eq!(second_row.prev, first_row.hash(), "checkpoints are chained");
+
+    for seq in [1, first.size / 2, first.size, second.size] {
+        let p = v
+            .get(
+                &format!("/v1/audit/proofs/inclusion?seq={seq}&size={}", second.size),
+                &t.admin,
+                None,
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.text);
+        let proof: Vec<Hash> = p.body["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| h(x.as_str().unwrap()))
+            .collect();
+        assert!(verify_inclusion(
+            &h(p.body["leaf_hash"].as_str().unwrap()),
+            seq - 1,
+            second.size,
+            &proof,
+            &second_row.root
+        ));
+    }
+    let c = v
+        .get(
+            &format!(
+                "/v1/audit/proofs/consistency?from={}&to={}",
+                first.size, second.size
+            ),
+            &t.admin,
+            None,
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    let proof: Vec<Hash> = c.body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| h(x.as_str().unwrap()))
+        .collect();
+    assert!(verify_consistency(
+        first.size,
+        second.size,
+        &first_row.root,
+        &second_row.root,
+        &proof
+    ));
+    let bad = v
+        .get("/v1/audit/proofs/inclusion?seq=0", &t.admin, None)
+        .await;
+    assert_eq!(bad.status, 400);
+    let bad = v
+        .get("/v1/audit/proofs/inclusion?seq=1&evil=1", &t.admin, None)
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "unknown_field"));
+    assert_eq!(
+        v.get("/v1/audit/checkpoints/latest", &app, None)
+            .await
+            .status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn who_accessed_this_person() {
+    let v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    let r = v
+        .post(
+            PEOPLE,
+            &app,
+            Some("support"),
+            json!({"subject_ref": "crm-7", "fields": {"email": "a@example.com"}}),
+        )
+        .await;
+    let (id, subject) = (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["subject"].as_str().unwrap().to_owned(),
+    );
+    let other = v
+        .store_person(&app, json!({"email": "b@example.com"}))
+        .await;
+    v.get(&format!("{PEOPLE}/{id}"), &app, Some("support"))
+        .await;
+    v.get(&format!("{PEOPLE}/{id}"), &app, Some("marketing"))
+        .await;
+    v.post(
+        &format!("{PEOPLE}/lookup"),
+        &app,
+        Some("support"),
+        json!({"ids": [id, other]}),
+    )
+    .await;
+    v.get(&format!("{PEOPLE}/{other}"), &app, Some("support"))
+        .await;
+    let r = v
+        .get(
+            &format!("/v1/audit/subjects/{subject}/accesses"),
+            &t.admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let acts: Vec<(String, String, Option<String>)> = r.body["accesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["outcome"].as_str().unwrap().into(),
+                a["purpose"].as_str().map(Into::into),
+            )
+        })
+        .collect();
+    assert_eq!(
+        acts,
+        [
+            ("record.create".into(), "ok".into(), Some("support".into())),
+            ("record.read".into(), "ok".into(), Some("support".into())),
+            (
+                "record.batch_read".into(),
+                "ok".into(),
+                Some("support".into())
+            ),
+        ]
+    );
+    assert_eq!(r.body["accesses"][1]["fields"], json!(["email"]));
+    // The denied attempt is in the trail with the record it aimed at, not among the accesses.
+    let denied = v
+        .get(
+            "/v1/audit/entries?action=record.read&outcome=denied",
+            &t.admin,
+            None,
+        )
+        .await;
+    assert_eq!(denied.body["entries"][0]["records"], json!([id]));
+    assert_eq!(
+        v.get("/v1/audit/subjects/nobody/accesses", &t.admin, None)
+            .await
+            .status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_history_verifies_offline_and_as_a_bundle() {
+    let (v, tenant) = history().await;
+    let report = verify_db(&v.data_path().join("strongroom.db"))
+        .await
+        .unwrap();
+    let log = report.logs.iter().find(|l| l.log == tenant).unwrap();
+    assert!(log.entries >= 36, "{log:?}");
+    assert_eq!(
+        log.not_yet_checkpointed(),
+        0,
+        "stopping signs a final checkpoint"
+    );
+    assert!(report.entries_per_second > 0.0);
+
+    let store =
+        SqliteStore::open(&v.data_path().join("strongroom.db"), Default::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("bundle");
+    let n = audit_tools::export(&store, &bundle).await.unwrap();
+    assert_eq!(n, report.logs.iter().map(|l| l.entries).sum::<u64>());
+    let key = audit_tools::bundle_public_key(&bundle).unwrap();
+    let r = audit_tools::verify_bundle(&bundle, &key).unwrap();
+    assert_eq!(r.logs.len(), report.logs.len());
+    assert!(
+        audit_tools::export(&store, &bundle).await.is_err(),
+        "never overwrites a bundle"
+    );
+
+    // Edit one line of the bundle: named.
+    let path = bundle.join("entries.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let victim = lines
+        .iter()
+        .position(|l| l.contains("\"outcome\":\"denied\""))
+        .unwrap();
+    let seq: u64 = serde_json::from_str::<serde_json::Value>(&lines[victim]).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    lines[victim] = lines[victim].replace("\"outcome\":\"denied\"", "\"outcome\":\"ok\"");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    match audit_tools::verify_bundle(&bundle, &key) {
+        Err(VerifyError::Failed(f)) => assert_eq!(f.target, Target::Entry(seq + 1), "{f}"),
+        other => panic!("edit not caught: {other:?}"),
+    }
+    // A different key does not verify the bundle.
+    let other = strongroom_crypto::sign::public_key(&strongroom_core::rng::RngExt::key(
+        &strongroom_core::OsRng,
+    ));
+    std::fs::write(&path, text).unwrap();
+    assert!(audit_tools::verify_bundle(&bundle, &other).is_err());
+}
+
+/// One kind of tampering, applied through SQL to a copy of the database.
+#[derive(Debug, Clone, Copy)]
+enum Tamper {
+    EditBody,
+    EditBodyAndHash,
+    Delete,
+    Swap,
+    Truncate,
+    AppendCopy,
+    EditCheckpoint,
+    DeleteCheckpoint,
+}
+
+fn leaf_hex(body: &str) -> Vec<u8> {
+    strongroom_crypto::merkle::leaf_hash(body.as_bytes()).to_vec()
+}
+
+fn apply(db: &std::path::Path, log: &str, kind: Tamper, seq: i64, size: i64) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let body = |s: i64| -> String {
+        c.query_row(
+            "SELECT body FROM audit WHERE log = ?1 AND seq = ?2",
+            rusqlite::params![log, s],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    match kind {
+        Tamper::EditBody | Tamper::EditBodyAndHash => {
+            let b = body(seq);
+            let edited = if b.contains("\"outcome\":\"ok\"") {
+                b.replace("\"outcome\":\"ok\"", "\"outcome\":\"denied\"")
+            } else {
+                b.replace("\"outcome\":\"", "\"outcome\":\"x")
+            };
+            assert_ne!(b, edited);
+            c.execute(
+                "UPDATE audit SET body = ?3 WHERE log = ?1 AND seq = ?2",
+                rusqlite::params![log, seq, edited],
+            )
+            .unwrap();
+            if matches!(kind, Tamper::EditBodyAndHash) {
+                c.execute(
+                    "UPDATE audit SET hash = ?3 WHERE log = ?1 AND seq = ?2",
+                    rusqlite::params![log, seq, leaf_hex(&edited)],
+                )
+                .unwrap();
+            }
+        }
+        Tamper::Delete => {
+            c.execute(
+                "DELETE FROM audit WHERE log = ?1 AND seq = ?2",
+                rusqlite::params![log, seq],
+            )
+            .unwrap();
+        }
+        Tamper::Swap => {
+            let other = if seq < size { seq + 1 } else { seq - 1 };
+            let (a, b) = (body(seq), body(other));
+            for (s, bd) in [(seq, &b), (other, &a)] {
+                c.execute(
+                    "UPDATE audit SET body = ?3, hash = ?4 WHERE log = ?1 AND seq = ?2",
+                    rusqlite::params![log, s, bd, leaf_hex(bd)],
+                )
+                .unwrap();
+            }
+        }
+        Tamper::Truncate => {
+            c.execute(
+                "DELETE FROM audit WHERE log = ?1 AND seq >= ?2",
+                rusqlite::params![log, seq],
+            )
+            .unwrap();
+        }
+        Tamper::AppendCopy => {
+            c.execute(
+                "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
+                 SELECT log, ?3, time, actor, action, outcome, subject, collection, body, hash FROM audit WHERE log = ?1 AND seq = ?2",
+                rusqlite::params![log, seq, size + 1],
+            )
+            .unwrap();
+        }
+        Tamper::EditCheckpoint => {
+            let n: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM audit_checkpoints WHERE log = ?1",
+                    [log],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let which = 1 + seq % n;
+            let column = [
+                "size = size - 1",
+                "time = time + 1",
+                "root = randomblob(32)",
+                "prev = randomblob(32)",
+            ][(seq % 4) as usize];
+            c.execute(
+                &format!("UPDATE audit_checkpoints SET {column} WHERE log = ?1 AND seq = ?2"),
+                rusqlite::params![log, which],
+            )
+            .unwrap();
+        }
+        Tamper::DeleteCheckpoint => {
+            let n: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM audit_checkpoints WHERE log = ?1",
+                    [log],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if n < 2 {
+                c.execute("DELETE FROM audit_checkpoints WHERE log = ?1", [log])
+                    .unwrap();
+                // With no checkpoint left, only the head remains as a witness: remove an entry too.
+                c.execute(
+                    "DELETE FROM audit WHERE log = ?1 AND seq = ?2",
+                    rusqlite::params![log, seq],
+                )
+                .unwrap();
+            } else {
+                c.execute(
+                    "DELETE FROM audit_checkpoints WHERE log = ?1 AND seq = ?2",
+                    rusqlite::params![log, 1 + seq % (n - 1)],
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn hundreds_of_tampering_cases_are_all_caught() {
+    let mut v = TestVault::start_with(strongroom_server::ServeOptions {
+        checkpoint_every_entries: 7,
+        ..Default::default()
+    })
+    .await;
+    let (t, app) = v.scenario("acme").await;
+    for i in 0..15 {
+        let id = v
+            .store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+        v.get(&format!("{PEOPLE}/{id}"), &app, Some("support"))
+            .await;
+        v.get(&format!("{PEOPLE}/{id}"), &app, Some("marketing"))
+            .await;
+        if i % 4 == 0 {
+            // Several checkpoints along the way.
+            v.running_vault().checkpoint(&t.id).await.unwrap();
+        }
+    }
+    v.stop().await;
+    let (_keep, pristine) = open_copy(&v);
+    let intact = verify_db(&pristine).await.unwrap();
+    let size = intact.logs.iter().find(|l| l.log == t.id).unwrap().entries as i64;
+    assert!(size >= 45, "{size}");
+
+    let kinds = [
+        Tamper::EditBody,
+        Tamper::EditBodyAndHash,
+        Tamper::Delete,
+        Tamper::Swap,
+        Tamper::Truncate,
+        Tamper::AppendCopy,
+        Tamper::EditCheckpoint,
+        Tamper::DeleteCheckpoint,
+    ];
+    let mut cases = 0;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for kind in kinds {
+        for _ in 0..32 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let seq = 1 + (rng % size as u64) as i64;
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("t.db");
+            std::fs::copy(&pristine, &db).unwrap();
+            apply(&db, &t.id, kind, seq, size);
+            match verify_db(&db).await {
+                Err(VerifyError::Failed(f)) => {
+                    assert_eq!(f.log, t.id, "{kind:?} at {seq}: {f}");
+                    if let (Tamper::EditBody | Tamper::Delete, Target::Entry(named)) =
+                        (kind, &f.target)
+                    {
+                        assert_eq!(
+                            *named as i64, seq,
+                            "{kind:?}: the tampered entry itself is named ({f})"
+                        );
+                    }
+                }
+                other => panic!("{kind:?} at seq {seq} was not caught: {other:?}"),
+            }
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 256);
+    let _ = Arc::new(());
+}
+
+#[tokio::test]
+async fn many_concurrent_writers_leave_one_verifiable_log() {
+    let mut v = TestVault::start_with(strongroom_server::ServeOptions {
+        checkpoint_every_entries: 25,
+        checkpoint_every: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let (t, app) = v.scenario("acme").await;
+    let mut tasks = Vec::new();
+    for i in 0..150 {
+        let (client, url, app) = (v.client.clone(), format!("{}{PEOPLE}", v.base), app.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(app)
+                .header("X-Purpose", "support")
+                .json(&json!({"fields": {"email": format!("c{i}@example.com")}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 201);
+    }
+    v.stop().await;
+    let report = verify_db(&v.data_path().join("strongroom.db"))
+        .await
+        .unwrap();
+    let log = report.logs.iter().find(|l| l.log == t.id).unwrap();
+    assert!(log.entries >= 150 && log.checkpoints >= 2, "{log:?}");
+    assert_eq!(log.not_yet_checkpointed(), 0);
+}
+
+#[tokio::test]
+async fn audit_entries_and_alerts_stream_to_a_siem_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("siem.jsonl");
+    let v = TestVault::start_with(strongroom_server::ServeOptions {
+        audit_stream: Some(strongroom_server::siem::Target::File(stream.clone())),
+        alerts: strongroom_server::siem::AlertRules {
+            export_records: 3,
+            denial_burst: 4,
+        },
+        ..Default::default()
+    })
+    .await;
+    let (_, app) = v.scenario("acme").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            v.store_person(&app, json!({"email": format!("s{i}@example.com")}))
+                .await,
+        );
+    }
+    v.post(
+        &format!("{PEOPLE}/lookup"),
+        &app,
+        Some("support"),
+        json!({"ids": ids}),
+    )
+    .await;
+    for _ in 0..4 {
+        v.get(&format!("{PEOPLE}/{}", ids[0]), &app, Some("marketing"))
+            .await;
+    }
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&stream).unwrap_or_default();
+        if text.contains("large_export") && text.contains("denial_burst") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(text.contains("\"alert\":\"large_export\""), "{text}");
+    assert!(text.contains("\"alert\":\"denial_burst\""), "{text}");
+    let entries = text
+        .lines()
+        .filter(|l| l.contains("\"action\":\"record.create\"") && !l.contains("\"alert\""))
+        .count();
+    assert_eq!(entries, 3, "every entry streams once");
+    assert!(
+        !text.contains("s0@example.com"),
+        "no personal data in the stream"
+    );
+}
