@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod conformance;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

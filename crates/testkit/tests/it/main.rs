@@ -8,6 +8,7 @@ mod audit_log;
 mod bad_input;
 mod boot;
 mod identity;
+mod postgres_conformance;
 mod quickstart;
 mod records;
 mod sqlite_conformance;

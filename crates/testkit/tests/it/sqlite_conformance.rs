@@ -5,10 +5,10 @@ use std::sync::Arc;
 use strongroom_core::Store;
 use strongroom_store_sqlite::{SqliteOptions, SqliteStore};
 
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+async fn sqlite() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("test.db"), SqliteOptions::default()).unwrap();
-    (Arc::new(store), dir)
+    Some((Arc::new(store), dir))
 }
 
 strongroom_testkit::store_conformance!(sqlite);

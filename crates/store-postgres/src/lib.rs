@@ -1,0 +1,377 @@
+//! The PostgreSQL store: several stateless Strongroom nodes over one database.
+//!
+//! Each node runs one writer task that group-commits units of work: it takes every unit waiting
+//! (up to a batch limit), locks the heads of the audit logs they touch with `SELECT … FOR UPDATE`
+//! (in log order, so nodes never deadlock), applies each unit in its own savepoint, seals its
+//! audit events onto the heads, and commits once. The database's row locks make the heads the
+//! single sequencer of each log across nodes: a node that dies mid-batch simply rolls back and
+//! releases its locks, and nothing it acknowledged is lost. Reads use a small connection pool.
+
+mod read;
+mod writer;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use strongroom_core::checkpoint::CheckpointRow;
+use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
+use strongroom_core::store::{
+    ApiKeyRow, AuditHead, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, SessionRow,
+    Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+};
+use strongroom_proto::{AuditEntry, SecuritySettings};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_postgres::{Client, NoTls};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+/// Arbitrary key of the advisory lock that serialises migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x5354_524f_4e47;
+
+/// Tunables of the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub max_batch: usize,
+    pub queue_depth: usize,
+    pub readers: usize,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            queue_depth: 8192,
+            readers: 8,
+        }
+    }
+}
+
+pub(crate) struct Job {
+    unit: UnitOfWork,
+    reply: oneshot::Sender<StoreResult<Receipt>>,
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Opens a connection; the connection's I/O runs as its own task.
+pub(crate) async fn connect(url: &str) -> StoreResult<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(unavailable)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "a PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+struct Pool {
+    url: String,
+    idle: Mutex<Vec<Client>>,
+    permits: Semaphore,
+}
+
+struct Pooled<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Set at construction and only taken in drop.
+        match &self.client {
+            Some(c) => c,
+            None => std::process::abort(),
+        }
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            if !c.is_closed() {
+                let mut idle = match self.pool.idle.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                idle.push(c);
+            }
+        }
+    }
+}
+
+impl Pool {
+    async fn get(&self) -> StoreResult<Pooled<'_>> {
+        let permit = self.permits.acquire().await.map_err(unavailable)?;
+        let idle = {
+            let mut idle = match self.idle.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            idle.pop()
+        };
+        let client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => connect(&self.url).await?,
+        };
+        Ok(Pooled {
+            pool: self,
+            client: Some(client),
+            _permit: permit,
+        })
+    }
+}
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PgStore {
+    jobs: mpsc::Sender<Job>,
+    pool: Arc<Pool>,
+}
+
+impl PgStore {
+    /// Connects, migrates the schema if needed, and starts this node's writer task.
+    /// Must be called inside a Tokio runtime.
+    pub async fn open(url: &str, options: PgOptions) -> StoreResult<Self> {
+        let mut client = connect(url).await?;
+        migrate(&mut client).await?;
+        let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        tokio::spawn(writer::run(
+            url.to_owned(),
+            client,
+            rx,
+            options.max_batch.max(1),
+        ));
+        Ok(Self {
+            jobs: tx,
+            pool: Arc::new(Pool {
+                url: url.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(options.readers.max(1)),
+            }),
+        })
+    }
+}
+
+async fn migrate(client: &mut Client) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(unavailable)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(unavailable)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS strongroom_schema (version BIGINT NOT NULL)")
+        .await
+        .map_err(unavailable)?;
+    let version: Option<i64> = tx
+        .query_opt("SELECT max(version) FROM strongroom_schema", &[])
+        .await
+        .map_err(unavailable)?
+        .and_then(|r| r.get(0));
+    match version {
+        None => {
+            tx.batch_execute(SCHEMA).await.map_err(unavailable)?;
+            tx.execute("INSERT INTO strongroom_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])
+                .await
+                .map_err(unavailable)?;
+        }
+        Some(SCHEMA_VERSION) => {}
+        Some(other) => {
+            return Err(StoreError::Unavailable(format!(
+                "database schema version {other} is not the one this build understands ({SCHEMA_VERSION})"
+            )))
+        }
+    }
+    tx.commit().await.map_err(unavailable)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { unit, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
+        read::meta(&*self.pool.get().await?, key).await
+    }
+    async fn find_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRow>> {
+        read::tenant(&*self.pool.get().await?, "id", id.as_str()).await
+    }
+    async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>> {
+        read::tenant(&*self.pool.get().await?, "name", name).await
+    }
+    async fn find_tenant_keys(&self, tenant: &TenantId) -> StoreResult<Vec<TenantKeyRow>> {
+        read::tenant_keys(&*self.pool.get().await?, tenant).await
+    }
+    async fn find_api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRow>> {
+        Ok(
+            read::api_keys(&*self.pool.get().await?, "hash = $1", &hash.as_slice())
+                .await?
+                .pop(),
+        )
+    }
+    async fn find_collection(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Option<CollectionRow>> {
+        Ok(
+            read::collections(&*self.pool.get().await?, tenant, Some(name))
+                .await?
+                .pop(),
+        )
+    }
+    async fn find_collections(&self, tenant: &TenantId) -> StoreResult<Vec<CollectionRow>> {
+        read::collections(&*self.pool.get().await?, tenant, None).await
+    }
+    async fn find_role(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<RoleRow>> {
+        Ok(read::roles(&*self.pool.get().await?, tenant, Some(name))
+            .await?
+            .pop())
+    }
+    async fn find_roles(&self, tenant: &TenantId) -> StoreResult<Vec<RoleRow>> {
+        read::roles(&*self.pool.get().await?, tenant, None).await
+    }
+    async fn find_subject(
+        &self,
+        tenant: &TenantId,
+        id: &SubjectId,
+    ) -> StoreResult<Option<SubjectRow>> {
+        read::subject(&*self.pool.get().await?, tenant, "id = $2", &id.as_str()).await
+    }
+    async fn find_subject_by_ref(
+        &self,
+        tenant: &TenantId,
+        ref_index: &[u8; 32],
+    ) -> StoreResult<Option<SubjectRow>> {
+        read::subject(
+            &*self.pool.get().await?,
+            tenant,
+            "ref_index = $2",
+            &ref_index.as_slice(),
+        )
+        .await
+    }
+    async fn find_record(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        id: &RecordId,
+    ) -> StoreResult<Option<RecordRow>> {
+        read::record(&*self.pool.get().await?, tenant, collection, id).await
+    }
+    async fn find_records_by_index(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        field: &str,
+        hash: &[u8; 32],
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        read::records_by_index(
+            &*self.pool.get().await?,
+            tenant,
+            collection,
+            field,
+            hash,
+            limit,
+        )
+        .await
+    }
+    async fn find_record_history(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+    ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>> {
+        read::history(&*self.pool.get().await?, tenant, id).await
+    }
+    async fn find_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRow>> {
+        Ok(
+            read::api_keys(&*self.pool.get().await?, "id = $1", &id.as_str())
+                .await?
+                .pop(),
+        )
+    }
+    async fn find_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRow>> {
+        let t = tenant.map(|t| t.to_string());
+        read::api_keys(
+            &*self.pool.get().await?,
+            "tenant IS NOT DISTINCT FROM $1",
+            &t,
+        )
+        .await
+    }
+    async fn find_user(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+    ) -> StoreResult<Option<UserRow>> {
+        Ok(
+            read::users(&*self.pool.get().await?, tenant, "id = $2", id.as_str())
+                .await?
+                .pop(),
+        )
+    }
+    async fn find_user_by_name(
+        &self,
+        tenant: Option<&TenantId>,
+        key: &str,
+    ) -> StoreResult<Option<UserRow>> {
+        Ok(
+            read::users(&*self.pool.get().await?, tenant, "username_key = $2", key)
+                .await?
+                .pop(),
+        )
+    }
+    async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>> {
+        read::users(&*self.pool.get().await?, tenant, "$2 = ''", "").await
+    }
+    async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>> {
+        read::session(&*self.pool.get().await?, hash).await
+    }
+    async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>> {
+        read::settings(&*self.pool.get().await?, scope).await
+    }
+    async fn find_audit_logs(&self) -> StoreResult<Vec<String>> {
+        read::audit_logs(&*self.pool.get().await?).await
+    }
+    async fn find_audit_heads(&self) -> StoreResult<Vec<(String, AuditHead)>> {
+        read::audit_heads(&*self.pool.get().await?, None).await
+    }
+    async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>> {
+        Ok(read::audit_heads(&*self.pool.get().await?, Some(log))
+            .await?
+            .pop()
+            .map(|(_, h)| h))
+    }
+    async fn find_audit_raw(
+        &self,
+        log: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, String, [u8; 32])>> {
+        read::audit_raw(&*self.pool.get().await?, log, after_seq, limit).await
+    }
+    async fn find_audit_leaves(&self, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
+        read::audit_leaves(&*self.pool.get().await?, log, size).await
+    }
+    async fn find_checkpoints(&self, log: &str) -> StoreResult<Vec<CheckpointRow>> {
+        read::checkpoints(&*self.pool.get().await?, log, false).await
+    }
+    async fn find_latest_checkpoint(&self, log: &str) -> StoreResult<Option<CheckpointRow>> {
+        Ok(read::checkpoints(&*self.pool.get().await?, log, true)
+            .await?
+            .pop())
+    }
+    async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        read::audit(&*self.pool.get().await?, log, q).await
+    }
+}

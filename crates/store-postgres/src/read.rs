@@ -1,0 +1,461 @@
+//! Queries of the reader connections and the mapping of rows to the core's row types.
+
+use strongroom_core::checkpoint::CheckpointRow;
+use strongroom_core::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
+use strongroom_core::store::{
+    ApiKeyRow, AuditHead, AuditQuery, CollectionRow, RecordRow, RecordState, RoleRow, SessionRow,
+    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UserRow,
+};
+use strongroom_crypto::merkle::CompactRange;
+use strongroom_proto::{AuditEntry, SecuritySettings};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use crate::unavailable;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+pub(crate) fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
+    v.try_into().map_err(|_| corrupt("hash length"))
+}
+
+async fn rows(c: &Client, sql: &str, p: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+    c.query(sql, p).await.map_err(unavailable)
+}
+
+fn json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|_| corrupt(what))
+}
+
+pub(crate) async fn meta(c: &Client, key: &str) -> StoreResult<Option<String>> {
+    Ok(rows(c, "SELECT value FROM meta WHERE key = $1", &[&key])
+        .await?
+        .pop()
+        .map(|r| r.get(0)))
+}
+
+pub(crate) async fn tenant(
+    c: &Client,
+    column: &str,
+    value: &str,
+) -> StoreResult<Option<TenantRow>> {
+    let sql = if column == "id" {
+        "SELECT id, name, created_at FROM tenants WHERE id = $1"
+    } else {
+        "SELECT id, name, created_at FROM tenants WHERE name = $1"
+    };
+    Ok(rows(c, sql, &[&value]).await?.pop().map(|r| TenantRow {
+        id: TenantId::from_stored(r.get(0)),
+        name: r.get(1),
+        created_at: r.get(2),
+    }))
+}
+
+pub(crate) async fn tenant_keys(c: &Client, tenant: &TenantId) -> StoreResult<Vec<TenantKeyRow>> {
+    rows(
+        c,
+        "SELECT version, wrapped, created_at FROM tenant_keys WHERE tenant = $1 ORDER BY version",
+        &[&tenant.as_str()],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(TenantKeyRow {
+            tenant: tenant.clone(),
+            version: u32::try_from(r.get::<_, i64>(0)).map_err(|_| corrupt("key version"))?,
+            wrapped: r.get(1),
+            created_at: r.get(2),
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn api_keys(
+    c: &Client,
+    clause: &str,
+    p: Param<'_>,
+) -> StoreResult<Vec<ApiKeyRow>> {
+    let sql = format!(
+        "SELECT id, tenant, name, hash, roles, created_at, expires_at, last_used_at, rotated_to FROM api_keys WHERE {clause} ORDER BY ord"
+    );
+    rows(c, &sql, &[p])
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(ApiKeyRow {
+                id: ApiKeyId::from_stored(r.get(0)),
+                tenant: r.get::<_, Option<String>>(1).map(TenantId::from_stored),
+                name: r.get(2),
+                hash: hash32(r.get(3))?,
+                roles: json(r.get(4), "api key roles")?,
+                created_at: r.get(5),
+                expires_at: r.get(6),
+                last_used_at: r.get(7),
+                rotated_to: r.get::<_, Option<String>>(8).map(ApiKeyId::from_stored),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn collections(
+    c: &Client,
+    tenant: &TenantId,
+    name: Option<&str>,
+) -> StoreResult<Vec<CollectionRow>> {
+    rows(
+        c,
+        "SELECT name, version, def, updated_at FROM collections WHERE tenant = $1 AND ($2::TEXT IS NULL OR name = $2) ORDER BY name",
+        &[&tenant.as_str(), &name],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(CollectionRow {
+            tenant: tenant.clone(),
+            name: r.get(0),
+            version: r.get::<_, i64>(1) as u64,
+            def: json(r.get(2), "collection definition")?,
+            updated_at: r.get(3),
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn roles(
+    c: &Client,
+    tenant: &TenantId,
+    name: Option<&str>,
+) -> StoreResult<Vec<RoleRow>> {
+    rows(
+        c,
+        "SELECT name, def, updated_at FROM roles WHERE tenant = $1 AND ($2::TEXT IS NULL OR name = $2) ORDER BY name",
+        &[&tenant.as_str(), &name],
+    )
+    .await?
+    .into_iter()
+    .map(|r| Ok(RoleRow { tenant: tenant.clone(), name: r.get(0), def: json(r.get(1), "role definition")?, updated_at: r.get(2) }))
+    .collect()
+}
+
+pub(crate) async fn subject(
+    c: &Client,
+    tenant: &TenantId,
+    clause: &str,
+    p: Param<'_>,
+) -> StoreResult<Option<SubjectRow>> {
+    let sql = format!("SELECT id, kek_version, wrapped_dek, ref_index, created_at FROM subjects WHERE tenant = $1 AND {clause}");
+    rows(c, &sql, &[&tenant.as_str(), p])
+        .await?
+        .pop()
+        .map(|r| {
+            Ok(SubjectRow {
+                tenant: tenant.clone(),
+                id: SubjectId::from_stored(r.get(0)),
+                kek_version: u32::try_from(r.get::<_, i64>(1))
+                    .map_err(|_| corrupt("key version"))?,
+                wrapped_dek: r.get(2),
+                ref_index: r.get::<_, Option<Vec<u8>>>(3).map(hash32).transpose()?,
+                created_at: r.get(4),
+            })
+        })
+        .transpose()
+}
+
+const RECORD_COLUMNS: &str =
+    "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data";
+
+fn record_row(tenant: &TenantId, r: &Row) -> RecordRow {
+    RecordRow {
+        tenant: tenant.clone(),
+        id: RecordId::from_stored(r.get(0)),
+        collection: r.get(1),
+        subject: SubjectId::from_stored(r.get(2)),
+        version: r.get::<_, i64>(3) as u64,
+        state: if r.get::<_, i64>(4) == 0 {
+            RecordState::Active
+        } else {
+            RecordState::Blocked
+        },
+        created_at: r.get(5),
+        updated_at: r.get(6),
+        data: r.get(7),
+    }
+}
+
+pub(crate) async fn record(
+    c: &Client,
+    tenant: &TenantId,
+    collection: &str,
+    id: &RecordId,
+) -> StoreResult<Option<RecordRow>> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.tenant = $1 AND r.id = $2 AND r.collection = $3");
+    Ok(
+        rows(c, &sql, &[&tenant.as_str(), &id.as_str(), &collection])
+            .await?
+            .pop()
+            .map(|r| record_row(tenant, &r)),
+    )
+}
+
+pub(crate) async fn records_by_index(
+    c: &Client,
+    tenant: &TenantId,
+    collection: &str,
+    field: &str,
+    hash: &[u8; 32],
+    limit: u32,
+) -> StoreResult<Vec<RecordRow>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM blind_index b JOIN records r ON r.tenant = b.tenant AND r.id = b.record
+         WHERE b.tenant = $1 AND b.collection = $2 AND b.field = $3 AND b.hash = $4 AND r.collection = $2 AND r.state = 0
+         ORDER BY r.ord LIMIT $5"
+    );
+    let limit = i64::from(limit);
+    Ok(rows(
+        c,
+        &sql,
+        &[
+            &tenant.as_str(),
+            &collection,
+            &field,
+            &hash.as_slice(),
+            &limit,
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| record_row(tenant, r))
+    .collect())
+}
+
+pub(crate) async fn history(
+    c: &Client,
+    tenant: &TenantId,
+    id: &RecordId,
+) -> StoreResult<Vec<(u64, i64, Vec<u8>)>> {
+    Ok(rows(
+        c,
+        "SELECT version, updated_at, data FROM record_history WHERE tenant = $1 AND id = $2 ORDER BY version",
+        &[&tenant.as_str(), &id.as_str()],
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2)))
+    .collect())
+}
+
+pub(crate) async fn users(
+    c: &Client,
+    tenant: Option<&TenantId>,
+    clause: &str,
+    p: &str,
+) -> StoreResult<Vec<UserRow>> {
+    let sql = format!(
+        "SELECT id, tenant, username, username_key, password_hash, password_changed_at, password_history, roles, disabled,
+                failed_count, lock_level, locked_until, totp_secret, totp_pending, totp_last_step, recovery_codes, created_at, version
+         FROM users WHERE tenant IS NOT DISTINCT FROM $1 AND {clause} ORDER BY ord"
+    );
+    let t = tenant.map(|t| t.to_string());
+    rows(c, &sql, &[&t, &p])
+        .await?
+        .into_iter()
+        .map(|r| {
+            let codes: Vec<String> = json(r.get(15), "recovery codes")?;
+            Ok(UserRow {
+                id: UserId::from_stored(r.get(0)),
+                tenant: r.get::<_, Option<String>>(1).map(TenantId::from_stored),
+                username: r.get(2),
+                username_key: r.get(3),
+                password_hash: r.get(4),
+                password_changed_at: r.get(5),
+                password_history: json(r.get(6), "password history")?,
+                roles: json(r.get(7), "user roles")?,
+                disabled: r.get(8),
+                failed_count: r.get::<_, i64>(9) as u32,
+                lock_level: r.get::<_, i64>(10) as u32,
+                locked_until: r.get(11),
+                totp_secret: r.get(12),
+                totp_pending: r.get(13),
+                totp_last_step: r.get(14),
+                recovery_codes: codes
+                    .iter()
+                    .map(|c| {
+                        strongroom_crypto::unhex(c)
+                            .ok_or_else(|| corrupt("recovery code"))
+                            .and_then(hash32)
+                    })
+                    .collect::<StoreResult<_>>()?,
+                created_at: r.get(16),
+                version: r.get::<_, i64>(17) as u64,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn session(c: &Client, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>> {
+    Ok(rows(
+        c,
+        "SELECT id, tenant, user_id, created_at, last_seen_at, expires_at, idle_timeout_ms, revoked_at, restricted_to
+         FROM sessions WHERE token_hash = $1",
+        &[&hash.as_slice()],
+    )
+    .await?
+    .pop()
+    .map(|r| SessionRow {
+        id: SessionId::from_stored(r.get(0)),
+        token_hash: *hash,
+        tenant: r.get::<_, Option<String>>(1).map(TenantId::from_stored),
+        user: UserId::from_stored(r.get(2)),
+        created_at: r.get(3),
+        last_seen_at: r.get(4),
+        expires_at: r.get(5),
+        idle_timeout_ms: r.get(6),
+        revoked_at: r.get(7),
+        restricted_to: r.get(8),
+    }))
+}
+
+pub(crate) async fn settings(c: &Client, scope: &str) -> StoreResult<Option<SecuritySettings>> {
+    rows(c, "SELECT body FROM settings WHERE scope = $1", &[&scope])
+        .await?
+        .pop()
+        .map(|r| json(r.get(0), "security settings"))
+        .transpose()
+}
+
+pub(crate) async fn audit_logs(c: &Client) -> StoreResult<Vec<String>> {
+    Ok(rows(
+        c,
+        "SELECT log FROM audit_heads UNION SELECT log FROM audit_checkpoints UNION SELECT DISTINCT log FROM audit ORDER BY 1",
+        &[],
+    )
+    .await?
+    .into_iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+pub(crate) async fn audit_heads(
+    c: &Client,
+    log: Option<&str>,
+) -> StoreResult<Vec<(String, AuditHead)>> {
+    rows(
+        c,
+        "SELECT log, size, hash, compact FROM audit_heads WHERE ($1::TEXT IS NULL OR log = $1) AND size > 0 ORDER BY log",
+        &[&log],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let head = AuditHead {
+            size: r.get::<_, i64>(1) as u64,
+            last_hash: hash32(r.get(2))?,
+            compact: CompactRange::decode(r.get(3)).ok_or_else(|| corrupt("audit head"))?,
+        };
+        Ok((r.get(0), head))
+    })
+    .collect()
+}
+
+pub(crate) async fn audit_raw(
+    c: &Client,
+    log: &str,
+    after: u64,
+    limit: u32,
+) -> StoreResult<Vec<(u64, String, [u8; 32])>> {
+    rows(
+        c,
+        "SELECT seq, body, hash FROM audit WHERE log = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        &[&log, &(after as i64), &i64::from(limit)],
+    )
+    .await?
+    .into_iter()
+    .map(|r| Ok((r.get::<_, i64>(0) as u64, r.get(1), hash32(r.get(2))?)))
+    .collect()
+}
+
+pub(crate) async fn audit_leaves(c: &Client, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
+    rows(
+        c,
+        "SELECT hash FROM audit WHERE log = $1 AND seq <= $2 ORDER BY seq",
+        &[&log, &(size as i64)],
+    )
+    .await?
+    .into_iter()
+    .map(|r| hash32(r.get(0)))
+    .collect()
+}
+
+pub(crate) async fn checkpoints(
+    c: &Client,
+    log: &str,
+    latest_only: bool,
+) -> StoreResult<Vec<CheckpointRow>> {
+    let sql = if latest_only {
+        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = $1 ORDER BY seq DESC LIMIT 1"
+    } else {
+        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = $1 ORDER BY seq"
+    };
+    rows(c, sql, &[&log])
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(CheckpointRow {
+                log: log.to_owned(),
+                seq: r.get::<_, i64>(0) as u64,
+                size: r.get::<_, i64>(1) as u64,
+                root: hash32(r.get(2))?,
+                time: r.get(3),
+                prev: hash32(r.get(4))?,
+                signature: r
+                    .get::<_, Vec<u8>>(5)
+                    .try_into()
+                    .map_err(|_| corrupt("checkpoint signature"))?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn audit(c: &Client, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    let after = q.after_seq as i64;
+    let limit = i64::from(q.limit);
+    let mut sql = String::from("SELECT body FROM audit WHERE log = $1 AND seq > $2");
+    let mut params: Vec<Param<'_>> = vec![&log, &after];
+    if let Some(subject) = &q.subject {
+        params.push(subject);
+        let n = params.len();
+        sql.push_str(&format!(
+            " AND (subject = ${n} OR strpos(body, '\"' || ${n} || '\"') > 0)"
+        ));
+    }
+    for (column, v) in [
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("outcome", &q.outcome),
+        ("collection", &q.collection),
+    ] {
+        if let Some(v) = v {
+            params.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", params.len()));
+        }
+    }
+    if let Some(t) = &q.from_ms {
+        params.push(t);
+        sql.push_str(&format!(" AND time >= ${}", params.len()));
+    }
+    if let Some(t) = &q.to_ms {
+        params.push(t);
+        sql.push_str(&format!(" AND time < ${}", params.len()));
+    }
+    params.push(&limit);
+    sql.push_str(&format!(" ORDER BY seq LIMIT ${}", params.len()));
+    rows(c, &sql, &params)
+        .await?
+        .into_iter()
+        .map(|r| json(r.get::<_, &str>(0), "audit entry"))
+        .collect()
+}

@@ -1,0 +1,580 @@
+//! This node's writer: group commit of units of work, with each touched audit log's head locked
+//! (`FOR UPDATE`, in log order) for the batch, so the database orders every log's chain across
+//! all nodes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use strongroom_core::audit::{seal_entry, GENESIS};
+use strongroom_core::store::{Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use strongroom_crypto::merkle::CompactRange;
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Transaction};
+
+use crate::read::hash32;
+use crate::{connect, unavailable, Job};
+
+#[derive(Clone)]
+struct Head {
+    size: u64,
+    hash: [u8; 32],
+    compact: CompactRange,
+}
+
+pub(crate) async fn run(
+    url: String,
+    mut client: Client,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if client.is_closed() {
+            match connect(&url).await {
+                Ok(c) => client = c,
+                Err(e) => {
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            }
+        }
+        commit_batch(&mut client, &mut batch).await;
+    }
+}
+
+async fn commit_batch(client: &mut Client, batch: &mut Vec<Job>) {
+    let mut results: Vec<StoreResult<Receipt>> = Vec::with_capacity(batch.len());
+    let outcome: StoreResult<()> = async {
+        let mut tx = client.transaction().await.map_err(unavailable)?;
+        let mut heads = lock_heads(&tx, batch).await?;
+        let mut changed = Vec::new();
+        for job in batch.iter() {
+            let sp = tx.savepoint("unit").await.map_err(unavailable)?;
+            let mut unit_heads = HashMap::new();
+            match apply_unit(&sp, &heads, &mut unit_heads, &job.unit).await {
+                Ok(receipt) => {
+                    sp.commit().await.map_err(unavailable)?;
+                    changed.extend(unit_heads.keys().cloned());
+                    heads.extend(unit_heads);
+                    results.push(Ok(receipt));
+                }
+                Err(e) => {
+                    sp.rollback().await.map_err(unavailable)?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        changed.sort();
+        changed.dedup();
+        for log in &changed {
+            if let Some(h) = heads.get(log) {
+                tx.execute(
+                    "UPDATE audit_heads SET size = $2, hash = $3, compact = $4 WHERE log = $1",
+                    &[
+                        log,
+                        &(h.size as i64),
+                        &h.hash.as_slice(),
+                        &h.compact.encode(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            for (job, result) in batch.drain(..).zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Locks (creating if needed) the heads of every log the batch writes to, in log order.
+async fn lock_heads(tx: &Transaction<'_>, batch: &[Job]) -> StoreResult<HashMap<String, Head>> {
+    let logs: BTreeMap<String, ()> = batch
+        .iter()
+        .flat_map(|j| j.unit.audit.iter().map(|e| (e.log().to_owned(), ())))
+        .collect();
+    let mut heads = HashMap::new();
+    for log in logs.keys() {
+        tx.execute(
+            "INSERT INTO audit_heads (log, size, hash, compact) VALUES ($1, 0, $2, $3) ON CONFLICT (log) DO NOTHING",
+            &[log, &GENESIS.as_slice(), &CompactRange::default().encode()],
+        )
+        .await
+        .map_err(unavailable)?;
+        let row = tx
+            .query_one(
+                "SELECT size, hash, compact FROM audit_heads WHERE log = $1 FOR UPDATE",
+                &[log],
+            )
+            .await
+            .map_err(unavailable)?;
+        let head = Head {
+            size: row.get::<_, i64>(0) as u64,
+            hash: hash32(row.get(1))?,
+            compact: CompactRange::decode(row.get(2))
+                .ok_or_else(|| StoreError::Corrupt("audit head".into()))?,
+        };
+        heads.insert(log.clone(), head);
+    }
+    Ok(heads)
+}
+
+async fn apply_unit(
+    tx: &Transaction<'_>,
+    heads: &HashMap<String, Head>,
+    unit_heads: &mut HashMap<String, Head>,
+    unit: &UnitOfWork,
+) -> StoreResult<Receipt> {
+    for op in &unit.ops {
+        apply_op(tx, op).await?;
+    }
+    let mut receipt = Receipt::default();
+    for ev in &unit.audit {
+        let log = ev.log().to_owned();
+        let mut h = unit_heads
+            .get(&log)
+            .or_else(|| heads.get(&log))
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("an audit log head was not locked".into()))?;
+        let seq = h.size + 1;
+        let (entry, body, hash) = seal_entry(ev, seq, &h.hash);
+        tx.execute(
+            "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&log, &(seq as i64), &entry.time, &entry.actor, &entry.action, &entry.outcome, &entry.subject, &entry.collection, &body, &hash.as_slice()],
+        )
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
+        h.size = seq;
+        h.hash = hash;
+        h.compact.append(hash);
+        unit_heads.insert(log.clone(), h);
+        receipt.audit.push((log, seq));
+    }
+    Ok(receipt)
+}
+
+fn map_err(e: tokio_postgres::Error, what: &'static str) -> StoreError {
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::FOREIGN_KEY_VIOLATION => {
+            StoreError::Conflict(what)
+        }
+        _ => unavailable(e),
+    }
+}
+
+async fn exec(
+    tx: &Transaction<'_>,
+    sql: &str,
+    p: &[&(dyn ToSql + Sync)],
+    what: &'static str,
+) -> StoreResult<u64> {
+    tx.execute(sql, p).await.map_err(|e| map_err(e, what))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn codes_json(codes: &[[u8; 32]]) -> StoreResult<String> {
+    json(
+        &codes
+            .iter()
+            .map(|c| strongroom_crypto::hex(c))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn conflict_unless_one(n: u64) -> StoreResult<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict("version"))
+    }
+}
+
+async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
+    match op {
+        Op::PutMeta { key, value } => {
+            exec(tx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", &[key, value], "meta").await?;
+        }
+        Op::InsertTenant(t) => {
+            exec(
+                tx,
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                &[&t.id.as_str(), &t.name, &t.created_at],
+                "tenant",
+            )
+            .await?;
+        }
+        Op::InsertTenantKey(k) => {
+            exec(
+                tx,
+                "INSERT INTO tenant_keys (tenant, version, wrapped, created_at) VALUES ($1, $2, $3, $4)",
+                &[&k.tenant.as_str(), &i64::from(k.version), &k.wrapped, &k.created_at],
+                "tenant key",
+            )
+            .await?;
+        }
+        Op::InsertApiKey(k) => {
+            exec(
+                tx,
+                "INSERT INTO api_keys (id, tenant, name, hash, roles, created_at, expires_at, last_used_at, rotated_to)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &k.id.as_str(),
+                    &k.tenant.as_ref().map(|t| t.as_str()),
+                    &k.name,
+                    &k.hash.as_slice(),
+                    &json(&k.roles)?,
+                    &k.created_at,
+                    &k.expires_at,
+                    &k.last_used_at,
+                    &k.rotated_to.as_ref().map(|r| r.as_str()),
+                ],
+                "api key",
+            )
+            .await?;
+        }
+        Op::PutCollection {
+            row,
+            expected_version,
+        } => {
+            let def = json(&row.def)?;
+            if *expected_version == 0 {
+                exec(
+                    tx,
+                    "INSERT INTO collections (tenant, name, version, def, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&row.tenant.as_str(), &row.name, &(row.version as i64), &def, &row.updated_at],
+                    "collection",
+                )
+                .await?;
+            } else {
+                let n = exec(
+                    tx,
+                    "UPDATE collections SET version = $3, def = $4, updated_at = $5 WHERE tenant = $1 AND name = $2 AND version = $6",
+                    &[&row.tenant.as_str(), &row.name, &(row.version as i64), &def, &row.updated_at, &(*expected_version as i64)],
+                    "collection",
+                )
+                .await?;
+                conflict_unless_one(n)?;
+            }
+        }
+        Op::PutRole(r) => {
+            exec(
+                tx,
+                "INSERT INTO roles (tenant, name, def, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant, name) DO UPDATE SET def = excluded.def, updated_at = excluded.updated_at",
+                &[&r.tenant.as_str(), &r.name, &json(&r.def)?, &r.updated_at],
+                "role",
+            )
+            .await?;
+        }
+        Op::InsertSubject(s) => {
+            exec(
+                tx,
+                "INSERT INTO subjects (tenant, id, kek_version, wrapped_dek, ref_index, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&s.tenant.as_str(), &s.id.as_str(), &i64::from(s.kek_version), &s.wrapped_dek, &s.ref_index.as_ref().map(|h| h.as_slice()), &s.created_at],
+                "data subject",
+            )
+            .await?;
+        }
+        Op::InsertRecord { row, index } => {
+            exec(
+                tx,
+                "INSERT INTO records (tenant, id, collection, subject, version, state, created_at, updated_at, data)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
+                &[&row.tenant.as_str(), &row.id.as_str(), &row.collection, &row.subject.as_str(), &(row.version as i64), &row.created_at, &row.updated_at, &row.data],
+                "record",
+            )
+            .await?;
+            for ix in index {
+                insert_index(
+                    tx,
+                    row.tenant.as_str(),
+                    &row.collection,
+                    &ix.field,
+                    &ix.hash,
+                    row.id.as_str(),
+                )
+                .await?;
+            }
+        }
+        Op::UpdateRecord { row, reindex } => {
+            let prev = row.version as i64 - 1;
+            let moved = exec(
+                tx,
+                "INSERT INTO record_history (tenant, id, version, updated_at, data)
+                 SELECT tenant, id, version, updated_at, data FROM records WHERE tenant = $1 AND id = $2 AND version = $3 AND state = 0",
+                &[&row.tenant.as_str(), &row.id.as_str(), &prev],
+                "record version",
+            )
+            .await?;
+            conflict_unless_one(moved)?;
+            exec(
+                tx,
+                "UPDATE records SET version = $3, updated_at = $4, data = $5 WHERE tenant = $1 AND id = $2",
+                &[&row.tenant.as_str(), &row.id.as_str(), &(row.version as i64), &row.updated_at, &row.data],
+                "record",
+            )
+            .await?;
+            for (field, hash) in reindex {
+                exec(
+                    tx,
+                    "DELETE FROM blind_index WHERE tenant = $1 AND collection = $2 AND field = $3 AND record = $4",
+                    &[&row.tenant.as_str(), &row.collection, field, &row.id.as_str()],
+                    "index",
+                )
+                .await?;
+                if let Some(h) = hash {
+                    insert_index(
+                        tx,
+                        row.tenant.as_str(),
+                        &row.collection,
+                        field,
+                        h,
+                        row.id.as_str(),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Op::BlockRecord {
+            tenant,
+            id,
+            expected_version,
+            at,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE records SET state = 1, blocked_at = $4 WHERE tenant = $1 AND id = $2 AND version = $3 AND state = 0",
+                &[&tenant.as_str(), &id.as_str(), &(*expected_version as i64), at],
+                "record",
+            )
+            .await?;
+            conflict_unless_one(n)?;
+        }
+        Op::InsertUser(u) => {
+            exec(
+                tx,
+                "INSERT INTO users (id, tenant, username, username_key, password_hash, password_changed_at, password_history,
+                    roles, disabled, failed_count, lock_level, locked_until, totp_secret, totp_pending, totp_last_step,
+                    recovery_codes, created_at, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                &[
+                    &u.id.as_str(),
+                    &u.tenant.as_ref().map(|t| t.as_str()),
+                    &u.username,
+                    &u.username_key,
+                    &u.password_hash,
+                    &u.password_changed_at,
+                    &json(&u.password_history)?,
+                    &json(&u.roles)?,
+                    &u.disabled,
+                    &i64::from(u.failed_count),
+                    &i64::from(u.lock_level),
+                    &u.locked_until,
+                    &u.totp_secret,
+                    &u.totp_pending,
+                    &u.totp_last_step,
+                    &codes_json(&u.recovery_codes)?,
+                    &u.created_at,
+                    &(u.version as i64),
+                ],
+                "user",
+            )
+            .await?;
+        }
+        Op::UpdateUser(u) => {
+            let n = exec(
+                tx,
+                "UPDATE users SET username = $2, username_key = $3, password_hash = $4, password_changed_at = $5,
+                    password_history = $6, roles = $7, disabled = $8, totp_secret = $9, totp_pending = $10,
+                    recovery_codes = $11, version = $12
+                 WHERE id = $1 AND version = $13",
+                &[
+                    &u.id.as_str(),
+                    &u.username,
+                    &u.username_key,
+                    &u.password_hash,
+                    &u.password_changed_at,
+                    &json(&u.password_history)?,
+                    &json(&u.roles)?,
+                    &u.disabled,
+                    &u.totp_secret,
+                    &u.totp_pending,
+                    &codes_json(&u.recovery_codes)?,
+                    &(u.version as i64),
+                    &(u.version as i64 - 1),
+                ],
+                "user",
+            )
+            .await?;
+            conflict_unless_one(n)?;
+        }
+        Op::LoginFailed {
+            user,
+            at,
+            threshold,
+            base_delay_ms,
+            max_delay_ms,
+        } => {
+            exec(
+                tx,
+                "UPDATE users SET
+                    locked_until = CASE WHEN failed_count + 1 >= $3 THEN $2 + LEAST($4 << LEAST(lock_level, 20)::INT, $5) ELSE locked_until END,
+                    lock_level = CASE WHEN failed_count + 1 >= $3 THEN lock_level + 1 ELSE lock_level END,
+                    failed_count = CASE WHEN failed_count + 1 >= $3 THEN 0 ELSE failed_count + 1 END
+                 WHERE id = $1",
+                &[&user.as_str(), at, &i64::from(*threshold), base_delay_ms, max_delay_ms],
+                "user",
+            )
+            .await?;
+        }
+        Op::ResetLockout { user } => {
+            exec(tx, "UPDATE users SET failed_count = 0, lock_level = 0, locked_until = NULL WHERE id = $1", &[&user.as_str()], "user").await?;
+        }
+        Op::UseTotpStep { user, step } => {
+            let n = exec(
+                tx,
+                "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2",
+                &[&user.as_str(), step],
+                "user",
+            )
+            .await?;
+            if n != 1 {
+                return Err(StoreError::Conflict("totp step"));
+            }
+        }
+        Op::InsertSession(x) => {
+            exec(
+                tx,
+                "INSERT INTO sessions (id, token_hash, tenant, user_id, created_at, last_seen_at, expires_at, idle_timeout_ms, revoked_at, restricted_to)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &x.id.as_str(),
+                    &x.token_hash.as_slice(),
+                    &x.tenant.as_ref().map(|t| t.as_str()),
+                    &x.user.as_str(),
+                    &x.created_at,
+                    &x.last_seen_at,
+                    &x.expires_at,
+                    &x.idle_timeout_ms,
+                    &x.revoked_at,
+                    &x.restricted_to,
+                ],
+                "session",
+            )
+            .await?;
+        }
+        Op::TouchSession { id, at } => {
+            exec(
+                tx,
+                "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1",
+                &[&id.as_str(), at],
+                "session",
+            )
+            .await?;
+        }
+        Op::RevokeSession { id, at } => {
+            exec(
+                tx,
+                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                &[&id.as_str(), at],
+                "session",
+            )
+            .await?;
+        }
+        Op::RevokeUserSessions { user, at } => {
+            exec(
+                tx,
+                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                &[&user.as_str(), at],
+                "session",
+            )
+            .await?;
+        }
+        Op::PutSettings { scope, settings } => {
+            exec(
+                tx,
+                "INSERT INTO settings (scope, body) VALUES ($1, $2) ON CONFLICT (scope) DO UPDATE SET body = excluded.body",
+                &[scope, &json(settings)?],
+                "settings",
+            )
+            .await?;
+        }
+        Op::TouchApiKey { id, at } => {
+            exec(
+                tx,
+                "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
+                &[&id.as_str(), at],
+                "api key",
+            )
+            .await?;
+        }
+        Op::RotateApiKey {
+            id,
+            expires_at,
+            rotated_to,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE api_keys SET expires_at = LEAST(expires_at, $2), rotated_to = $3 WHERE id = $1 AND rotated_to IS NULL",
+                &[&id.as_str(), expires_at, &rotated_to.as_str()],
+                "api key",
+            )
+            .await?;
+            conflict_unless_one(n)?;
+        }
+        Op::InsertCheckpoint(c) => {
+            exec(
+                tx,
+                "INSERT INTO audit_checkpoints (log, seq, size, root, time, prev, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&c.log, &(c.seq as i64), &(c.size as i64), &c.root.as_slice(), &c.time, &c.prev.as_slice(), &c.signature.as_slice()],
+                "checkpoint",
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_index(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    collection: &str,
+    field: &str,
+    hash: &[u8; 32],
+    record: &str,
+) -> StoreResult<()> {
+    exec(
+        tx,
+        "INSERT INTO blind_index (tenant, collection, field, hash, record) VALUES ($1, $2, $3, $4, $5)",
+        &[&tenant, &collection, &field, &hash.as_slice(), &record],
+        "index entry",
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! A throwaway PostgreSQL for tests: started once per test process (initdb into a temporary
+//! directory, a random port, loopback only), one fresh database per test. Set
+//! `STRONGROOM_TEST_DATABASE_URL` to use a server of your own instead. Without either, tests
+//! that need PostgreSQL skip with a loud message — except in CI (`CI=true`), where they fail.
+
+use std::net::TcpListener;
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+struct Server {
+    /// `host=… port=… user=…` without a database name.
+    base: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+
+fn find_bin(name: &str) -> Option<PathBuf> {
+    let on_path = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .ok()?;
+    if on_path.status.success() {
+        let p = String::from_utf8_lossy(&on_path.stdout).trim().to_owned();
+        if !p.is_empty() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .map(|v| v.join("bin").join(name))
+        .find(|p| p.exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL binary, as the `postgres` user when we are root (PostgreSQL refuses root).
+fn pg_command(bin: &Path, as_postgres: bool) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+fn uid_gid_of_postgres() -> Option<(u32, u32)> {
+    let out = Command::new("id").args(["-u", "postgres"]).output().ok()?;
+    let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let out = Command::new("id").args(["-g", "postgres"]).output().ok()?;
+    let gid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some((uid, gid))
+}
+
+fn start() -> Result<Server, String> {
+    if let Ok(url) = std::env::var("STRONGROOM_TEST_DATABASE_URL") {
+        return Ok(Server {
+            base: url,
+            _dir: None,
+        });
+    }
+    let initdb = find_bin("initdb").ok_or("initdb not found (apt-get install -y postgresql)")?;
+    let postgres =
+        find_bin("postgres").ok_or("postgres not found (apt-get install -y postgresql)")?;
+    let as_postgres = is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("strongroom-pg")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+    if as_postgres {
+        let (uid, gid) =
+            uid_gid_of_postgres().ok_or("running as root but there is no `postgres` user")?;
+        for p in [dir.path(), data.as_path()] {
+            chown(p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+    }
+    let out = pg_command(&initdb, as_postgres)
+        .args(["-D"])
+        .arg(&data)
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "strongroom",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    // A watchdog stops the server when this test process ends, however it ends.
+    let cmd = format!(
+        "{} {} -D '{}' -p {port} -k '{}' -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=on > '{}/log' 2>&1 & \
+         PG=$!; while kill -0 {} 2>/dev/null && kill -0 $PG 2>/dev/null; do sleep 1; done; \
+         kill -INT \"$(head -n 1 '{}/postmaster.pid' 2>/dev/null)\" 2>/dev/null; wait; rm -rf '{}'",
+        if as_postgres { "runuser -u postgres --" } else { "" },
+        postgres.display(),
+        data.display(),
+        dir.path().display(),
+        dir.path().display(),
+        std::process::id(),
+        data.display(),
+        dir.path().display()
+    );
+    // Detached from our output, so that nothing waits on the watchdog's pipes.
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let base = format!("host=127.0.0.1 port={port} user=strongroom");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(200));
+            // The watchdog removes the directory once the server has stopped.
+            let _ = dir.keep();
+            return Ok(Server { base, _dir: None });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "PostgreSQL did not start; see {}/log",
+        dir.path().display()
+    ))
+}
+
+/// A connection string to a fresh, empty database, or `None` (after a loud message) when no
+/// PostgreSQL can be had outside CI.
+pub async fn fresh_database() -> Option<String> {
+    let server = SERVER.get_or_init(|| match start() {
+        Ok(s) => Some(s),
+        Err(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "PostgreSQL tests must run in CI, but no server could be started: {why}"
+            );
+            eprintln!("\n*** SKIPPING PostgreSQL tests: {why} ***\n");
+            None
+        }
+    });
+    let server = server.as_ref()?;
+    let name = format!(
+        "t_{}",
+        strongroom_crypto::hex(&strongroom_core::rng::RngExt::array::<8>(
+            &strongroom_core::OsRng
+        ))
+    );
+    let admin = format!("{} dbname=postgres", server.base);
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test server");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    Some(format!("{} dbname={name}", server.base))
+}
