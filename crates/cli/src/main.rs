@@ -30,6 +30,9 @@ enum Command {
     Init {
         #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
         data_dir: PathBuf,
+        /// Keep the data in PostgreSQL (`postgres://…` or `host=… dbname=…`) instead of SQLite.
+        #[arg(long, env = "STRONGROOM_DATABASE_URL")]
+        database: Option<String>,
         /// Print `{"bootstrap_token": "..."}` instead of text.
         #[arg(long)]
         json: bool,
@@ -92,6 +95,11 @@ struct ServeArgs {
     data_dir: PathBuf,
     #[arg(long, default_value = "127.0.0.1:8443", env = "STRONGROOM_LISTEN")]
     listen: SocketAddr,
+    /// Keep the data in PostgreSQL (`postgres://…` or `host=… dbname=…`) instead of the
+    /// embedded SQLite database; several nodes may serve one database. Every node needs the same
+    /// root key file in its data directory.
+    #[arg(long, env = "STRONGROOM_DATABASE_URL")]
+    database: Option<String>,
     /// Serve plain HTTP (loopback addresses only, behind a TLS-terminating proxy).
     #[arg(long)]
     insecure_http: bool,
@@ -126,6 +134,7 @@ impl Default for ServeArgs {
         Self {
             data_dir: PathBuf::from("./strongroom-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            database: None,
             insecure_http: false,
             max_body_bytes: strongroom_server::DEFAULT_MAX_BODY,
             tls_cert: None,
@@ -161,7 +170,11 @@ fn main() -> ExitCode {
     let result: Result<ExitCode> = runtime.block_on(async {
         let done = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
             Command::Serve(args) => serve(args).await,
-            Command::Init { data_dir, json } => init(&data_dir, json).await,
+            Command::Init {
+                data_dir,
+                database,
+                json,
+            } => init(&data_dir, database.as_deref(), json).await,
             Command::Admin {
                 command: AdminCommand::BootstrapToken { data_dir, json },
             } => bootstrap_token(&data_dir, json).await,
@@ -182,7 +195,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_store(dir: &DataDir) -> Result<Arc<dyn Store>> {
+async fn open_store(dir: &DataDir, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    if let Some(url) = database {
+        let store = strongroom_store_postgres::PgStore::open(
+            url,
+            strongroom_store_postgres::PgOptions::default(),
+        )
+        .await
+        .context("cannot open the PostgreSQL database")?;
+        return Ok(Arc::new(store));
+    }
     let store = SqliteStore::open(&dir.db_path(), SqliteOptions::default())
         .with_context(|| format!("cannot open the database {}", dir.db_path().display()))?;
     Ok(Arc::new(store))
@@ -223,7 +245,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     strongroom_server::check_listener(&opts)?;
     let dir = DataDir::open(&args.data_dir)?;
-    let store = open_store(&dir)?;
+    let store = open_store(&dir, args.database.as_deref()).await?;
     let running = strongroom_server::start(
         &dir,
         store,
@@ -261,9 +283,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn init(data_dir: &Path, json: bool) -> Result<()> {
+async fn init(data_dir: &Path, database: Option<&str>, json: bool) -> Result<()> {
     let dir = DataDir::open(data_dir)?;
-    if dir.has_database() {
+    if database.is_none() && dir.has_database() {
         bail!(
             "{} is already initialised; to get a new bootstrap token run `strongroom admin bootstrap-token --data-dir {}`",
             data_dir.display(),
@@ -271,7 +293,7 @@ async fn init(data_dir: &Path, json: bool) -> Result<()> {
         );
     }
     dir.ensure_self_signed_cert()?;
-    let store = open_store(&dir)?;
+    let store = open_store(&dir, database).await?;
     let (_, token) = strongroom_server::open_vault(
         &dir,
         store,
@@ -281,7 +303,9 @@ async fn init(data_dir: &Path, json: bool) -> Result<()> {
         strongroom_crypto::password::Cost::DEFAULT,
     )
     .await?;
-    let token = token.context("the store was initialised by someone else meanwhile")?;
+    let token = token.context(
+        "this database is initialised already; to get a new bootstrap token run `strongroom admin bootstrap-token`",
+    )?;
     print_token(&token, json);
     Ok(())
 }
@@ -294,7 +318,7 @@ async fn bootstrap_token(data_dir: &Path, json: bool) -> Result<()> {
             data_dir.display()
         );
     }
-    let store = open_store(&dir)?;
+    let store = open_store(&dir, None).await?;
     let (vault, _) = strongroom_server::open_vault(
         &dir,
         store,

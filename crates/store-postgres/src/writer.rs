@@ -444,9 +444,9 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
             exec(
                 tx,
                 "UPDATE users SET
-                    locked_until = CASE WHEN failed_count + 1 >= $3 THEN $2 + LEAST($4 << LEAST(lock_level, 20)::INT, $5) ELSE locked_until END,
-                    lock_level = CASE WHEN failed_count + 1 >= $3 THEN lock_level + 1 ELSE lock_level END,
-                    failed_count = CASE WHEN failed_count + 1 >= $3 THEN 0 ELSE failed_count + 1 END
+                    locked_until = CASE WHEN failed_count + 1 >= $3 THEN $2::BIGINT + LEAST($4::BIGINT << LEAST(lock_level, 20)::INT, $5::BIGINT) ELSE locked_until END,
+                    lock_level = CASE WHEN failed_count + 1 >= $3::BIGINT THEN lock_level + 1 ELSE lock_level END,
+                    failed_count = CASE WHEN failed_count + 1 >= $3::BIGINT THEN 0 ELSE failed_count + 1 END
                  WHERE id = $1",
                 &[&user.as_str(), at, &i64::from(*threshold), base_delay_ms, max_delay_ms],
                 "user",

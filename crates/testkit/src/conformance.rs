@@ -25,7 +25,8 @@ macro_rules! store_conformance {
             updates_keep_history_and_check_versions,
             reindex_replaces_index_entries,
             audit_filters_and_pages,
-            definitions_keys_and_meta_round_trip
+            definitions_keys_and_meta_round_trip,
+            identity_ops_are_atomic_and_conditional
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -718,4 +719,202 @@ pub async fn definitions_keys_and_meta_round_trip(store: Arc<dyn Store>) {
         Err(StoreError::Conflict("data subject")),
         "a subject reference is unique within its tenant"
     );
+}
+
+pub async fn identity_ops_are_atomic_and_conditional(store: Arc<dyn Store>) {
+    use strongroom_core::ids::{SessionId, UserId};
+    let (t, _) = setup(&store, "ident").await;
+    let user = UserRow {
+        id: UserId::generate(&OsRng),
+        tenant: Some(t.clone()),
+        username: "Grace".into(),
+        username_key: "grace".into(),
+        password_hash: "$argon2id$x".into(),
+        password_changed_at: 1,
+        password_history: vec![],
+        roles: vec!["agent".into()],
+        disabled: false,
+        failed_count: 0,
+        lock_level: 0,
+        locked_until: None,
+        totp_secret: None,
+        totp_pending: None,
+        totp_last_step: 0,
+        recovery_codes: vec![[9; 32]],
+        created_at: 1,
+        version: 1,
+    };
+    let commit = |ops: Vec<Op>| {
+        let store = store.clone();
+        async move { store.commit(UnitOfWork { ops, audit: vec![] }).await }
+    };
+    commit(vec![Op::InsertUser(user.clone())]).await.unwrap();
+    let mut twin = user.clone();
+    twin.id = UserId::generate(&OsRng);
+    assert_eq!(
+        commit(vec![Op::InsertUser(twin)]).await,
+        Err(StoreError::Conflict("user")),
+        "username unique per tenant"
+    );
+    let get = || {
+        let store = store.clone();
+        let (t, id) = (t.clone(), user.id.clone());
+        async move { store.find_user(Some(&t), &id).await.unwrap().unwrap() }
+    };
+    assert_eq!(get().await, user);
+    assert_eq!(
+        store
+            .find_user_by_name(Some(&t), "grace")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(user.id.clone())
+    );
+    assert!(
+        store.find_user(None, &user.id).await.unwrap().is_none(),
+        "scoped to its tenant"
+    );
+
+    let fail = |at| Op::LoginFailed {
+        user: user.id.clone(),
+        at,
+        threshold: 3,
+        base_delay_ms: 60_000,
+        max_delay_ms: 3_600_000,
+    };
+    commit(vec![fail(10), fail(11)]).await.unwrap();
+    assert_eq!(
+        (get().await.failed_count, get().await.locked_until),
+        (2, None)
+    );
+    commit(vec![fail(12)]).await.unwrap();
+    let locked = get().await;
+    assert_eq!(
+        (locked.failed_count, locked.lock_level, locked.locked_until),
+        (0, 1, Some(60_012)),
+        "locked at the threshold"
+    );
+    commit(vec![fail(70_000), fail(70_001), fail(70_002)])
+        .await
+        .unwrap();
+    assert_eq!(
+        get().await.locked_until,
+        Some(70_002 + 120_000),
+        "the next lock is twice as long"
+    );
+    commit(vec![Op::ResetLockout {
+        user: user.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let reset = get().await;
+    assert_eq!(
+        (reset.failed_count, reset.lock_level, reset.locked_until),
+        (0, 0, None)
+    );
+
+    let step = |s| Op::UseTotpStep {
+        user: user.id.clone(),
+        step: s,
+    };
+    commit(vec![step(5)]).await.unwrap();
+    assert_eq!(
+        commit(vec![step(5)]).await,
+        Err(StoreError::Conflict("totp step")),
+        "a step is accepted once"
+    );
+    assert_eq!(
+        commit(vec![step(4)]).await,
+        Err(StoreError::Conflict("totp step"))
+    );
+    commit(vec![step(6)]).await.unwrap();
+
+    let mut next = get().await;
+    next.roles = vec!["admin".into()];
+    next.version += 1;
+    commit(vec![Op::UpdateUser(next.clone())]).await.unwrap();
+    assert_eq!(
+        commit(vec![Op::UpdateUser(next.clone())]).await,
+        Err(StoreError::Conflict("version")),
+        "stale update"
+    );
+    assert_eq!(
+        get().await.totp_last_step,
+        6,
+        "updates leave the TOTP step alone"
+    );
+
+    let session = SessionRow {
+        id: SessionId::generate(&OsRng),
+        token_hash: [8; 32],
+        tenant: Some(t.clone()),
+        user: user.id.clone(),
+        created_at: 1,
+        last_seen_at: 1,
+        expires_at: 100,
+        idle_timeout_ms: 10,
+        revoked_at: None,
+        restricted_to: Some("mfa_enrollment".into()),
+    };
+    commit(vec![
+        Op::InsertSession(session.clone()),
+        Op::TouchSession {
+            id: session.id.clone(),
+            at: 5,
+        },
+    ])
+    .await
+    .unwrap();
+    let found = store.find_session_by_hash(&[8; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        (found.last_seen_at, found.restricted_to.as_deref()),
+        (5, Some("mfa_enrollment"))
+    );
+    commit(vec![Op::TouchSession {
+        id: session.id.clone(),
+        at: 3,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        store
+            .find_session_by_hash(&[8; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        5,
+        "never moves back"
+    );
+    commit(vec![Op::RevokeUserSessions {
+        user: user.id.clone(),
+        at: 7,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        store
+            .find_session_by_hash(&[8; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(7)
+    );
+
+    let settings = strongroom_proto::SecuritySettings {
+        lockout_threshold: Some(5),
+        ..Default::default()
+    };
+    commit(vec![Op::PutSettings {
+        scope: t.to_string(),
+        settings: settings.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        store.find_settings(t.as_str()).await.unwrap(),
+        Some(settings)
+    );
+    assert_eq!(store.find_settings("platform").await.unwrap(), None);
 }

@@ -108,6 +108,59 @@ impl TestVault {
             .clone()
     }
 
+    /// Starts a node over a PostgreSQL database. The first node initialises it; further nodes
+    /// get a copy of the first node's `root.key` (`root_key`) and have no bootstrap token.
+    pub async fn start_postgres(url: &str, root_key: Option<&Path>, opts: ServeOptions) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_path = tmp.path().join("data");
+        let data = DataDir::open(&data_path).unwrap();
+        if let Some(key) = root_key {
+            use std::os::unix::fs::PermissionsExt;
+            let dest = data_path.join("root.key");
+            std::fs::copy(key, &dest).unwrap();
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let store = Arc::new(
+            strongroom_store_postgres::PgStore::open(
+                url,
+                strongroom_store_postgres::PgOptions::default(),
+            )
+            .await
+            .unwrap(),
+        );
+        Self::start_over(tmp, data_path, data, store, opts).await
+    }
+
+    async fn start_over(
+        tmp: tempfile::TempDir,
+        data_path: PathBuf,
+        data: DataDir,
+        store: Arc<dyn strongroom_core::Store>,
+        mut opts: ServeOptions,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(START_MS));
+        opts.listen = "127.0.0.1:0".parse().unwrap();
+        let running = strongroom_server::start(&data, store, clock.clone(), Arc::new(OsRng), opts)
+            .await
+            .unwrap();
+        let pem = std::fs::read(data.cert_path()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        Self {
+            clock,
+            base: format!("https://127.0.0.1:{}", running.addr.port()),
+            client,
+            operator: running.bootstrap_token.clone().unwrap_or_default(),
+            running: Some(running),
+            data: Some(data),
+            data_path,
+            _tmp: tmp,
+        }
+    }
+
     /// The data directory.
     pub fn data_path(&self) -> &Path {
         &self.data_path

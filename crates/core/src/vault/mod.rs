@@ -179,7 +179,8 @@ impl Vault {
             if !self.keys.verify_root_check(&check) {
                 return Err(Error::new(
                     Code::IntegrityError,
-                    "the root key does not belong to this data store; refusing to start",
+                    "the root key does not belong to this data store; refusing to start \
+                     (an additional node needs a copy of the root.key of the nodes already serving it)",
                 ));
             }
             self.ensure_signing_key().await?;

@@ -8,6 +8,7 @@ mod audit_log;
 mod bad_input;
 mod boot;
 mod identity;
+mod multinode;
 mod postgres_conformance;
 mod quickstart;
 mod records;
