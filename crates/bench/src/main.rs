@@ -31,6 +31,10 @@ struct Args {
     /// A short run of the same workloads (a few minutes in all).
     #[arg(long)]
     quick: bool,
+    /// Run the store workloads against this PostgreSQL database (an empty one) instead of a
+    /// temporary SQLite file.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 fn peak_rss_mb() -> f64 {
@@ -50,7 +54,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// Writes `n` realistic audit entries into one tenant log, checkpointing every 100,000.
-async fn fill_log(store: &Arc<SqliteStore>, n: u64) -> Result<(String, [u8; 32])> {
+async fn fill_log(store: &Arc<dyn Store>, n: u64) -> Result<(String, [u8; 32])> {
     let key = OsRng.key();
     let tenant = TenantId::generate(&OsRng);
     let log = tenant.to_string();
@@ -102,12 +106,17 @@ async fn fill_log(store: &Arc<SqliteStore>, n: u64) -> Result<(String, [u8; 32])
 }
 
 #[allow(clippy::disallowed_methods)] // a benchmark measures wall-clock time
-async fn audit_verify(entries: u64) -> Result<serde_json::Value> {
+async fn audit_verify(entries: u64, postgres: Option<&str>) -> Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(
-        &dir.path().join("bench.db"),
-        SqliteOptions::default(),
-    )?);
+    let store: Arc<dyn Store> = match postgres {
+        Some(url) => {
+            Arc::new(strongroom_store_postgres::PgStore::open(url, Default::default()).await?)
+        }
+        None => Arc::new(SqliteStore::open(
+            &dir.path().join("bench.db"),
+            SqliteOptions::default(),
+        )?),
+    };
     let started = Instant::now();
     let (_, public_key) = fill_log(&store, entries).await?;
     eprintln!(
@@ -137,9 +146,10 @@ async fn audit_verify(entries: u64) -> Result<serde_json::Value> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let entries = if args.quick { 200_000 } else { 1_000_000 };
-    let verify = audit_verify(entries).await?;
+    let verify = audit_verify(entries, args.postgres.as_deref()).await?;
     let results = json!({
         "quick": args.quick,
+        "store": if args.postgres.is_some() { "postgres" } else { "sqlite" },
         "machine": {
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "os": std::env::consts::OS,
