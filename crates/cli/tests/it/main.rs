@@ -279,3 +279,94 @@ fn audit_verify_passes_after_the_quickstart_and_names_an_edited_entry() {
     ]);
     assert!(b.status.success(), "{}", text(&b.stderr));
 }
+
+#[tokio::test]
+async fn init_and_serve_work_over_postgresql() {
+    let Some(url) = strongroom_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node1");
+    let d = dir.to_str().unwrap().to_owned();
+    let out = strongroom(&["init", "--data-dir", &d, "--database", &url, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        ["bootstrap_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again = strongroom(&["init", "--data-dir", &d, "--database", &url, "--json"]);
+    assert!(
+        !again.status.success(),
+        "a second init of the same database is refused"
+    );
+    // A node without the cluster's root key refuses to serve and says what to do.
+    let stranger = tmp.path().join("stranger");
+    let out = strongroom(&[
+        "serve",
+        "--data-dir",
+        stranger.to_str().unwrap(),
+        "--database",
+        &url,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("root.key"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args([
+            "serve",
+            "--data-dir",
+            &d,
+            "--database",
+            &url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("STRONGROOM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("Serving https://") {
+            break;
+        }
+    }
+    let curl = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            dir.join("tls/cert.pem").to_str().unwrap(),
+            "-X",
+            "POST",
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+        ])
+        .args(["--data", r#"{"name":"acme"}"#])
+        .arg(format!("https://127.0.0.1:{port}/v1/tenants"))
+        .output()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&curl.stdout).unwrap();
+    assert_eq!(body["name"], "acme", "{body}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
