@@ -3,6 +3,7 @@
 //! SQL drivers or the system clock itself.
 
 pub mod audit;
+pub mod cache;
 pub mod checkpoint;
 pub mod clock;
 mod codec;

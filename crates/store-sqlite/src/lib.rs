@@ -31,8 +31,9 @@ const MIGRATIONS: [&str; 3] = [
     include_str!("schema_v3.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-/// Reader connections kept open when idle.
-const IDLE_READERS: usize = 8;
+/// Reader connections: at most this many reads run at once, each on a connection that stays
+/// open (with its prepared statements) for the life of the store.
+const READERS: usize = 8;
 
 /// Tunables of the SQLite store.
 #[derive(Debug, Clone)]
@@ -106,6 +107,7 @@ impl SqliteStore {
             readers: Arc::new(ReaderPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             }),
         })
     }
@@ -116,10 +118,17 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = self.readers.clone();
+        let permit = pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(unavailable)?;
         tokio::task::spawn_blocking(move || {
             let conn = pool.take()?;
             let out = f(&conn);
             pool.put(conn);
+            drop(permit);
             out
         })
         .await
@@ -149,6 +158,7 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReaderPool {
@@ -175,10 +185,7 @@ impl ReaderPool {
     }
 
     fn put(&self, conn: Connection) {
-        let mut idle = self.lock();
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
-        }
+        self.lock().push(conn);
     }
 }
 

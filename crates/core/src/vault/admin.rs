@@ -387,16 +387,21 @@ impl Vault {
         ev: &mut AuditEvent,
     ) -> Result<CollectionRow> {
         check_name("collection", name)?;
-        let row = self
-            .store
-            .find_collection(tenant, name)
-            .await?
-            .ok_or_else(|| {
-                Error::new(
-                    Code::UnknownCollection,
-                    format!("collection `{name}` does not exist in this tenant"),
-                )
-            })?;
+        let key = (tenant.clone(), name.to_owned());
+        let found = match self.collection_cache.get(&key) {
+            Some(found) => found,
+            None => {
+                let found = self.store.find_collection(tenant, name).await?;
+                self.collection_cache.insert(key, found.clone());
+                found
+            }
+        };
+        let row = found.ok_or_else(|| {
+            Error::new(
+                Code::UnknownCollection,
+                format!("collection `{name}` does not exist in this tenant"),
+            )
+        })?;
         ev.collection = Some(row.name.clone());
         Ok(row)
     }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use strongroom_crypto::{ct_eq, hex, sha256, Key32};
 
 use crate::audit::AuditEvent;
+use crate::cache::TtlCache;
 use crate::clock::{Clock, DAY_MS};
 use crate::error::{Code, Error, Result};
 use crate::ids::{ApiKeyId, RequestId, SessionId, SubjectId, TenantId, UserId};
@@ -112,7 +113,14 @@ pub struct Vault {
     signing_key: std::sync::OnceLock<Key32>,
     /// A hash of a random password, verified for unknown users so that they take as long.
     dummy_hash: std::sync::OnceLock<String>,
+    /// Per-request lookups, kept briefly (see `cache`).
+    key_cache: TtlCache<[u8; 32], Option<ApiKeyRow>>,
+    pub(crate) collection_cache: TtlCache<(TenantId, String), Option<crate::store::CollectionRow>>,
+    pub(crate) role_cache: TtlCache<(TenantId, String), Option<crate::store::RoleRow>>,
 }
+
+/// How long a cached lookup may be served before it is read again.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Argon2id hashing, run off the async runtime behind a concurrency limit (the server's job).
 #[async_trait::async_trait]
@@ -156,6 +164,9 @@ impl Vault {
             hasher,
             signing_key: std::sync::OnceLock::new(),
             dummy_hash: std::sync::OnceLock::new(),
+            key_cache: TtlCache::new(CACHE_TTL),
+            collection_cache: TtlCache::new(CACHE_TTL),
+            role_cache: TtlCache::new(CACHE_TTL),
         }
     }
 
@@ -312,10 +323,15 @@ impl Vault {
             return Err(unauthenticated());
         }
         let hash = sha256(token.as_bytes());
-        let row = self
-            .store
-            .find_api_key_by_hash(&hash)
-            .await?
+        let row = match self.key_cache.get(&hash) {
+            Some(row) => row,
+            None => {
+                let row = self.store.find_api_key_by_hash(&hash).await?;
+                self.key_cache.insert(hash, row.clone());
+                row
+            }
+        };
+        let row = row
             .filter(|r| ct_eq(&r.hash, &hash))
             .ok_or_else(unauthenticated)?;
         let now = self.now();
@@ -340,6 +356,13 @@ impl Vault {
                     audit: vec![],
                 })
                 .await?;
+            self.key_cache.insert(
+                hash,
+                Some(ApiKeyRow {
+                    last_used_at: Some(now),
+                    ..row.clone()
+                }),
+            );
         }
         Ok(Principal {
             actor: Actor::ApiKey(row.id),
@@ -364,6 +387,7 @@ impl Vault {
     async fn conclude<T>(&self, mut ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
         match result {
             Ok((value, ops)) => {
+                self.invalidate(&ops);
                 let unit = UnitOfWork {
                     ops,
                     audit: vec![ev.clone()],
@@ -387,6 +411,20 @@ impl Vault {
                 ev.fail(&err);
                 self.record(ev).await;
                 Err(err)
+            }
+        }
+    }
+
+    /// Drops cached lookups that `ops` change (before the commit, so whatever its outcome).
+    fn invalidate(&self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::PutCollection { row, .. } => self
+                    .collection_cache
+                    .remove(&(row.tenant.clone(), row.name.clone())),
+                Op::PutRole(r) => self.role_cache.remove(&(r.tenant.clone(), r.name.clone())),
+                Op::RotateApiKey { .. } | Op::InsertApiKey(_) => self.key_cache.clear(),
+                _ => {}
             }
         }
     }

@@ -95,9 +95,16 @@ impl Vault {
     async fn load_roles(&self, tenant: &TenantId, names: &[String]) -> Result<Vec<RoleRow>> {
         let mut out = Vec::with_capacity(names.len());
         for n in names.iter().filter(|n| !crate::policy::is_builtin(n)) {
-            if let Some(r) = self.store.find_role(tenant, n).await? {
-                out.push(r);
-            }
+            let key = (tenant.clone(), n.clone());
+            let found = match self.role_cache.get(&key) {
+                Some(found) => found,
+                None => {
+                    let found = self.store.find_role(tenant, n).await?;
+                    self.role_cache.insert(key, found.clone());
+                    found
+                }
+            };
+            out.extend(found);
         }
         Ok(out)
     }
