@@ -78,16 +78,11 @@ impl Vault {
             return Err(session_ended());
         }
         if now - s.last_seen_at >= TOUCH_EVERY_MS {
-            let touch = Op::TouchSession {
+            self.bookkeeping(Op::TouchSession {
                 id: s.id.clone(),
                 at: now,
-            };
-            self.store
-                .commit(UnitOfWork {
-                    ops: vec![touch],
-                    audit: vec![],
-                })
-                .await?;
+            })
+            .await?;
         }
         Ok(Principal {
             actor: Actor::User {

@@ -197,31 +197,11 @@ impl Vault {
             self.ensure_signing_key().await?;
             return Ok(None);
         }
-        let (token, key_row) = self.new_api_key(
-            "bootstrap",
-            None,
-            vec![ROLE_OPERATOR.into()],
-            BOOTSTRAP_TTL_MS,
-        );
-        let mut ev = AuditEvent::new(
-            None,
-            self.now(),
-            self.request_id(),
-            "system".into(),
-            "vault.init",
-        );
-        ev.objects.push(key_row.id.to_string());
-        let unit = UnitOfWork {
-            ops: vec![
-                Op::PutMeta {
-                    key: META_ROOT_CHECK.into(),
-                    value: self.keys.root_check(self.rng.as_ref()),
-                },
-                Op::InsertApiKey(key_row),
-            ],
-            audit: vec![ev],
+        let root_check = Op::PutMeta {
+            key: META_ROOT_CHECK.into(),
+            value: self.keys.root_check(self.rng.as_ref()),
         };
-        self.store.commit(unit).await?;
+        let token = self.bootstrap("vault.init", vec![root_check]).await?;
         self.ensure_signing_key().await?;
         Ok(Some(token))
     }
@@ -229,27 +209,38 @@ impl Vault {
     /// Issues a new 24-hour bootstrap operator token (for an operator who lost theirs; run
     /// offline by someone holding the data directory).
     pub async fn issue_bootstrap_token(&self) -> Result<String> {
+        self.bootstrap("api_key.bootstrap", vec![]).await
+    }
+
+    /// Stores a new 24-hour operator key (with `ops`), audited in the platform log as `action`.
+    async fn bootstrap(&self, action: &'static str, mut ops: Vec<Op>) -> Result<String> {
         let (token, key_row) = self.new_api_key(
             "bootstrap",
             None,
             vec![ROLE_OPERATOR.into()],
             BOOTSTRAP_TTL_MS,
         );
-        let mut ev = AuditEvent::new(
-            None,
-            self.now(),
-            self.request_id(),
-            "system".into(),
-            "api_key.bootstrap",
-        );
+        let mut ev = AuditEvent::new(None, self.now(), self.request_id(), "system".into(), action);
         ev.objects.push(key_row.id.to_string());
+        ops.push(Op::InsertApiKey(key_row));
         self.store
             .commit(UnitOfWork {
-                ops: vec![Op::InsertApiKey(key_row)],
+                ops,
                 audit: vec![ev],
             })
             .await?;
         Ok(token)
+    }
+
+    /// Commits a bookkeeping change that is not an operation of its own (a last-use time).
+    pub(super) async fn bookkeeping(&self, op: Op) -> Result<()> {
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![op],
+                audit: vec![],
+            })
+            .await?;
+        Ok(())
     }
 
     fn new_api_key(
@@ -346,16 +337,11 @@ impl Vault {
             return Err(Error::new(Code::KeyExpired, msg));
         }
         if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
-            let touch = Op::TouchApiKey {
+            self.bookkeeping(Op::TouchApiKey {
                 id: row.id.clone(),
                 at: now,
-            };
-            self.store
-                .commit(UnitOfWork {
-                    ops: vec![touch],
-                    audit: vec![],
-                })
-                .await?;
+            })
+            .await?;
             self.key_cache.insert(
                 hash,
                 Some(ApiKeyRow {

@@ -7,11 +7,9 @@ use strongroom_core::{Code, Error};
 use strongroom_crypto::hex;
 use strongroom_proto as proto;
 
-use super::error::ApiError;
+use super::error::ApiResult;
 use super::extract::{Caller, PathParams, QueryPairs};
 use super::AppState;
-
-type ApiResult<T> = Result<T, ApiError>;
 
 /// Reads whole-number query parameters; any other parameter is an error.
 fn numbers(pairs: Vec<(String, String)>, allowed: &[&str]) -> Result<Vec<(String, u64)>, Error> {

@@ -9,6 +9,9 @@ use strongroom_proto::{ErrorBody, ErrorDetail};
 /// A domain error on its way out as `{"error": {"code", "message"}}`.
 pub struct ApiError(pub Error);
 
+/// What every handler returns.
+pub type ApiResult<T> = Result<T, ApiError>;
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         Self(e)

@@ -9,14 +9,12 @@ use strongroom_core::store::AuditQuery;
 use strongroom_core::{Code, Error, Term};
 use strongroom_proto as proto;
 
-use super::error::ApiError;
+use super::error::ApiResult;
 use super::extract::{Body, Caller, PathParams, QueryPairs};
 use super::AppState;
 
-type ApiResult<T> = Result<T, ApiError>;
-
 /// Unwraps a parsed body, auditing the rejection under `action` when it did not parse.
-async fn body<T>(
+pub(super) async fn body<T>(
     state: &AppState,
     caller: &Caller,
     action: &'static str,

@@ -7,23 +7,10 @@ use axum::{Extension, Json};
 use strongroom_core::{Code, Error, RequestId};
 use strongroom_proto as proto;
 
-use super::error::ApiError;
+use super::error::ApiResult;
 use super::extract::{Body, Caller, PathParams};
+use super::handlers::body;
 use super::{AppState, PeerAddr};
-
-type ApiResult<T> = Result<T, ApiError>;
-
-async fn body<T>(
-    state: &AppState,
-    caller: &Caller,
-    action: &'static str,
-    body: Body<T>,
-) -> ApiResult<T> {
-    match body.0 {
-        Ok(v) => Ok(v),
-        Err(e) => Err(state.vault.reject(&caller.0, action, e).await.into()),
-    }
-}
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = proto::Login,
     responses((status = 200, body = proto::Session),
