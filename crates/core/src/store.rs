@@ -286,12 +286,36 @@ impl From<StoreError> for Error {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The committed head of an audit log.
+/// The head of an audit log: its size, last leaf hash and the compact range of its Merkle tree.
+/// A store's sequencer advances it with [`AuditHead::seal`], the one place where entries get
+/// their place in a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditHead {
     pub size: u64,
     pub last_hash: [u8; 32],
     pub compact: strongroom_crypto::merkle::CompactRange,
+}
+
+impl AuditHead {
+    /// The head of an empty log.
+    pub fn genesis() -> Self {
+        Self {
+            size: 0,
+            last_hash: crate::audit::GENESIS,
+            compact: Default::default(),
+        }
+    }
+
+    /// Seals `event` as the log's next entry and advances the head. Returns the entry, its
+    /// canonical body and its leaf hash.
+    pub fn seal(&mut self, event: &AuditEvent) -> (AuditEntry, String, [u8; 32]) {
+        let seq = self.size + 1;
+        let (entry, body, hash) = crate::audit::seal_entry(event, seq, &self.last_hash);
+        self.size = seq;
+        self.last_hash = hash;
+        self.compact.append(hash);
+        (entry, body, hash)
+    }
 }
 
 /// Filters for reading a log. All set filters must match.

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use strongroom_core::audit::{seal_entry, GENESIS};
-use strongroom_core::store::{Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use strongroom_core::audit::GENESIS;
+use strongroom_core::store::{AuditHead as Head, Op, Receipt, StoreError, StoreResult, UnitOfWork};
 use strongroom_crypto::merkle::CompactRange;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
@@ -14,13 +14,6 @@ use tokio_postgres::{Client, Transaction};
 
 use crate::read::hash32;
 use crate::{connect, unavailable, Job};
-
-#[derive(Clone)]
-struct Head {
-    size: u64,
-    hash: [u8; 32],
-    compact: CompactRange,
-}
 
 pub(crate) async fn run(
     url: String,
@@ -83,7 +76,7 @@ async fn commit_batch(client: &mut Client, batch: &mut Vec<Job>) {
                     &[
                         log,
                         &(h.size as i64),
-                        &h.hash.as_slice(),
+                        &h.last_hash.as_slice(),
                         &h.compact.encode(),
                     ],
                 )
@@ -132,7 +125,7 @@ async fn lock_heads(tx: &Transaction<'_>, batch: &[Job]) -> StoreResult<HashMap<
             .map_err(unavailable)?;
         let head = Head {
             size: row.get::<_, i64>(0) as u64,
-            hash: hash32(row.get(1))?,
+            last_hash: hash32(row.get(1))?,
             compact: CompactRange::decode(row.get(2))
                 .ok_or_else(|| StoreError::Corrupt("audit head".into()))?,
         };
@@ -158,8 +151,8 @@ async fn apply_unit(
             .or_else(|| heads.get(&log))
             .cloned()
             .ok_or_else(|| StoreError::Corrupt("an audit log head was not locked".into()))?;
-        let seq = h.size + 1;
-        let (entry, body, hash) = seal_entry(ev, seq, &h.hash);
+        let (entry, body, hash) = h.seal(ev);
+        let seq = entry.seq;
         tx.execute(
             "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -167,9 +160,6 @@ async fn apply_unit(
         )
         .await
         .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
-        h.size = seq;
-        h.hash = hash;
-        h.compact.append(hash);
         unit_heads.insert(log.clone(), h);
         receipt.audit.push((log, seq));
     }

@@ -4,20 +4,11 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
-use strongroom_core::audit::{seal_entry, GENESIS};
-use strongroom_core::store::{Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use strongroom_core::store::{AuditHead as Head, Op, Receipt, StoreError, StoreResult, UnitOfWork};
 use strongroom_crypto::merkle::CompactRange;
 use tokio::sync::mpsc;
 
 use crate::{unavailable, Job};
-
-/// The head of a log: its size, last leaf hash and the compact range of its Merkle tree.
-#[derive(Clone)]
-struct Head {
-    size: u64,
-    hash: [u8; 32],
-    compact: CompactRange,
-}
 
 pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
     let mut heads: HashMap<String, Head> = HashMap::new();
@@ -59,7 +50,7 @@ fn commit_batch(conn: &mut Connection, heads: &mut HashMap<String, Head>, batch:
                 "INSERT INTO audit_heads (log, size, hash, compact) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (log) DO UPDATE SET size = excluded.size, hash = excluded.hash, compact = excluded.compact",
             )?
-            .execute(params![log, head.size as i64, &head.hash[..], head.compact.encode()])?;
+            .execute(params![log, head.size as i64, &head.last_hash[..], head.compact.encode()])?;
         }
         tx.commit()
     })();
@@ -107,7 +98,7 @@ fn head(
     if let Some((size, hash, compact)) = stored {
         return Ok(Head {
             size: size as u64,
-            hash: hash
+            last_hash: hash
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("audit head hash".into()))?,
             compact: CompactRange::decode(&compact)
@@ -115,11 +106,7 @@ fn head(
         });
     }
     // A log written before heads were kept: rebuild its head once from its entries.
-    let mut head = Head {
-        size: 0,
-        hash: GENESIS,
-        compact: CompactRange::default(),
-    };
+    let mut head = Head::genesis();
     let mut stmt = conn
         .prepare_cached("SELECT seq, hash FROM audit WHERE log = ?1 ORDER BY seq")
         .map_err(unavailable)?;
@@ -134,7 +121,7 @@ fn head(
             .try_into()
             .map_err(|_| StoreError::Corrupt("audit hash length".into()))?;
         head.size = seq as u64;
-        head.hash = hash;
+        head.last_hash = hash;
         head.compact.append(hash);
     }
     Ok(head)
@@ -154,8 +141,8 @@ fn apply_unit(
     for ev in &unit.audit {
         let log = ev.log().to_owned();
         let mut h = head(conn, heads, moved, unit_heads, &log)?;
-        let seq = h.size + 1;
-        let (entry, body, hash) = seal_entry(ev, seq, &h.hash);
+        let (entry, body, hash) = h.seal(ev);
+        let seq = entry.seq;
         conn.prepare_cached(
             "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -175,9 +162,6 @@ fn apply_unit(
             ])
         })
         .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
-        h.size = seq;
-        h.hash = hash;
-        h.compact.append(hash);
         unit_heads.insert(log.clone(), h);
         receipt.audit.push((log, seq));
     }
