@@ -22,6 +22,14 @@ macro_rules! id_type {
                 Self(format!("{}{}", $prefix, hex(&bytes)))
             }
 
+            /// A fresh id whose first 48 bits are `now_ms`, so that ids made later sort later
+            /// and inserts append to the store's indexes; 80 random bits keep it unguessable.
+            pub fn generate_at(rng: &dyn Rng, now_ms: i64) -> Self {
+                let mut bytes: [u8; 16] = rng.array();
+                bytes[..6].copy_from_slice(&(now_ms.max(0) as u64).to_be_bytes()[2..]);
+                Self(format!("{}{}", $prefix, hex(&bytes)))
+            }
+
             /// Parses an id from untrusted input: the prefix and exactly 32 lower-case hex digits.
             pub fn parse(s: &str) -> Option<Self> {
                 let rest = s.strip_prefix($prefix)?;
@@ -104,5 +112,24 @@ mod tests {
         assert!(RecordId::parse(&id.as_str().to_uppercase()).is_none());
         assert!(RecordId::parse(&format!("{id}0")).is_none());
         assert!(RecordId::parse("rec_../../../etc/passwd000000000000000000").is_none());
+    }
+
+    #[test]
+    fn time_ordered_ids_sort_by_time_and_stay_unguessable() {
+        let rng = SeededRng::new(2);
+        let a = RecordId::generate_at(&rng, 1_767_225_600_000);
+        let b = RecordId::generate_at(&rng, 1_767_225_600_001);
+        let c = RecordId::generate_at(&rng, 1_767_225_600_001);
+        assert!(a < b && a < c, "later ids sort later");
+        assert_ne!(b, c, "same millisecond, different ids");
+        assert_eq!(
+            &a.as_str()[4..16],
+            "019b76daa800",
+            "48-bit millisecond prefix (2026-01-01T00:00:00Z)"
+        );
+        assert!(
+            RecordId::parse(a.as_str()).is_some(),
+            "same format as random ids"
+        );
     }
 }

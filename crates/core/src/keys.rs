@@ -175,7 +175,7 @@ impl KeyRing {
         ref_index: Option<[u8; 32]>,
         now: i64,
     ) -> (SubjectRow, Arc<Key32>) {
-        let id = SubjectId::generate(rng);
+        let id = SubjectId::generate_at(rng, now);
         let dek = rng.key();
         let wrapped_dek = seal(
             kek,

@@ -245,7 +245,7 @@ impl Vault {
             )
             .await?;
         let (_, kek) = self.current_kek(&prep.tenant).await?;
-        let id = RecordId::generate(self.rng.as_ref());
+        let id = RecordId::generate_at(self.rng.as_ref(), self.now());
         let mut sealed = Vec::with_capacity(values.len());
         let mut index = Vec::new();
         for (idx, value) in &values {
