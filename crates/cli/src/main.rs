@@ -1,5 +1,6 @@
 //! The `strongroom` binary: serve the vault, initialise a data directory, administer it offline.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -278,7 +279,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    println!("Stopping.");
+    // Nobody may be reading stdout any more; a closed pipe must not turn a clean stop into a panic.
+    let _ = writeln!(std::io::stdout(), "Stopping.");
     running.stop().await;
     Ok(())
 }

@@ -46,6 +46,19 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         map.insert(k, (v, Instant::now()));
     }
 
+    /// The cached value, or the one `load` reads (which is then cached). Errors are not cached.
+    pub async fn get_or_load<E, F>(&self, k: K, load: F) -> Result<V, E>
+    where
+        F: std::future::Future<Output = Result<V, E>>,
+    {
+        if let Some(v) = self.get(&k) {
+            return Ok(v);
+        }
+        let v = load.await?;
+        self.insert(k, v.clone());
+        Ok(v)
+    }
+
     pub fn remove(&self, k: &K) {
         self.lock().remove(k);
     }

@@ -17,6 +17,33 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+type ServeOutput = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `strongroom serve` with `args` and reads its output until it serves. Returns the
+/// process, the bootstrap token if it printed one, and the rest of its output.
+fn serve(args: &[&str]) -> (std::process::Child, Option<String>, ServeOutput) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("serve")
+        .args(args)
+        .env("STRONGROOM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("srk_")) {
+            token = Some(t.to_owned());
+        }
+        if line.starts_with("Serving https://") {
+            break;
+        }
+    }
+    (child, token, lines)
+}
+
 #[test]
 fn init_prints_the_bootstrap_token_as_json_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -92,30 +119,8 @@ fn serve_initialises_serves_https_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args([
-            "serve",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            &listen,
-        ])
-        .env("STRONGROOM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut token = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("srk_")) {
-            token = Some(t.to_owned());
-        }
-        if line.starts_with("Serving https://") {
-            break;
-        }
-    }
+    let (mut child, token, lines) =
+        serve(&["--data-dir", dir.to_str().unwrap(), "--listen", &listen]);
     let token = token.expect("the first start prints the bootstrap token");
     let cert = dir.join("tls/cert.pem");
     let curl = Command::new("curl")
@@ -171,30 +176,12 @@ fn audit_verify_passes_after_the_quickstart_and_names_an_edited_entry() {
         .unwrap()
         .port();
     let url = format!("https://127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args([
-            "serve",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("STRONGROOM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut token = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("srk_")) {
-            token = Some(t.to_owned());
-        }
-        if line.starts_with("Serving https://") {
-            break;
-        }
-    }
+    let (mut child, token, _lines) = serve(&[
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
     let quickstart = Command::new("bash")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -323,27 +310,14 @@ async fn init_and_serve_work_over_postgresql() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args([
-            "serve",
-            "--data-dir",
-            &d,
-            "--database",
-            &url,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("STRONGROOM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("Serving https://") {
-            break;
-        }
-    }
+    let (mut child, _, _lines) = serve(&[
+        "--data-dir",
+        &d,
+        "--database",
+        &url,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
     let curl = Command::new("curl")
         .args([
             "-sS",

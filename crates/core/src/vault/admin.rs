@@ -388,14 +388,10 @@ impl Vault {
     ) -> Result<CollectionRow> {
         check_name("collection", name)?;
         let key = (tenant.clone(), name.to_owned());
-        let found = match self.collection_cache.get(&key) {
-            Some(found) => found,
-            None => {
-                let found = self.store.find_collection(tenant, name).await?;
-                self.collection_cache.insert(key, found.clone());
-                found
-            }
-        };
+        let found = self
+            .collection_cache
+            .get_or_load(key, self.store.find_collection(tenant, name))
+            .await?;
         let row = found.ok_or_else(|| {
             Error::new(
                 Code::UnknownCollection,

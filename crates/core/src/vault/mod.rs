@@ -314,14 +314,10 @@ impl Vault {
             return Err(unauthenticated());
         }
         let hash = sha256(token.as_bytes());
-        let row = match self.key_cache.get(&hash) {
-            Some(row) => row,
-            None => {
-                let row = self.store.find_api_key_by_hash(&hash).await?;
-                self.key_cache.insert(hash, row.clone());
-                row
-            }
-        };
+        let row = self
+            .key_cache
+            .get_or_load(hash, self.store.find_api_key_by_hash(&hash))
+            .await?;
         let row = row
             .filter(|r| ct_eq(&r.hash, &hash))
             .ok_or_else(unauthenticated)?;

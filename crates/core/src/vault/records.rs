@@ -96,14 +96,10 @@ impl Vault {
         let mut out = Vec::with_capacity(names.len());
         for n in names.iter().filter(|n| !crate::policy::is_builtin(n)) {
             let key = (tenant.clone(), n.clone());
-            let found = match self.role_cache.get(&key) {
-                Some(found) => found,
-                None => {
-                    let found = self.store.find_role(tenant, n).await?;
-                    self.role_cache.insert(key, found.clone());
-                    found
-                }
-            };
+            let found = self
+                .role_cache
+                .get_or_load(key, self.store.find_role(tenant, n))
+                .await?;
             out.extend(found);
         }
         Ok(out)
