@@ -1,173 +1,312 @@
-//! Strongroom's benchmarks. Figures go to a JSON file and a Markdown table; they are measured
-//! here, never asserted in tests.
+//! Strongroom's benchmarks. Figures go to a JSON file and a Markdown table next to it; they are
+//! measured here, never asserted in tests.
 //!
-//! Workloads so far:
-//! - `audit_verify`: offline verification of a log of N entries with a checkpoint every
-//!   100,000 entries, through the same code as `strongroom audit verify` (best of three runs).
-//!
-//! The HTTP workloads and the PostgreSQL baseline of issue 6 extend this binary.
+//! - HTTP workloads against the release `strongroom` server on a fresh data directory:
+//!   `read` (audited read by id), `write` (create with 5 fields, 2 searchable), `search`
+//!   (blind-index equality), `mixed` (90 % read, 10 % write), `batch` (100 records a call).
+//! - The same workloads against the do-it-yourself baseline (PostgreSQL + pgcrypto + an audit
+//!   table, driven by pgbench), one after the other at the same concurrency, and their ratio.
+//! - A scaling run: read and search latency and the server's memory at 10k, 1M and 10M stored
+//!   records.
+//! - Audit-log verification speed.
 
+mod baseline;
+mod load;
+mod server;
+mod verify;
+mod workloads;
+
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use serde_json::json;
-use strongroom_core::audit::AuditEvent;
-use strongroom_core::checkpoint::CheckpointRow;
-use strongroom_core::rng::RngExt;
-use strongroom_core::store::{Op, UnitOfWork};
-use strongroom_core::{OsRng, RecordId, RequestId, Store, SubjectId, TenantId};
-use strongroom_server::audit_tools;
-use strongroom_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::{json, Map, Value};
+
+use crate::load::Plan;
+use crate::workloads::{round2, Stored};
+
+const WORKLOADS: [&str; 5] = ["read", "write", "search", "mixed", "batch"];
 
 #[derive(Parser)]
-#[command(about = "Strongroom benchmarks")]
+#[command(
+    about = "Strongroom benchmarks: HTTP workloads, the PostgreSQL + pgcrypto baseline, \
+                   a scaling run and audit verification"
+)]
 struct Args {
-    /// Where to write the JSON results.
+    /// Where to write the JSON results (the Markdown table goes next to it, as .md).
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
-    /// A short run of the same workloads (a few minutes in all).
+    /// A short run of the same workloads and baseline (a few minutes in all).
     #[arg(long)]
     quick: bool,
-    /// Run the store workloads against this PostgreSQL database (an empty one) instead of a
-    /// temporary SQLite file.
+    /// Concurrent connections (and pgbench clients).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured seconds per workload (default 30, or 8 with --quick).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Unmeasured warm-up seconds before each workload (default 5, or 2 with --quick).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Records stored before the workloads run (default 100,000, or 10,000 with --quick).
+    #[arg(long)]
+    records: Option<u64>,
+    /// Stored-record counts of the scaling run (default 10000,1000000,10000000, or
+    /// 10000,100000 with --quick); empty to skip it.
+    #[arg(long, value_delimiter = ',')]
+    scale: Option<Vec<u64>>,
+    /// Only these workloads (default: all five).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Option<Vec<String>>,
+    /// Skip the PostgreSQL + pgcrypto baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Skip the audit-verification workload.
+    #[arg(long)]
+    no_verify: bool,
+    /// Where the servers' temporary data directories go (default: the system's temp dir).
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+    /// Run the audit-verification workload against this PostgreSQL database (an empty one)
+    /// instead of a temporary SQLite file.
     #[arg(long)]
     postgres: Option<String>,
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Writes `n` realistic audit entries into one tenant log, checkpointing every 100,000.
-async fn fill_log(store: &Arc<dyn Store>, n: u64) -> Result<(String, [u8; 32])> {
-    let key = OsRng.key();
-    let tenant = TenantId::generate(&OsRng);
-    let log = tenant.to_string();
-    let per_unit = 1000u64;
-    let mut written = 0;
-    let mut prev_checkpoint: Option<CheckpointRow> = None;
-    while written < n {
-        let batch = per_unit.min(n - written);
-        let events = (0..batch)
-            .map(|_| {
-                let mut ev = AuditEvent::new(
-                    Some(tenant.clone()),
-                    1_767_225_600_000,
-                    RequestId::generate(&OsRng),
-                    "key:key_0123456789abcdef0123456789abcdef".into(),
-                    "record.read",
-                );
-                ev.purpose = Some("support".into());
-                ev.collection = Some("people".into());
-                ev.subject = Some(SubjectId::generate(&OsRng));
-                ev.records = vec![RecordId::generate(&OsRng)];
-                ev.fields = vec!["email".into(), "name".into(), "phone".into()];
-                ev
-            })
-            .collect();
-        store
-            .commit(UnitOfWork {
-                ops: vec![],
-                audit: events,
-            })
-            .await?;
-        written += batch;
-        if written % 100_000 == 0 || written == n {
-            let head = store.find_audit_head(&log).await?.context("head")?;
-            let (seq, prev) = prev_checkpoint
-                .as_ref()
-                .map_or((1, [0; 32]), |c| (c.seq + 1, c.hash()));
-            let row = CheckpointRow::sign(&log, seq, head.size, head.compact.root(), 0, prev, &key);
-            store
-                .commit(UnitOfWork {
-                    ops: vec![Op::InsertCheckpoint(row.clone())],
-                    audit: vec![],
-                })
-                .await?;
-            prev_checkpoint = Some(row);
-        }
-    }
-    Ok((log, strongroom_crypto::sign::public_key(&key)))
-}
-
-#[allow(clippy::disallowed_methods)] // a benchmark measures wall-clock time
-async fn audit_verify(entries: u64, postgres: Option<&str>) -> Result<serde_json::Value> {
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = match postgres {
-        Some(url) => {
-            Arc::new(strongroom_store_postgres::PgStore::open(url, Default::default()).await?)
-        }
-        None => Arc::new(SqliteStore::open(
-            &dir.path().join("bench.db"),
-            SqliteOptions::default(),
-        )?),
-    };
-    let started = Instant::now();
-    let (_, public_key) = fill_log(&store, entries).await?;
-    eprintln!(
-        "audit_verify: wrote {entries} entries in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let mut best = 0f64;
-    for run in 1..=3 {
-        let report = audit_tools::verify_store(store.as_ref(), &public_key)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let verified: u64 = report.logs.iter().map(|l| l.entries).sum();
-        anyhow::ensure!(
-            verified == entries,
-            "verified {verified} of {entries} entries"
-        );
-        eprintln!(
-            "audit_verify: run {run}: {:.0} entries/s",
-            report.entries_per_second
-        );
-        best = best.max(report.entries_per_second);
-    }
-    Ok(json!({"entries": entries, "entries_per_s": best.round()}))
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let entries = if args.quick { 200_000 } else { 1_000_000 };
-    let verify = audit_verify(entries, args.postgres.as_deref()).await?;
+    let quick = args.quick;
+    let plan = Plan {
+        connections: args.connections,
+        warmup: Duration::from_secs(args.warmup.unwrap_or(if quick { 2 } else { 5 })),
+        duration: Duration::from_secs(args.duration.unwrap_or(if quick { 8 } else { 30 })),
+    };
+    let records = args.records.unwrap_or(if quick { 10_000 } else { 100_000 });
+    let scale = args.scale.clone().unwrap_or_else(|| {
+        if quick {
+            vec![10_000, 100_000]
+        } else {
+            vec![10_000, 1_000_000, 10_000_000]
+        }
+    });
+    let chosen: Vec<String> = args
+        .workloads
+        .clone()
+        .unwrap_or_else(|| WORKLOADS.iter().map(|w| w.to_string()).collect());
+    for w in &chosen {
+        anyhow::ensure!(WORKLOADS.contains(&w.as_str()), "no workload named {w}");
+    }
+
+    let bin = server::binary()?;
+    let mut baseline = if args.no_baseline {
+        None
+    } else {
+        eprintln!("baseline: starting PostgreSQL + pgcrypto");
+        Some(baseline::Baseline::start(0x5eed).await?)
+    };
+
+    // The workloads, each against Strongroom and then against the baseline.
+    eprintln!("strongroom: fresh server, {records} records");
+    let srv = server::Server::start(&bin, args.data_parent.as_deref()).await?;
+    let tenant = srv.tenant().await?;
+    let mut stored = Stored::default();
+    workloads::preload(&srv, &tenant, &mut stored, records).await?;
+    if let Some(b) = baseline.as_mut() {
+        b.preload(records).await?;
+    }
+    let stored = Arc::new(stored);
+    let mut results = Map::new();
+    for (i, name) in chosen.iter().enumerate() {
+        eprintln!("workload {name} ({} connections)", plan.connections);
+        let fresh = 100_000_000 * (i as u64 + 1);
+        let figures = workloads::run(name, &srv, &tenant, &stored, plan, fresh).await?;
+        let mut entry = figures.json();
+        if let Some(b) = baseline.as_ref() {
+            let run = b.run(
+                name,
+                plan.connections,
+                plan.warmup.as_secs(),
+                plan.duration.as_secs(),
+            )?;
+            let per_tx = if name == "batch" { 100.0 } else { 1.0 };
+            let base_ops = run.tps * per_tx;
+            let ratio = figures.ops_per_s() / base_ops;
+            eprintln!(
+                "  baseline {name}: {base_ops:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms — ratio {ratio:.2}",
+                run.histogram.value_at_quantile(0.5) as f64 / 1000.0,
+                run.histogram.value_at_quantile(0.99) as f64 / 1000.0,
+            );
+            entry["baseline_ops_per_s"] = json!(base_ops.round() as u64);
+            entry["baseline_p50_ms"] =
+                json!(round2(run.histogram.value_at_quantile(0.5) as f64 / 1000.0));
+            entry["baseline_p99_ms"] = json!(round2(
+                run.histogram.value_at_quantile(0.99) as f64 / 1000.0
+            ));
+            entry["ratio"] = json!(round2(ratio));
+        }
+        results.insert(name.clone(), entry);
+    }
+    let (_, main_peak) = srv.rss_mb();
+    let main_disk = srv.disk_bytes();
+    let main_total = stored.len();
+    drop(srv);
+    drop(baseline);
+
+    // The scaling run: one fresh server, filled level by level.
+    let mut scaling = Vec::new();
+    let mut peak_rss = main_peak;
+    if !scale.is_empty() {
+        let srv = server::Server::start(&bin, args.data_parent.as_deref()).await?;
+        let tenant = srv.tenant().await?;
+        let mut stored = Stored::default();
+        let short = Plan {
+            duration: Duration::from_secs(if quick { 4 } else { 15 }),
+            ..plan
+        };
+        for &level in &scale {
+            eprintln!("scaling: {level} records");
+            workloads::preload(&srv, &tenant, &mut stored, level).await?;
+            let shared = Arc::new(std::mem::take(&mut stored));
+            let read = workloads::run("read", &srv, &tenant, &shared, short, 0).await?;
+            let search = workloads::run("search", &srv, &tenant, &shared, short, 0).await?;
+            stored = Arc::try_unwrap(shared).ok().context("ids still shared")?;
+            let (rss, peak) = srv.rss_mb();
+            peak_rss = peak_rss.max(peak);
+            eprintln!("  server RSS {rss:.1} MB (peak {peak:.1} MB)");
+            scaling.push(json!({
+                "records": level,
+                "read": read.json(),
+                "search": search.json(),
+                "rss_mb": round2(rss),
+                "peak_rss_mb": round2(peak),
+                "disk_mb": round2(srv.disk_bytes() as f64 / 1e6),
+            }));
+        }
+    }
+
+    let verify = if args.no_verify {
+        Value::Null
+    } else {
+        let entries = if quick { 200_000 } else { 1_000_000 };
+        verify::audit_verify(entries, args.postgres.as_deref()).await?
+    };
+
     let results = json!({
-        "quick": args.quick,
-        "store": if args.postgres.is_some() { "postgres" } else { "sqlite" },
-        "machine": {
-            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-            "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
-        },
-        "workloads": {},
+        "quick": quick,
+        "connections": plan.connections,
+        "duration_s": plan.duration.as_secs(),
+        "records": records,
+        "machine": machine(),
+        "workloads": results,
+        "scaling": scaling,
         "audit_verify": verify,
         "audit_verify_entries_per_s": verify["entries_per_s"],
-        "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
+        "peak_rss_mb": round2(peak_rss),
+        "main_run": {
+            "records_at_end": main_total,
+            "server_peak_rss_mb": round2(main_peak),
+            "disk_mb": round2(main_disk as f64 / 1e6),
+        },
+        "bench_peak_rss_mb": round2(verify::peak_rss_mb()),
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&results)? + "\n")
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!("| measure | value |\n|---|---|");
-    println!(
-        "| audit verification ({} entries) | {} entries/s |",
-        verify["entries"], verify["entries_per_s"]
-    );
-    println!("| peak RSS | {} MB |", results["peak_rss_mb"]);
-    println!("\nwritten to {}", args.out.display());
+    let table = markdown(&results);
+    let md = args.out.with_extension("md");
+    std::fs::write(&md, &table).with_context(|| format!("cannot write {}", md.display()))?;
+    println!("{table}");
+    println!("written to {} and {}", args.out.display(), md.display());
     Ok(())
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mem_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| round2(kb / 1024.0 / 1024.0));
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": cpu,
+        "memory_gib": mem_gb,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The results as Markdown tables.
+fn markdown(r: &Value) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} connections, {} s per workload, {} records stored first.\n",
+        r["connections"], r["duration_s"], r["records"]
+    );
+    s.push_str("| workload | ops/s | p50 ms | p99 ms | p999 ms | baseline ops/s | baseline p99 ms | ratio |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|\n");
+    if let Some(w) = r["workloads"].as_object() {
+        for (name, f) in WORKLOADS.iter().filter_map(|n| Some((n, w.get(*n)?))) {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&f["ops_per_s"]),
+                cell(&f["p50_ms"]),
+                cell(&f["p99_ms"]),
+                cell(&f["p999_ms"]),
+                cell(&f["baseline_ops_per_s"]),
+                cell(&f["baseline_p99_ms"]),
+                cell(&f["ratio"]),
+            );
+        }
+    }
+    if let Some(levels) = r["scaling"].as_array().filter(|l| !l.is_empty()) {
+        s.push_str("\n| records stored | read ops/s | read p99 ms | search ops/s | search p99 ms | server RSS MB | peak RSS MB | disk MB |\n");
+        s.push_str("|---|---|---|---|---|---|---|---|\n");
+        for l in levels {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&l["records"]),
+                cell(&l["read"]["ops_per_s"]),
+                cell(&l["read"]["p99_ms"]),
+                cell(&l["search"]["ops_per_s"]),
+                cell(&l["search"]["p99_ms"]),
+                cell(&l["rss_mb"]),
+                cell(&l["peak_rss_mb"]),
+                cell(&l["disk_mb"]),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n| measure | value |\n|---|---|\n| audit verification | {} entries/s |\n| server peak RSS | {} MB |",
+        cell(&r["audit_verify_entries_per_s"]),
+        cell(&r["peak_rss_mb"]),
+    );
+    s
 }

@@ -16,9 +16,10 @@ struct Server {
     _dir: Option<tempfile::TempDir>,
 }
 
-static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
-fn find_bin(name: &str) -> Option<PathBuf> {
+/// Where a PostgreSQL program is: on `PATH`, or in Debian's `/usr/lib/postgresql/*/bin`.
+pub fn find_bin(name: &str) -> Option<PathBuf> {
     let on_path = Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {name}"))
@@ -160,8 +161,8 @@ fn start() -> Result<Server, String> {
 /// A connection string to a fresh, empty database, or `None` (after a loud message) when no
 /// PostgreSQL can be had outside CI.
 pub async fn fresh_database() -> Option<String> {
-    let server = SERVER.get_or_init(|| match start() {
-        Ok(s) => Some(s),
+    let base = match server_base() {
+        Ok(base) => base,
         Err(why) => {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
             assert!(
@@ -169,17 +170,30 @@ pub async fn fresh_database() -> Option<String> {
                 "PostgreSQL tests must run in CI, but no server could be started: {why}"
             );
             eprintln!("\n*** SKIPPING PostgreSQL tests: {why} ***\n");
-            None
+            return None;
         }
-    });
-    let server = server.as_ref()?;
+    };
+    Some(create_database(base).await)
+}
+
+/// The throwaway server of this process (started on first use): `host=… port=… user=…`
+/// without a database name, or why it could not be started.
+pub fn server_base() -> Result<&'static str, String> {
+    match SERVER.get_or_init(start) {
+        Ok(s) => Ok(s.base.as_str()),
+        Err(why) => Err(why.clone()),
+    }
+}
+
+/// Creates a fresh, empty database on the server `base` and returns its connection string.
+pub async fn create_database(base: &str) -> String {
     let name = format!(
         "t_{}",
         strongroom_crypto::hex(&strongroom_core::rng::RngExt::array::<8>(
             &strongroom_core::OsRng
         ))
     );
-    let admin = format!("{} dbname=postgres", server.base);
+    let admin = format!("{base} dbname=postgres");
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
         .expect("connect to the test server");
@@ -188,5 +202,5 @@ pub async fn fresh_database() -> Option<String> {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create a test database");
-    Some(format!("{} dbname={name}", server.base))
+    format!("{base} dbname={name}")
 }
