@@ -55,12 +55,18 @@ struct Args {
     #[arg(long)]
     records: Option<u64>,
     /// Stored-record counts of the scaling run (default 10000,1000000,10000000, or
-    /// 10000,100000 with --quick); empty to skip it.
+    /// 10000,100000 with --quick).
     #[arg(long, value_delimiter = ',')]
     scale: Option<Vec<u64>>,
+    /// Skip the scaling run.
+    #[arg(long)]
+    no_scaling: bool,
     /// Only these workloads (default: all five).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
+    /// Skip the HTTP workloads (and with them the baseline).
+    #[arg(long)]
+    no_http: bool,
     /// Skip the PostgreSQL + pgcrypto baseline.
     #[arg(long)]
     no_baseline: bool,
@@ -87,7 +93,9 @@ async fn main() -> Result<()> {
     };
     let records = args.records.unwrap_or(if quick { 10_000 } else { 100_000 });
     let scale = args.scale.clone().unwrap_or_else(|| {
-        if quick {
+        if args.no_scaling {
+            vec![]
+        } else if quick {
             vec![10_000, 100_000]
         } else {
             vec![10_000, 1_000_000, 10_000_000]
@@ -102,6 +110,84 @@ async fn main() -> Result<()> {
     }
 
     let bin = server::binary()?;
+    let mut main = if args.no_http {
+        json!({"workloads": {}, "server_peak_rss_mb": 0.0})
+    } else {
+        http(&args, &bin, plan, records, &chosen).await?
+    };
+
+    // The scaling run: one fresh server, filled level by level.
+    let mut scaling = Vec::new();
+    let mut peak_rss = main["server_peak_rss_mb"].as_f64().unwrap_or(0.0);
+    if !scale.is_empty() {
+        let srv = server::Server::start(&bin, args.data_parent.as_deref()).await?;
+        let tenant = srv.tenant().await?;
+        let mut stored = Stored::default();
+        let short = Plan {
+            duration: Duration::from_secs(if quick { 4 } else { 15 }),
+            ..plan
+        };
+        for &level in &scale {
+            eprintln!("scaling: {level} records");
+            workloads::preload(&srv, &tenant, &mut stored, level).await?;
+            let shared = Arc::new(std::mem::take(&mut stored));
+            let read = workloads::run("read", &srv, &tenant, &shared, short, 0).await?;
+            let search = workloads::run("search", &srv, &tenant, &shared, short, 0).await?;
+            stored = Arc::try_unwrap(shared).ok().context("ids still shared")?;
+            let (rss, peak) = srv.rss_mb();
+            peak_rss = peak_rss.max(peak);
+            eprintln!("  server RSS {rss:.1} MB (peak {peak:.1} MB)");
+            scaling.push(json!({
+                "records": level,
+                "read": read.json(),
+                "search": search.json(),
+                "rss_mb": round2(rss),
+                "peak_rss_mb": round2(peak),
+                "disk_mb": round2(srv.disk_bytes() as f64 / 1e6),
+            }));
+        }
+    }
+
+    let verify = if args.no_verify {
+        Value::Null
+    } else {
+        let entries = if quick { 200_000 } else { 1_000_000 };
+        verify::audit_verify(entries, args.postgres.as_deref()).await?
+    };
+
+    let workloads = main["workloads"].take();
+    let results = json!({
+        "quick": quick,
+        "connections": plan.connections,
+        "duration_s": plan.duration.as_secs(),
+        "records": records,
+        "machine": machine(),
+        "workloads": workloads,
+        "scaling": scaling,
+        "audit_verify": verify,
+        "audit_verify_entries_per_s": verify["entries_per_s"],
+        "peak_rss_mb": round2(peak_rss),
+        "main_run": main,
+        "bench_peak_rss_mb": round2(verify::peak_rss_mb()),
+    });
+    std::fs::write(&args.out, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let table = markdown(&results);
+    let md = args.out.with_extension("md");
+    std::fs::write(&md, &table).with_context(|| format!("cannot write {}", md.display()))?;
+    println!("{table}");
+    println!("written to {} and {}", args.out.display(), md.display());
+    Ok(())
+}
+
+/// The HTTP workloads, each against Strongroom and then against the baseline.
+async fn http(
+    args: &Args,
+    bin: &std::path::Path,
+    plan: Plan,
+    records: u64,
+    chosen: &[String],
+) -> Result<Value> {
     let mut baseline = if args.no_baseline {
         None
     } else {
@@ -111,7 +197,7 @@ async fn main() -> Result<()> {
 
     // The workloads, each against Strongroom and then against the baseline.
     eprintln!("strongroom: fresh server, {records} records");
-    let srv = server::Server::start(&bin, args.data_parent.as_deref()).await?;
+    let srv = server::Server::start(bin, args.data_parent.as_deref()).await?;
     let tenant = srv.tenant().await?;
     let mut stored = Stored::default();
     workloads::preload(&srv, &tenant, &mut stored, records).await?;
@@ -150,77 +236,13 @@ async fn main() -> Result<()> {
         }
         results.insert(name.clone(), entry);
     }
-    let (_, main_peak) = srv.rss_mb();
-    let main_disk = srv.disk_bytes();
-    let main_total = stored.len();
-    drop(srv);
-    drop(baseline);
-
-    // The scaling run: one fresh server, filled level by level.
-    let mut scaling = Vec::new();
-    let mut peak_rss = main_peak;
-    if !scale.is_empty() {
-        let srv = server::Server::start(&bin, args.data_parent.as_deref()).await?;
-        let tenant = srv.tenant().await?;
-        let mut stored = Stored::default();
-        let short = Plan {
-            duration: Duration::from_secs(if quick { 4 } else { 15 }),
-            ..plan
-        };
-        for &level in &scale {
-            eprintln!("scaling: {level} records");
-            workloads::preload(&srv, &tenant, &mut stored, level).await?;
-            let shared = Arc::new(std::mem::take(&mut stored));
-            let read = workloads::run("read", &srv, &tenant, &shared, short, 0).await?;
-            let search = workloads::run("search", &srv, &tenant, &shared, short, 0).await?;
-            stored = Arc::try_unwrap(shared).ok().context("ids still shared")?;
-            let (rss, peak) = srv.rss_mb();
-            peak_rss = peak_rss.max(peak);
-            eprintln!("  server RSS {rss:.1} MB (peak {peak:.1} MB)");
-            scaling.push(json!({
-                "records": level,
-                "read": read.json(),
-                "search": search.json(),
-                "rss_mb": round2(rss),
-                "peak_rss_mb": round2(peak),
-                "disk_mb": round2(srv.disk_bytes() as f64 / 1e6),
-            }));
-        }
-    }
-
-    let verify = if args.no_verify {
-        Value::Null
-    } else {
-        let entries = if quick { 200_000 } else { 1_000_000 };
-        verify::audit_verify(entries, args.postgres.as_deref()).await?
-    };
-
-    let results = json!({
-        "quick": quick,
-        "connections": plan.connections,
-        "duration_s": plan.duration.as_secs(),
-        "records": records,
-        "machine": machine(),
+    let (_, peak) = srv.rss_mb();
+    Ok(json!({
         "workloads": results,
-        "scaling": scaling,
-        "audit_verify": verify,
-        "audit_verify_entries_per_s": verify["entries_per_s"],
-        "peak_rss_mb": round2(peak_rss),
-        "main_run": {
-            "records_at_end": main_total,
-            "server_peak_rss_mb": round2(main_peak),
-            "disk_mb": round2(main_disk as f64 / 1e6),
-        },
-        "bench_peak_rss_mb": round2(verify::peak_rss_mb()),
-    });
-    std::fs::write(&args.out, serde_json::to_string_pretty(&results)? + "\n")
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    let table = markdown(&results);
-    let md = args.out.with_extension("md");
-    std::fs::write(&md, &table).with_context(|| format!("cannot write {}", md.display()))?;
-    println!("{table}");
-    println!("written to {} and {}", args.out.display(), md.display());
-    Ok(())
+        "records_at_end": stored.len(),
+        "server_peak_rss_mb": round2(peak),
+        "disk_mb": round2(srv.disk_bytes() as f64 / 1e6),
+    }))
 }
 
 fn machine() -> Value {

@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-use strongroom_crypto::hex;
 use strongroom_crypto::merkle::{leaf_hash, CompactRange};
 
 use crate::audit::GENESIS;
@@ -18,6 +17,52 @@ struct Link<'a> {
     seq: u64,
     #[serde(borrow)]
     prev: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> Link<'a> {
+    /// Reads the link of a body as the sealer writes it: canonical JSON starts with
+    /// `{"log":"…","seq":N,"prev":"<64 hex>"`, so the three fields are read from that prefix
+    /// without parsing the rest. This is safe for verification because the leaf hash covers
+    /// every byte of the body and the chain and the signed roots cover every leaf: a change
+    /// anywhere in the tail still fails. A body that does not start this way (escaped
+    /// characters in the log name, or a hand-edited body) goes through the full JSON parser.
+    fn read(body: &'a str) -> Option<Self> {
+        if let Some(link) = Self::from_prefix(body) {
+            return Some(link);
+        }
+        serde_json::from_str(body).ok()
+    }
+
+    fn from_prefix(body: &'a str) -> Option<Self> {
+        let rest = body.strip_prefix("{\"log\":\"")?;
+        let end = rest.find('"')?;
+        let log = &rest[..end];
+        if log.contains('\\') {
+            return None;
+        }
+        let rest = rest[end..].strip_prefix("\",\"seq\":")?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || (digits > 1 && rest.starts_with('0')) {
+            return None;
+        }
+        let seq = rest[..digits].parse().ok()?;
+        let rest = rest[digits..].strip_prefix(",\"prev\":\"")?;
+        let prev = rest.get(..64)?;
+        rest[64..].starts_with('"').then_some(Self {
+            log: log.into(),
+            seq,
+            prev: prev.into(),
+        })
+    }
+}
+
+/// Whether `s` is the lower-case hex of `bytes` (without building the hex string).
+fn hex_is(s: &str, bytes: &[u8]) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    s.len() == bytes.len() * 2
+        && s.as_bytes().chunks_exact(2).zip(bytes).all(|(pair, b)| {
+            pair[0] == DIGITS[usize::from(b >> 4)] && pair[1] == DIGITS[usize::from(b & 15)]
+        })
 }
 
 /// What failed.
@@ -169,7 +214,7 @@ impl LogVerifier {
         }
         // The leaf hash covers every byte of the body; only the fields that place the entry
         // are read here (borrowed, no allocation).
-        let entry: Link<'_> = serde_json::from_str(body).map_err(|_| {
+        let entry = Link::read(body).ok_or_else(|| {
             self.fail(
                 Target::Entry(seq),
                 "modified: not a well-formed audit entry",
@@ -181,7 +226,7 @@ impl LogVerifier {
                 "modified or moved: its log or sequence number differs from its place",
             ));
         }
-        if entry.prev != hex(&self.prev) {
+        if !hex_is(&entry.prev, &self.prev) {
             let reason = if seq == 1 {
                 "modified: the first entry must link to the genesis hash".to_owned()
             } else {
@@ -253,6 +298,58 @@ impl LogVerifier {
 mod tests {
     use super::*;
     use crate::audit::{seal_entry, AuditEvent};
+
+    #[test]
+    fn links_are_read_from_the_canonical_prefix_or_parsed() {
+        let ev = AuditEvent::new(
+            None,
+            1,
+            RequestId::generate(&SeededRng::new(1)),
+            "a".into(),
+            "x",
+        );
+        let (_, body, _) = seal_entry(&ev, 42, &[7; 32]);
+        let fast = Link::from_prefix(&body).expect("a sealed body has the canonical prefix");
+        let full: Link<'_> = serde_json::from_str(&body).expect("well-formed");
+        assert_eq!(
+            (fast.log, fast.seq, fast.prev),
+            (full.log, full.seq, full.prev)
+        );
+        // Not canonical: other key order, escapes, leading zeros, short prev → the parser
+        // decides, exactly as before.
+        let prev = "07".repeat(32);
+        for odd in [
+            format!(r#"{{"seq":1,"log":"l","prev":"{prev}"}}"#),
+            format!(r#"{{"log":"l\u0041","seq":1,"prev":"{prev}"}}"#),
+            format!(r#"{{"log":"l","seq":01,"prev":"{prev}"}}"#),
+            r#"{"log":"l","seq":1,"prev":"0707"}"#.to_owned(),
+        ] {
+            assert!(Link::from_prefix(&odd).is_none(), "{odd}");
+        }
+        let reordered = format!(r#"{{"seq":1,"log":"l","prev":"{prev}"}}"#);
+        assert_eq!(Link::read(&reordered).map(|l| l.seq), Some(1));
+        let escaped = format!(r#"{{"log":"l\u0041","seq":1,"prev":"{prev}"}}"#);
+        assert_eq!(
+            Link::read(&escaped).map(|l| l.log.into_owned()),
+            Some("lA".to_owned())
+        );
+        assert!(Link::read(&format!(r#"{{"log":"l","seq":01,"prev":"{prev}"}}"#)).is_none());
+        assert!(Link::read("{\"log\":").is_none());
+    }
+
+    #[test]
+    fn hex_is_compares_without_building_strings() {
+        let bytes = [0x00, 0x9f, 0xa0, 0xff];
+        assert!(hex_is("009fa0ff", &bytes));
+        assert!(
+            !hex_is("009FA0FF", &bytes),
+            "upper case is not the canonical form"
+        );
+        assert!(!hex_is("009fa0fe", &bytes));
+        assert!(!hex_is("009fa0f", &bytes));
+        assert!(!hex_is("009fa0ff00", &bytes));
+        assert!(hex_is("", &[]));
+    }
     use crate::ids::RequestId;
     use crate::rng::{RngExt, SeededRng};
     use strongroom_crypto::sign::public_key;

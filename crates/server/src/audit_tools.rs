@@ -61,20 +61,22 @@ pub async fn verify_store(store: &dyn Store, public_key: &[u8; 32]) -> Result<Re
     for log in store.find_audit_logs().await.map_err(unreadable)? {
         let checkpoints = store.find_checkpoints(&log).await.map_err(unreadable)?;
         let mut v = LogVerifier::new(&log, checkpoints, public_key).map_err(VerifyError::Failed)?;
-        let mut after = 0;
-        loop {
-            let page = store
-                .find_audit_raw(&log, after, PAGE)
-                .await
-                .map_err(unreadable)?;
-            let Some(last) = page.last().map(|p| p.0) else {
-                break;
+        // The next page is read (on the store's reader) while this one is checked, so that
+        // reading and hashing use two cores.
+        let mut page = store
+            .find_audit_raw(&log, 0, PAGE)
+            .await
+            .map_err(unreadable)?;
+        while let Some(last) = page.last().map(|p| p.0) {
+            let check = async {
+                for (seq, body, hash) in &page {
+                    v.push(*seq, body, Some(hash))?;
+                }
+                Ok(())
             };
-            for (seq, body, hash) in &page {
-                v.push(*seq, body, Some(hash))
-                    .map_err(VerifyError::Failed)?;
-            }
-            after = last;
+            let (next, checked) = tokio::join!(store.find_audit_raw(&log, last, PAGE), check);
+            checked.map_err(VerifyError::Failed)?;
+            page = next.map_err(unreadable)?;
         }
         let head = store
             .find_audit_head(&log)

@@ -25,10 +25,11 @@ use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -406,5 +407,60 @@ impl Store for SqliteStore {
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let (log, q) = (log.to_owned(), q.clone());
         self.read(move |c| read::audit(c, &log, &q)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn version_4_keeps_every_audit_entry_in_log_order_without_rowids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+                conn.execute_batch(&format!("{sql} PRAGMA user_version = {};", i + 1))
+                    .unwrap();
+            }
+            // Interleaved logs, inserted out of (log, seq) order.
+            for (log, seq) in [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("a", 3)] {
+                conn.execute(
+                    "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, body, hash)
+                     VALUES (?1, ?2, 0, 'x', 'y', 'ok', 'sub_1', ?3, x'00')",
+                    rusqlite::params![log, seq, format!("{log}{seq}")],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let bodies: Vec<String> = conn
+            .prepare("SELECT body FROM audit ORDER BY log, seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(bodies, ["a1", "a2", "a3", "b1", "b2"]);
+        assert!(
+            conn.prepare("SELECT rowid FROM audit").is_err(),
+            "the audit table has no rowid any more"
+        );
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM audit INDEXED BY audit_subject WHERE log = 'a' AND subject = 'sub_1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 3);
     }
 }

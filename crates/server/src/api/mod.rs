@@ -135,7 +135,8 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+        .map(|m| m.as_str().to_owned());
+    let route = route.as_deref().unwrap_or("(unmatched)");
     req.extensions_mut().insert(id.clone());
     #[allow(clippy::disallowed_methods)] // latency measurement for the access log only
     let started = std::time::Instant::now();
@@ -143,14 +144,16 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    tracing::info!(
-        request_id = %id,
-        %method,
-        route,
-        status = resp.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    // One line per request costs a formatted write to stderr each time (5 % of the CPU of an
+    // audited read), and the audit log already records every operation: the access line is a
+    // debug line, except for server errors.
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_millis() as u64;
+    if status >= 500 {
+        tracing::warn!(request_id = %id, %method, route, status, ms, "request");
+    } else {
+        tracing::debug!(request_id = %id, %method, route, status, ms, "request");
+    }
     resp
 }
 
