@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
@@ -69,6 +69,33 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Makes the database file owner-only (0600), creating it empty if it does not exist yet.
+/// SQLite gives the `-wal` and `-shm` files it creates the mode of the database file, so they
+/// follow; existing ones (from an older build) are tightened too. Ciphertext, blind indexes and
+/// the audit log are then unreadable to other local users even if the directory's mode is
+/// loosened.
+fn owner_only(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(unavailable)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&file) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> StoreResult<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(unavailable)?;
@@ -83,6 +110,7 @@ impl SqliteStore {
     /// Must be called inside a Tokio runtime. Refuses a database that is not in WAL mode with
     /// `synchronous=FULL`, since acknowledged writes could then be lost.
     pub fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
+        owner_only(path)?;
         let conn = Connection::open(path).map_err(unavailable)?;
         configure(&conn)?;
         let mode: String = conn
@@ -146,14 +174,44 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "database schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let next = i + 1;
-        conn.execute_batch(&format!(
-            "BEGIN; {sql} PRAGMA user_version = {next}; COMMIT;"
-        ))
-        .map_err(unavailable)?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
     }
-    Ok(())
+    // A migration may rebuild a table that others refer to, so foreign keys are off while it
+    // runs (the pragma has no effect inside a transaction) and checked in full before it
+    // commits: a migration that would leave a dangling reference rolls back.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(unavailable)?;
+    let result = MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(version as usize)
+        .try_for_each(|(i, sql)| run_migration(conn, sql, i + 1));
+    conn.execute_batch("PRAGMA foreign_keys = ON")
+        .map_err(unavailable)?;
+    result
+}
+
+fn run_migration(conn: &Connection, sql: &str, next: usize) -> StoreResult<()> {
+    let applied = (|| {
+        conn.execute_batch(&format!("BEGIN; {sql}"))
+            .map_err(unavailable)?;
+        let dangling: Option<String> = conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)?;
+        if let Some(table) = dangling {
+            return Err(StoreError::Unavailable(format!(
+                "migration to schema version {next} would leave a dangling reference in table {table}"
+            )));
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {next}; COMMIT;"))
+            .map_err(unavailable)
+    })();
+    if applied.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    applied
 }
 
 struct ReaderPool {
@@ -415,16 +473,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A database as a build with schema version 3 left it.
+    fn at_version_3(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(&format!("{sql} PRAGMA user_version = {};", i + 1))
+                .unwrap();
+        }
+        conn
+    }
+
     #[tokio::test]
     async fn version_4_keeps_every_audit_entry_in_log_order_without_rowids() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
-                conn.execute_batch(&format!("{sql} PRAGMA user_version = {};", i + 1))
-                    .unwrap();
-            }
+            let conn = at_version_3(&path);
             // Interleaved logs, inserted out of (log, seq) order.
             for (log, seq) in [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("a", 3)] {
                 conn.execute(
@@ -462,5 +526,36 @@ mod tests {
             )
             .unwrap();
         assert_eq!(indexed, 3);
+    }
+
+    #[tokio::test]
+    async fn a_migration_that_would_leave_a_dangling_reference_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = at_version_3(&path);
+            // With foreign keys off, plant a record whose subject does not exist.
+            conn.execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 INSERT INTO tenants VALUES ('ten_1', 'acme', 0);
+                 INSERT INTO records (tenant, id, collection, subject, version, state, created_at, updated_at, data)
+                     VALUES ('ten_1', 'rec_1', 'people', 'sub_gone', 1, 0, 1, 1, x'00');",
+            )
+            .unwrap();
+        }
+        let err = SqliteStore::open(&path, SqliteOptions::default())
+            .err()
+            .expect("the migration is refused");
+        assert!(
+            err.to_string()
+                .contains("dangling reference in table records"),
+            "{err}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3, "nothing of version 4 was applied");
+        assert!(conn.prepare("SELECT rowid FROM audit").is_ok());
     }
 }

@@ -244,7 +244,7 @@ fn audit_verify_passes_after_the_quickstart_and_names_an_edited_entry() {
     .success());
     let edit = Command::new("sqlite3")
         .arg(dir.join("strongroom.db"))
-        .arg("UPDATE audit SET body = replace(body, '\"outcome\":\"denied\"', '\"outcome\":\"ok\"') WHERE rowid = (SELECT min(rowid) FROM audit WHERE outcome = 'denied' AND log != 'platform');")
+        .arg("UPDATE audit SET body = replace(body, '\"outcome\":\"denied\"', '\"outcome\":\"ok\"') WHERE (log, seq) = (SELECT log, seq FROM audit WHERE outcome = 'denied' AND log != 'platform' ORDER BY time, seq LIMIT 1);")
         .output()
         .unwrap();
     assert!(edit.status.success(), "{}", text(&edit.stderr));

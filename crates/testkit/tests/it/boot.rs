@@ -22,6 +22,9 @@ async fn first_start_creates_a_safe_data_directory() {
     assert_eq!(mode(&d.join("tls/key.pem")), 0o600);
     assert!(d.join("tls/cert.pem").exists());
     assert!(d.join("strongroom.db").exists());
+    for file in ["strongroom.db", "strongroom.db-wal", "strongroom.db-shm"] {
+        assert_eq!(mode(&d.join(file)), 0o600, "{file} is owner-only");
+    }
     let db = v.sqlite();
     let journal: String = db
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
