@@ -109,6 +109,7 @@ async fn main() -> Result<()> {
         anyhow::ensure!(WORKLOADS.contains(&w.as_str()), "no workload named {w}");
     }
 
+    writable(&args.out)?;
     let bin = server::binary()?;
     let mut main = if args.no_http {
         json!({"workloads": {}, "server_peak_rss_mb": 0.0})
@@ -243,6 +244,21 @@ async fn http(
         "server_peak_rss_mb": round2(peak),
         "disk_mb": round2(srv.disk_bytes() as f64 / 1e6),
     }))
+}
+
+/// Makes sure the results can be written before anything runs: a full run takes the better
+/// part of an hour, and losing it to a missing directory at the end is not acceptable. The
+/// directory is created if needed; an existing results file is left alone until the end.
+fn writable(out: &std::path::Path) -> Result<()> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {} for the results", dir.display()))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write the results into {}", dir.display()))?;
+    Ok(())
 }
 
 fn machine() -> Value {
