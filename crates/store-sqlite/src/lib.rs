@@ -76,20 +76,23 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
 /// loosened.
 fn owner_only(path: &Path) -> StoreResult<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if !path.exists() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(unavailable)?;
-    }
+    // The mode applies only if the file is created here; an existing one is left as it is.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
     for suffix in ["", "-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
         if let Ok(meta) = std::fs::metadata(&file) {
             if meta.permissions().mode() & 0o077 != 0 {
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-                    .map_err(unavailable)?;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| unavailable(format!("cannot make {} owner-only: {e}", file.display())),
+                )?;
             }
         }
     }
