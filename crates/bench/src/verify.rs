@@ -102,7 +102,7 @@ pub async fn audit_verify(entries: u64, postgres: Option<&str>) -> Result<serde_
     );
     let mut best = 0f64;
     for run in 1..=3 {
-        let report = audit_tools::verify_store(store.as_ref(), &public_key)
+        let report = audit_tools::verify_store(store.as_ref(), &public_key, None)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let verified: u64 = report.logs.iter().map(|l| l.entries).sum();

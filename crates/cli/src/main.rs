@@ -61,9 +61,17 @@ enum AuditCommand {
         /// ...or an exported bundle.
         #[arg(long)]
         bundle: Option<PathBuf>,
-        /// The Ed25519 public key to trust (hex). Default: the one stored beside the log.
-        #[arg(long)]
+        /// The Ed25519 public key to trust (hex), from a copy kept apart from the server.
+        #[arg(long, conflicts_with = "pin")]
         public_key: Option<String>,
+        /// Trust the key stored beside the log only if its fingerprint is this one (the 16 hex
+        /// digits of `strongroom audit public-key`'s key name, kept apart from the server).
+        #[arg(long)]
+        pin: Option<String>,
+        /// A witness directory (`serve --witness-dir`, or copies an operator kept): the log
+        /// must contain every checkpoint held there, so a cut or rolled-back log fails.
+        #[arg(long)]
+        witness: Option<PathBuf>,
     },
     /// Write a portable bundle: entries.jsonl, checkpoints.jsonl, public-key.txt.
     Export {
@@ -128,6 +136,15 @@ struct ServeArgs {
     /// Alert when one actor is denied this many times within a minute.
     #[arg(long, default_value_t = 20)]
     alert_denial_burst: usize,
+    /// Publish each log's latest signed checkpoint here (a C2SP signed note per log), on a
+    /// disk or share the database's writers cannot rewrite; `audit verify --witness` checks
+    /// the log against it, and the server refuses to start on a log shorter than it.
+    #[arg(long, env = "STRONGROOM_WITNESS_DIR")]
+    witness_dir: Option<PathBuf>,
+    /// Start although this log's head, entries, checkpoints or witness disagree (recorded in
+    /// the platform log). Repeat for several logs.
+    #[arg(long, value_name = "LOG")]
+    accept_audit_mismatch: Vec<String>,
 }
 
 impl Default for ServeArgs {
@@ -145,6 +162,8 @@ impl Default for ServeArgs {
             checkpoint_every_seconds: 5,
             alert_export_records: 500,
             alert_denial_burst: 20,
+            witness_dir: None,
+            accept_audit_mismatch: Vec::new(),
         }
     }
 }
@@ -243,6 +262,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             export_records: args.alert_export_records.max(1),
             denial_burst: args.alert_denial_burst.max(1),
         },
+        witness_dir: args.witness_dir,
+        accept_audit_mismatch: args.accept_audit_mismatch,
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;
@@ -367,6 +388,8 @@ async fn audit(command: AuditCommand) -> Result<ExitCode> {
             data_dir,
             bundle,
             public_key,
+            pin,
+            witness,
         } => {
             let trusted = match public_key {
                 Some(k) => Some(
@@ -375,29 +398,53 @@ async fn audit(command: AuditCommand) -> Result<ExitCode> {
                 ),
                 None => None,
             };
-            let report = match (data_dir, bundle) {
-                (_, Some(b)) => {
-                    let key = match trusted {
-                        Some(k) => k,
-                        None => {
-                            eprintln!("note: trusting the public key inside the bundle; pass --public-key to use one you hold");
-                            audit_tools::bundle_public_key(&b)?
-                        }
-                    };
-                    audit_tools::verify_bundle(&b, &key)
-                }
+            let (store, beside) = match (&data_dir, &bundle) {
+                (_, Some(b)) => (None, audit_tools::bundle_public_key(b)?),
                 (dir, None) => {
-                    let dir = dir.unwrap_or_else(|| PathBuf::from("./strongroom-data"));
+                    let dir = dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("./strongroom-data"));
                     let store = open_existing_store(&dir)?;
-                    let key = match trusted {
-                        Some(k) => k,
-                        None => {
-                            eprintln!("note: trusting the public key stored in the database; pass --public-key to use one you hold");
-                            audit_tools::stored_public_key(&store).await?
-                        }
-                    };
-                    audit_tools::verify_store(&store, &key).await
+                    let key = audit_tools::stored_public_key(&store).await?;
+                    (Some(store), key)
                 }
+            };
+            let key = match (trusted, pin) {
+                (Some(k), _) => k,
+                (None, Some(pin)) => {
+                    let name = strongroom_core::checkpoint::key_name(&beside);
+                    let pin = pin
+                        .trim()
+                        .trim_start_matches("strongroom/")
+                        .to_ascii_lowercase();
+                    if name != format!("strongroom/{pin}") {
+                        eprintln!("TAMPERED: the public key beside the log ({name}) is not the pinned one (strongroom/{pin})");
+                        return Ok(ExitCode::from(1));
+                    }
+                    beside
+                }
+                (None, None) => {
+                    eprintln!("WARNING: no --public-key or --pin given: trusting the public key stored beside the log.");
+                    eprintln!("WARNING: whoever can rewrite the log can also replace that key and re-sign; this run proves");
+                    eprintln!("WARNING: consistency only. Keep `strongroom audit public-key` output apart and pass it.");
+                    beside
+                }
+            };
+            let witnessed = match &witness {
+                Some(w) => {
+                    let held = strongroom_server::witness::Witnessed::load(w, &key)
+                        .map_err(anyhow::Error::msg)?;
+                    println!("witness {}: {} checkpoints", w.display(), held.len());
+                    Some(held)
+                }
+                None => None,
+            };
+            let report = match (store, &bundle) {
+                (_, Some(b)) => audit_tools::verify_bundle(b, &key, witnessed.as_ref()),
+                (Some(store), None) => {
+                    audit_tools::verify_store(&store, &key, witnessed.as_ref()).await
+                }
+                (None, None) => bail!("nothing to verify"),
             };
             match report {
                 Ok(r) => {

@@ -97,10 +97,89 @@ impl AuditEvent {
     }
 }
 
+/// The hashed form of an entry, version 1: what is sealed, hashed and verified. It is its own
+/// type, not the API's [`AuditEntry`], so that a change to the API can never change what was
+/// hashed; a later version would add a `"v"` field and keep this one readable. The canonical
+/// JSON is serde's output of this struct: fields in this order, no whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryV1 {
+    pub log: String,
+    pub seq: u64,
+    pub prev: String,
+    pub time: i64,
+    pub request_id: String,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub code: Option<String>,
+    pub purpose: Option<String>,
+    pub collection: Option<String>,
+    pub subject: Option<String>,
+    pub records: Vec<String>,
+    pub fields: Vec<String>,
+    pub objects: Vec<String>,
+}
+
+impl EntryV1 {
+    /// Parses a stored body.
+    pub fn parse(body: &str) -> Option<Self> {
+        serde_json::from_str(body).ok()
+    }
+
+    /// The canonical JSON of the entry.
+    pub fn canonical(&self) -> String {
+        // Serialising a struct of strings, numbers and vectors cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The data subjects the entry names besides its `subject`: those among its objects (a
+    /// batch read or a search touches several). Stores index them for "who accessed".
+    pub fn other_subjects(&self) -> Vec<&str> {
+        named_subjects(
+            self.subject.as_deref(),
+            self.objects.iter().map(String::as_str),
+        )
+    }
+
+    pub fn to_api(self) -> AuditEntry {
+        AuditEntry {
+            log: self.log,
+            seq: self.seq,
+            prev: self.prev,
+            time: self.time,
+            request_id: self.request_id,
+            actor: self.actor,
+            action: self.action,
+            outcome: self.outcome,
+            code: self.code,
+            purpose: self.purpose,
+            collection: self.collection,
+            subject: self.subject,
+            records: self.records,
+            fields: self.fields,
+            objects: self.objects,
+        }
+    }
+}
+
+/// The distinct subject ids among `objects` other than `subject`, sorted.
+pub fn named_subjects<'a>(
+    subject: Option<&str>,
+    objects: impl Iterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let mut out: Vec<&str> = objects
+        .filter(|o| SubjectId::parse(o).is_some() && Some(*o) != subject)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Seals an event as entry `seq` of its log after the entry whose hash is `prev`.
 /// Returns the entry, its canonical JSON body, and its leaf hash.
-pub fn seal_entry(event: &AuditEvent, seq: u64, prev: &[u8; 32]) -> (AuditEntry, String, [u8; 32]) {
-    let entry = AuditEntry {
+pub fn seal_entry(event: &AuditEvent, seq: u64, prev: &[u8; 32]) -> (EntryV1, String, [u8; 32]) {
+    let entry = EntryV1 {
         log: event.log().to_owned(),
         seq,
         prev: hex(prev),
@@ -117,15 +196,9 @@ pub fn seal_entry(event: &AuditEvent, seq: u64, prev: &[u8; 32]) -> (AuditEntry,
         fields: event.fields.clone(),
         objects: event.objects.clone(),
     };
-    let body = canonical_body(&entry);
+    let body = entry.canonical();
     let hash = leaf_hash(&body);
     (entry, body, hash)
-}
-
-/// The canonical JSON of an entry: serde's field order, no whitespace.
-pub fn canonical_body(entry: &AuditEntry) -> String {
-    // Serialising a struct of strings, numbers and vectors cannot fail.
-    serde_json::to_string(entry).unwrap_or_default()
 }
 
 /// RFC 6962 leaf hash of an entry body.
@@ -133,74 +206,28 @@ pub fn leaf_hash(body: &str) -> [u8; 32] {
     sha256_parts(&[&[0x00], body.as_bytes()])
 }
 
-/// Where a chain of entries first fails to verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainBreak {
-    pub seq: u64,
-    pub reason: &'static str,
-}
-
-/// Verifies a contiguous run of one log's entries starting at `first_seq` after `prev`.
-/// Returns the hash of the last entry.
-pub fn verify_chain<'a>(
-    entries: impl IntoIterator<Item = &'a AuditEntry>,
-    first_seq: u64,
-    mut prev: [u8; 32],
-) -> Result<[u8; 32], ChainBreak> {
-    for (expect, e) in (first_seq..).zip(entries) {
-        if e.seq != expect {
-            return Err(ChainBreak {
-                seq: expect,
-                reason: "sequence gap or reordering",
-            });
-        }
-        if e.prev != hex(&prev) {
-            return Err(ChainBreak {
-                seq: e.seq,
-                reason: "previous-hash link does not match",
-            });
-        }
-        prev = leaf_hash(&canonical_body(e));
-    }
-    Ok(prev)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::SeededRng;
 
-    fn event(action: &'static str) -> AuditEvent {
-        AuditEvent::new(
+    #[test]
+    fn the_hashed_form_round_trips_and_names_other_subjects() {
+        let mut ev = AuditEvent::new(
             None,
             1,
             RequestId::generate(&SeededRng::new(3)),
             "key:x".into(),
-            action,
-        )
-    }
-
-    #[test]
-    fn chain_detects_edits_gaps_and_swaps() {
-        let mut entries = Vec::new();
-        let mut prev = GENESIS;
-        for (i, a) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            let (e, _, h) = seal_entry(&event(a), i as u64 + 1, &prev);
-            entries.push(e);
-            prev = h;
-        }
-        assert_eq!(verify_chain(&entries, 1, GENESIS), Ok(prev));
-
-        let mut edited = entries.clone();
-        edited[1].action = "z".into();
-        assert_eq!(verify_chain(&edited, 1, GENESIS).unwrap_err().seq, 3);
-
-        let mut gap = entries.clone();
-        gap.remove(1);
-        assert_eq!(verify_chain(&gap, 1, GENESIS).unwrap_err().seq, 2);
-
-        let mut swapped = entries.clone();
-        swapped.swap(1, 2);
-        assert!(verify_chain(&swapped, 1, GENESIS).is_err());
+            "record.search",
+        );
+        let a = format!("sub_{}", "a".repeat(32));
+        let b = format!("sub_{}", "b".repeat(32));
+        ev.objects = vec![b.clone(), "key_1".into(), a.clone(), b.clone()];
+        let (entry, body, hash) = seal_entry(&ev, 7, &GENESIS);
+        assert_eq!(EntryV1::parse(&body), Some(entry.clone()));
+        assert_eq!(leaf_hash(&body), hash);
+        assert!(body.starts_with(r#"{"log":"platform","seq":7,"prev":"000"#));
+        assert_eq!(entry.other_subjects(), vec![a.as_str(), b.as_str()]);
+        assert!(EntryV1::parse(&body.replace("\"seq\"", "\"v\":2,\"seq\"")).is_none());
     }
 }

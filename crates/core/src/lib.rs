@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod keys;
 pub mod policy;
+pub mod proofs;
 pub mod rng;
 pub mod schema;
 pub mod store;

@@ -98,6 +98,10 @@ pub struct Summary {
     /// Entries covered by a verified checkpoint; the rest are checked by the chain only.
     pub checkpointed: u64,
     pub checkpoints: u64,
+    /// Checkpoints held by a witness that the log was checked against.
+    pub witnessed: u64,
+    /// Tenants whose creation the log records (the platform log): each must have a log.
+    pub tenants_created: Vec<String>,
 }
 
 impl Summary {
@@ -106,23 +110,109 @@ impl Summary {
     }
 }
 
+/// An order-independent digest of a set of rows, keyed with a secret chosen by the verifier
+/// for this run: the sum of truncated `SHA-256(key ‖ row)`. A store's derived table (subject
+/// index, stored nodes) can be read in whatever order is cheap and compared with what the
+/// bodies say it must hold, in constant memory. Without the key, nobody can craft rows whose
+/// sum matches (the key is drawn after the data was written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetDigest {
+    key: [u8; 32],
+    sum: u128,
+    count: u64,
+}
+
+impl SetDigest {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            sum: 0,
+            count: 0,
+        }
+    }
+
+    /// Adds one row, given as its parts (framed with their lengths).
+    pub fn add(&mut self, parts: &[&[u8]]) {
+        let mut framed: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2 + 1);
+        let lens: Vec<[u8; 8]> = parts
+            .iter()
+            .map(|p| (p.len() as u64).to_be_bytes())
+            .collect();
+        framed.push(&self.key);
+        for (p, l) in parts.iter().zip(&lens) {
+            framed.push(l);
+            framed.push(p);
+        }
+        let h = strongroom_crypto::sha256_parts(&framed);
+        let mut lane = [0u8; 16];
+        lane.copy_from_slice(&h[..16]);
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(lane));
+        self.count += 1;
+    }
+
+    pub fn subject_row(&mut self, subject: &str, seq: u64) {
+        self.add(&[subject.as_bytes(), &seq.to_be_bytes()]);
+    }
+
+    pub fn node_row(&mut self, level: u32, index: u64, hash: &[u8; 32]) {
+        self.add(&[&level.to_be_bytes(), &index.to_be_bytes(), hash]);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// What a store holds besides the entries, for [`LogVerifier::finish`].
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The head the writer recorded, if any.
+    pub head: Option<crate::store::AuditHead>,
+    /// The digest of the subject index rows the store holds for this log.
+    pub subjects: SetDigest,
+    /// The digest of the tree nodes the store holds for this log.
+    pub nodes: SetDigest,
+}
+
+/// The subject and objects of an entry body, borrowed (only read for bodies that name objects).
+#[derive(serde::Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    subject: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    objects: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    outcome: std::borrow::Cow<'a, str>,
+}
+
 /// Verifies one log, entry by entry, in sequence order.
 pub struct LogVerifier {
     log: String,
     checkpoints: Vec<CheckpointRow>,
     next_checkpoint: usize,
+    /// Witnessed checkpoints, by size.
+    witnessed: Vec<CheckpointRow>,
+    next_witnessed: usize,
     compact: CompactRange,
     prev: [u8; 32],
     checkpointed: u64,
+    subjects: SetDigest,
+    nodes: SetDigest,
+    tenants_created: Vec<String>,
 }
 
 impl LogVerifier {
-    /// Checks the checkpoints themselves (signatures, numbering, links, sizes) and prepares to
-    /// read entries.
+    /// Checks the checkpoints themselves (signatures, numbering, links, sizes) and the
+    /// witnessed ones (signatures, and that the log still holds the same checkpoint under the
+    /// same number), and prepares to read entries. `digest_key` must be fresh randomness.
     pub fn new(
         log: &str,
         mut checkpoints: Vec<CheckpointRow>,
+        mut witnessed: Vec<CheckpointRow>,
         public_key: &[u8; 32],
+        digest_key: [u8; 32],
     ) -> Result<Self, Failure> {
         checkpoints.sort_by_key(|c| c.seq);
         let fail = |seq, reason: String| Failure {
@@ -149,7 +239,7 @@ impl LogVerifier {
             if !c.verify_signature(public_key) {
                 return Err(fail(
                     c.seq,
-                    "signature does not verify with the public key".into(),
+                    "signature does not verify with the public key (or its origin is not this log's)".into(),
                 ));
             }
             if c.prev != prev_hash {
@@ -164,13 +254,46 @@ impl LogVerifier {
             prev_hash = c.hash();
             prev_size = c.size;
         }
+        for w in &witnessed {
+            if w.log != log || !w.verify_signature(public_key) {
+                return Err(fail(
+                    w.seq,
+                    "the witness holds a checkpoint for this log that does not verify with the public key".into(),
+                ));
+            }
+            match checkpoints.get((w.seq as usize).wrapping_sub(1)) {
+                Some(c) if c.text() == w.text() => {}
+                Some(_) => {
+                    return Err(fail(
+                        w.seq,
+                        "differs from the checkpoint the witness holds under this number (the log was rolled back and re-signed)".into(),
+                    ))
+                }
+                None => {
+                    return Err(fail(
+                        w.seq,
+                        format!(
+                            "missing: the witness holds checkpoint {} but the log has only {} (checkpoints removed or rolled back)",
+                            w.seq,
+                            checkpoints.len()
+                        ),
+                    ))
+                }
+            }
+        }
+        witnessed.sort_by_key(|w| w.size);
         Ok(Self {
             log: log.to_owned(),
             checkpoints,
             next_checkpoint: 0,
+            witnessed,
+            next_witnessed: 0,
             compact: CompactRange::default(),
             prev: GENESIS,
             checkpointed: 0,
+            subjects: SetDigest::new(digest_key),
+            nodes: SetDigest::new(digest_key),
+            tenants_created: Vec::new(),
         })
     }
 
@@ -238,10 +361,39 @@ impl LogVerifier {
             };
             return Err(self.fail(Target::Entry(seq), reason));
         }
+        // Bodies that name objects (the last field) are read once more for the subjects they
+        // name (the store's subject index must hold exactly those) and tenant creations.
+        if !body.ends_with(",\"objects\":[]}") {
+            let named: Named<'_> = serde_json::from_str(body).map_err(|_| {
+                self.fail(
+                    Target::Entry(seq),
+                    "modified: not a well-formed audit entry",
+                )
+            })?;
+            for s in crate::audit::named_subjects(
+                named.subject.as_deref(),
+                named.objects.iter().map(|o| o.as_ref()),
+            ) {
+                self.subjects.subject_row(s, seq);
+            }
+            if self.log == crate::audit::PLATFORM_LOG
+                && named.action == "tenant.create"
+                && named.outcome == "ok"
+            {
+                self.tenants_created
+                    .extend(named.objects.iter().map(|o| o.to_string()));
+            }
+        }
         self.prev = leaf;
-        self.compact.append(leaf);
+        let nodes = &mut self.nodes;
+        self.compact.append_visit(leaf, |level, index, h| {
+            if level % crate::store::NODE_LEVEL_STEP == 0 {
+                nodes.node_row(level, index, h);
+            }
+        });
+        let size = self.compact.size();
         while let Some(c) = self.checkpoints.get(self.next_checkpoint) {
-            if c.size != self.compact.size() {
+            if c.size != size {
                 break;
             }
             if c.root != self.compact.root() {
@@ -253,11 +405,23 @@ impl LogVerifier {
             self.checkpointed = c.size;
             self.next_checkpoint += 1;
         }
+        while let Some(w) = self.witnessed.get(self.next_witnessed) {
+            if w.size != size {
+                break;
+            }
+            if w.root != self.compact.root() {
+                return Err(self.fail(
+                    Target::Checkpoint(w.seq),
+                    format!("entries 1 to {} are not the ones the witness saw signed (the log forks from its witnessed checkpoint)", w.size),
+                ));
+            }
+            self.next_witnessed += 1;
+        }
         Ok(())
     }
 
-    /// Ends verification. `head` is the (size, last hash) the store recorded for the log, if any.
-    pub fn finish(self, head: Option<(u64, [u8; 32])>) -> Result<Summary, Failure> {
+    /// Ends verification against what else the store holds for the log.
+    pub fn finish(self, stored: Option<Stored>) -> Result<Summary, Failure> {
         let size = self.compact.size();
         if let Some(c) = self.checkpoints.get(self.next_checkpoint) {
             return Err(self.fail(
@@ -265,32 +429,82 @@ impl LogVerifier {
                 format!("missing: checkpoint {} covers {} entries but the log ends at {size} (truncated)", c.seq, c.size),
             ));
         }
-        if let Some((head_size, head_hash)) = head {
-            if head_size > size {
-                return Err(self.fail(
-                    Target::Entry(size + 1),
-                    format!("missing: the log head records {head_size} entries (truncated)"),
-                ));
-            }
-            if head_size < size {
-                return Err(self.fail(
-                    Target::Entry(head_size + 1),
-                    format!("inserted: the vault wrote only {head_size} entries to this log"),
-                ));
-            }
-            if head_size == size && size > 0 && head_hash != self.prev {
-                return Err(self.fail(
-                    Target::Entry(size),
-                    "modified: the last entry does not match the log head",
-                ));
-            }
+        if let Some(w) = self.witnessed.get(self.next_witnessed) {
+            return Err(self.fail(
+                Target::Entry(size + 1),
+                format!("missing: the witness holds checkpoint {} over {} entries but the log ends at {size} (truncated or rolled back)", w.seq, w.size),
+            ));
+        }
+        if let Some(stored) = stored {
+            self.check_stored(size, stored)?;
         }
         Ok(Summary {
             log: self.log,
             entries: size,
             checkpointed: self.checkpointed,
             checkpoints: self.checkpoints.len() as u64,
+            witnessed: self.witnessed.len() as u64,
+            tenants_created: self.tenants_created,
         })
+    }
+
+    fn check_stored(&self, size: u64, stored: Stored) -> Result<(), Failure> {
+        match stored.head {
+            None if size > 0 => {
+                return Err(self.fail(
+                    Target::Entry(size),
+                    "the log has entries but no head (the head was removed)",
+                ))
+            }
+            None => {}
+            Some(head) => {
+                if head.size > size {
+                    return Err(self.fail(
+                        Target::Entry(size + 1),
+                        format!(
+                            "missing: the log head records {} entries (truncated)",
+                            head.size
+                        ),
+                    ));
+                }
+                if head.size < size {
+                    return Err(self.fail(
+                        Target::Entry(head.size + 1),
+                        format!(
+                            "inserted: the vault wrote only {} entries to this log",
+                            head.size
+                        ),
+                    ));
+                }
+                if size > 0 && (head.last_hash != self.prev || head.compact != self.compact) {
+                    return Err(self.fail(
+                        Target::Entry(size),
+                        "modified: the log head (last hash or tree) does not match the entries",
+                    ));
+                }
+            }
+        }
+        if stored.subjects != self.subjects {
+            return Err(self.fail(
+                Target::Entry(size),
+                format!(
+                    "the subject index does not match the entries ({} rows stored, {} named by the entries): rows were edited, removed or inserted",
+                    stored.subjects.count(),
+                    self.subjects.count()
+                ),
+            ));
+        }
+        if stored.nodes != self.nodes {
+            return Err(self.fail(
+                Target::Entry(size),
+                format!(
+                    "the stored tree nodes do not match the entries ({} stored, {} expected): proofs served from them would be wrong",
+                    stored.nodes.count(),
+                    self.nodes.count()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -400,7 +614,7 @@ mod tests {
         cps: Vec<CheckpointRow>,
         pk: &[u8; 32],
     ) -> Result<Summary, Failure> {
-        let mut v = LogVerifier::new("platform", cps, pk)?;
+        let mut v = LogVerifier::new("platform", cps, vec![], pk, [3; 32])?;
         for (seq, body, hash) in entries {
             v.push(*seq, body, Some(hash))?;
         }

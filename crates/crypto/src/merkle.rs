@@ -176,6 +176,125 @@ pub fn verify_consistency(
     fr == *old_root && sr == *new_root && snode == 0
 }
 
+/// A run of leaves `[lo, hi)`; proofs are lists of the tree hashes of such runs.
+pub type Range = (u64, u64);
+
+fn split64(n: u64) -> u64 {
+    // The largest power of two smaller than n (n >= 2).
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The runs whose hashes make the audit path of leaf `index` in a tree of `size` leaves
+/// (RFC 6962 PATH), in proof order. Empty when `index >= size` or the tree has one leaf.
+pub fn inclusion_ranges(index: u64, size: u64) -> Vec<Range> {
+    let mut out = Vec::new();
+    if index < size {
+        path_ranges(0, size, index, &mut out);
+    }
+    out
+}
+
+fn path_ranges(lo: u64, hi: u64, m: u64, out: &mut Vec<Range>) {
+    let n = hi - lo;
+    if n <= 1 {
+        return;
+    }
+    let k = split64(n);
+    if m < k {
+        path_ranges(lo, lo + k, m, out);
+        out.push((lo + k, hi));
+    } else {
+        path_ranges(lo + k, hi, m - k, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// The runs whose hashes make the consistency proof from `old_size` to `size` leaves (RFC 6962
+/// PROOF), in proof order. Empty unless `0 < old_size < size`.
+pub fn consistency_ranges(old_size: u64, size: u64) -> Vec<Range> {
+    let mut out = Vec::new();
+    if old_size > 0 && old_size < size {
+        subproof_ranges(0, size, old_size, true, &mut out);
+    }
+    out
+}
+
+fn subproof_ranges(lo: u64, hi: u64, m: u64, complete: bool, out: &mut Vec<Range>) {
+    let n = hi - lo;
+    if m == n {
+        if !complete {
+            out.push((lo, hi));
+        }
+        return;
+    }
+    let k = split64(n);
+    if m <= k {
+        subproof_ranges(lo, lo + k, m, complete, out);
+        out.push((lo + k, hi));
+    } else {
+        subproof_ranges(lo + k, hi, m - k, false, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// The perfect subtrees `(level, index)` whose hashes give the tree hash of the run `[lo, hi)`
+/// as RFC 6962 splits it, left to right. A run taken from [`inclusion_ranges`] or
+/// [`consistency_ranges`] (or the whole tree) decomposes into at most 64 of them.
+pub fn perfect_cover(lo: u64, hi: u64) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    cover(lo, hi, &mut out);
+    out
+}
+
+fn cover(lo: u64, hi: u64, out: &mut Vec<(u32, u64)>) {
+    let n = hi.saturating_sub(lo);
+    if n == 0 {
+        return;
+    }
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
+        let level = n.trailing_zeros();
+        out.push((level, lo >> level));
+        return;
+    }
+    let k = split64(n);
+    cover(lo, lo + k, out);
+    cover(lo + k, hi, out);
+}
+
+/// The tree hash of the run `[lo, hi)` from the hashes of its perfect subtrees (as listed by
+/// [`perfect_cover`]); `None` if one is missing.
+pub fn range_hash(lo: u64, hi: u64, node: &impl Fn(u32, u64) -> Option<Hash>) -> Option<Hash> {
+    let n = hi.checked_sub(lo)?;
+    if n == 0 {
+        return Some(empty_root());
+    }
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
+        let level = n.trailing_zeros();
+        return node(level, lo >> level);
+    }
+    let k = split64(n);
+    Some(node_hash(
+        &range_hash(lo, lo + k, node)?,
+        &range_hash(lo + k, hi, node)?,
+    ))
+}
+
+/// The hash of the perfect subtree `(level, index)` from the `2^(level - base)` nodes of the
+/// lower level `base` that it covers, in order (`below.len()` must be exactly that).
+pub fn fold_perfect(below: &[Hash]) -> Option<Hash> {
+    if below.is_empty() || !below.len().is_power_of_two() {
+        return None;
+    }
+    let mut layer = below.to_vec();
+    while layer.len() > 1 {
+        layer = layer
+            .chunks_exact(2)
+            .map(|p| node_hash(&p[0], &p[1]))
+            .collect();
+    }
+    layer.pop()
+}
+
 /// The roots of the perfect subtrees covering a tree's leaves, largest first: enough to append
 /// leaves and compute the root without the leaves themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -191,13 +310,23 @@ impl CompactRange {
 
     /// Appends one leaf hash.
     pub fn append(&mut self, leaf: Hash) {
+        self.append_visit(leaf, |_, _, _| {});
+    }
+
+    /// Appends one leaf hash and calls `completed(level, index, hash)` for every interior node
+    /// this append completes (level 1 covers two leaves; `index` counts nodes of that level
+    /// from the left). A store keeps the nodes it wants for proofs from these calls.
+    pub fn append_visit(&mut self, leaf: Hash, mut completed: impl FnMut(u32, u64, &Hash)) {
         let mut node = leaf;
         let mut s = self.size;
+        let mut level = 0u32;
         while s & 1 == 1 {
             if let Some(left) = self.nodes.pop() {
                 node = node_hash(&left, &node);
             }
             s >>= 1;
+            level += 1;
+            completed(level, s, &node);
         }
         self.nodes.push(node);
         self.size += 1;
@@ -411,5 +540,75 @@ mod tests {
             prop_assert_eq!(c.root(), root(&l));
             prop_assert_eq!(CompactRange::decode(&c.encode()), Some(c.clone()));
         }
+    }
+
+    fn leaves_of(n: usize) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .collect()
+    }
+
+    /// Every completed node reported by `append_visit`, keyed by (level, index), with leaves at level 0.
+    fn all_nodes(leaves: &[Hash]) -> std::collections::HashMap<(u32, u64), Hash> {
+        let mut nodes = std::collections::HashMap::new();
+        let mut c = CompactRange::default();
+        for (i, l) in leaves.iter().enumerate() {
+            nodes.insert((0, i as u64), *l);
+            c.append_visit(*l, |level, index, h| {
+                assert!(
+                    nodes.insert((level, index), *h).is_none(),
+                    "node reported twice"
+                );
+            });
+        }
+        nodes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn proofs_from_stored_nodes_equal_the_reference(n in 1usize..300, a in 0usize..300, b in 0usize..300) {
+            let leaves = leaves_of(n);
+            let nodes = all_nodes(&leaves);
+            let get = |level: u32, index: u64| nodes.get(&(level, index)).copied();
+            // Every perfect subtree that exists was reported, with the right hash.
+            for (&(level, index), h) in &nodes {
+                let lo = (index << level) as usize;
+                prop_assert_eq!(*h, root(&leaves[lo..lo + (1usize << level)]));
+            }
+            prop_assert_eq!(range_hash(0, n as u64, &get), Some(root(&leaves)));
+            let index = a % n;
+            let from_ranges: Option<Vec<Hash>> = inclusion_ranges(index as u64, n as u64)
+                .into_iter()
+                .map(|(lo, hi)| range_hash(lo, hi, &get))
+                .collect();
+            prop_assert_eq!(from_ranges, inclusion_proof(&leaves, index));
+            let old = 1 + b % n;
+            let from_ranges: Option<Vec<Hash>> = consistency_ranges(old as u64, n as u64)
+                .into_iter()
+                .map(|(lo, hi)| range_hash(lo, hi, &get))
+                .collect();
+            prop_assert_eq!(from_ranges, consistency_proof(&leaves, old));
+            for (lo, hi) in inclusion_ranges(index as u64, n as u64)
+                .into_iter()
+                .chain(consistency_ranges(old as u64, n as u64))
+            {
+                let cover = perfect_cover(lo, hi);
+                prop_assert!(cover.len() <= 64);
+                for (level, index) in cover {
+                    prop_assert!(nodes.contains_key(&(level, index)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn folding_a_layer_gives_the_perfect_subtree() {
+        let leaves = leaves_of(16);
+        assert_eq!(fold_perfect(&leaves[..8]), Some(root(&leaves[..8])));
+        assert_eq!(fold_perfect(&leaves[..1]), Some(leaves[0]));
+        assert_eq!(fold_perfect(&leaves[..3]), None);
+        assert_eq!(fold_perfect(&[]), None);
     }
 }

@@ -537,6 +537,19 @@ pub struct Checkpoint {
     pub prev: String,
     /// Hex Ed25519 signature over the signed text (see docs/audit.md).
     pub signature: String,
+    /// 1: the legacy `strongroom-checkpoint v1` text; 2: a C2SP tlog-checkpoint.
+    #[serde(default = "legacy_checkpoint_format")]
+    pub format: u8,
+    /// The C2SP origin line (format 2; empty for format 1).
+    #[serde(default)]
+    pub origin: String,
+    /// The whole C2SP signed note (format 2), checkable by any signed-note verifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn legacy_checkpoint_format() -> u8 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -584,4 +597,6 @@ pub struct SubjectAccess {
 pub struct SubjectAccessList {
     pub subject: String,
     pub accesses: Vec<SubjectAccess>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<u64>,
 }

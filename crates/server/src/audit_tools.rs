@@ -8,11 +8,19 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
+use std::collections::BTreeSet;
 use strongroom_core::checkpoint::CheckpointRow;
-use strongroom_core::verify::{Failure, LogVerifier, Summary, Target};
-use strongroom_core::Store;
+
+use strongroom_core::audit::PLATFORM_LOG;
+use strongroom_core::rng::RngExt;
+use strongroom_core::store::StoreError;
+use strongroom_core::verify::{Failure, LogVerifier, SetDigest, Stored, Summary, Target};
+use strongroom_core::{OsRng, Store};
+
+use crate::witness::Witnessed;
+use strongroom_core::audit::EntryV1;
 use strongroom_crypto::{hex, unhex};
-use strongroom_proto::{AuditEntry, Checkpoint};
+use strongroom_proto::Checkpoint;
 
 const PAGE: u32 = 5000;
 
@@ -52,46 +60,188 @@ fn unreadable(e: impl std::fmt::Display) -> VerifyError {
     VerifyError::Unreadable(e.to_string())
 }
 
-/// Verifies every log of a store.
+fn failed(log: &str, target: Target, reason: impl Into<String>) -> VerifyError {
+    VerifyError::Failed(Failure {
+        log: log.to_owned(),
+        target,
+        reason: reason.into(),
+    })
+}
+
+/// A store error met while verifying: a row that cannot even be decoded was tampered with
+/// (the store's own types rule out anything its writer produced), anything else is unreadable.
+fn store_error(log: &str, e: StoreError) -> VerifyError {
+    match e {
+        StoreError::Corrupt(what) => failed(
+            log,
+            Target::Entry(0),
+            format!("modified: a stored row cannot be decoded ({what})"),
+        ),
+        other => unreadable(other),
+    }
+}
+
+/// Every log that must exist: the platform log once any tenant exists, and one log for each
+/// tenant that the tenants table holds or the platform log says was created.
+fn check_logs_exist(
+    logs: &[Summary],
+    tenants: impl IntoIterator<Item = String>,
+) -> Result<(), VerifyError> {
+    let present: BTreeSet<&str> = logs
+        .iter()
+        .filter(|l| l.entries > 0)
+        .map(|l| l.log.as_str())
+        .collect();
+    let mut required: BTreeSet<String> = tenants.into_iter().collect();
+    required.extend(logs.iter().flat_map(|l| l.tenants_created.iter().cloned()));
+    if !required.is_empty() && !present.contains(PLATFORM_LOG) {
+        return Err(failed(
+            PLATFORM_LOG,
+            Target::Entry(1),
+            "missing: tenants exist but the platform log that records their creation is gone",
+        ));
+    }
+    for log in &required {
+        if !present.contains(log.as_str()) {
+            return Err(failed(
+                log,
+                Target::Entry(1),
+                "missing: the tenant exists (or its creation is recorded) but its log is gone",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies every log of a store: entries, checkpoints, heads, the derived subject index and
+/// tree nodes, the definition of the audit tables, one log per tenant, and (with a witness)
+/// that no log is shorter than or forks from a checkpoint the witness holds.
 #[allow(clippy::disallowed_methods)] // throughput figure for the operator
-pub async fn verify_store(store: &dyn Store, public_key: &[u8; 32]) -> Result<Report, VerifyError> {
+pub async fn verify_store(
+    store: &dyn Store,
+    public_key: &[u8; 32],
+    witness: Option<&Witnessed>,
+) -> Result<Report, VerifyError> {
     let started = Instant::now();
+    if let Some(problem) = store
+        .check_audit_schema()
+        .await
+        .map_err(unreadable)?
+        .into_iter()
+        .next()
+    {
+        return Err(failed(
+            "*",
+            Target::Entry(0),
+            format!("the audit tables were altered: {problem}"),
+        ));
+    }
+    let digest_key = *OsRng.key().expose();
     let mut logs = Vec::new();
     let mut total = 0u64;
-    for log in store.find_audit_logs().await.map_err(unreadable)? {
-        let checkpoints = store.find_checkpoints(&log).await.map_err(unreadable)?;
-        let mut v = LogVerifier::new(&log, checkpoints, public_key).map_err(VerifyError::Failed)?;
-        // The next page is read (on the store's reader) while this one is checked, so that
-        // reading and hashing use two cores.
-        let mut page = store
-            .find_audit_raw(&log, 0, PAGE)
-            .await
-            .map_err(unreadable)?;
-        while let Some(last) = page.last().map(|p| p.0) {
-            let check = async {
-                for (seq, body, hash) in &page {
-                    v.push(*seq, body, Some(hash))?;
-                }
-                Ok(())
-            };
-            let (next, checked) = tokio::join!(store.find_audit_raw(&log, last, PAGE), check);
-            checked.map_err(VerifyError::Failed)?;
-            page = next.map_err(unreadable)?;
-        }
-        let head = store
-            .find_audit_head(&log)
-            .await
-            .map_err(unreadable)?
-            .map(|h| (h.size, h.last_hash));
-        let summary = v.finish(head).map_err(VerifyError::Failed)?;
+    let mut names: BTreeSet<String> = store
+        .find_audit_logs()
+        .await
+        .map_err(unreadable)?
+        .into_iter()
+        .collect();
+    if let Some(w) = witness {
+        names.extend(w.logs().map(str::to_owned));
+    }
+    for log in names {
+        let summary = verify_store_log(store, &log, public_key, witness, digest_key).await?;
         total += summary.entries;
         logs.push(summary);
     }
+    let tenants = store.find_tenant_ids().await.map_err(unreadable)?;
+    check_logs_exist(&logs, tenants.iter().map(ToString::to_string))?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     Ok(Report {
         logs,
         entries_per_second: total as f64 / secs,
     })
+}
+
+/// Verifies one log of a store as [`verify_store`] does (without the checks across logs).
+pub async fn verify_log(
+    store: &dyn Store,
+    log: &str,
+    public_key: &[u8; 32],
+) -> Result<Summary, VerifyError> {
+    verify_store_log(store, log, public_key, None, *OsRng.key().expose()).await
+}
+
+async fn verify_store_log(
+    store: &dyn Store,
+    log: &str,
+    public_key: &[u8; 32],
+    witness: Option<&Witnessed>,
+    digest_key: [u8; 32],
+) -> Result<Summary, VerifyError> {
+    let checkpoints = store
+        .find_checkpoints(log)
+        .await
+        .map_err(|e| store_error(log, e))?;
+    let witnessed = witness.map(|w| w.of(log)).unwrap_or_default();
+    let mut v = LogVerifier::new(log, checkpoints, witnessed, public_key, digest_key)
+        .map_err(VerifyError::Failed)?;
+    // The next page is read (on the store's reader) while this one is checked, so that
+    // reading and hashing use two cores.
+    let mut page = store
+        .find_audit_raw(log, 0, PAGE)
+        .await
+        .map_err(|e| store_error(log, e))?;
+    while let Some(last) = page.last().map(|p| p.0) {
+        let check = async {
+            for (seq, body, hash) in &page {
+                v.push(*seq, body, Some(hash))?;
+            }
+            Ok(())
+        };
+        let (next, checked) = tokio::join!(store.find_audit_raw(log, last, PAGE), check);
+        checked.map_err(VerifyError::Failed)?;
+        page = next.map_err(|e| store_error(log, e))?;
+    }
+    let head = store
+        .find_audit_head(log)
+        .await
+        .map_err(|e| store_error(log, e))?;
+    let mut subjects = SetDigest::new(digest_key);
+    let mut after = None;
+    loop {
+        let rows = store
+            .find_audit_subject_rows(log, after.clone(), PAGE)
+            .await
+            .map_err(|e| store_error(log, e))?;
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        for (subject, seq) in &rows {
+            subjects.subject_row(subject, *seq);
+        }
+        after = Some(last);
+    }
+    let mut nodes = SetDigest::new(digest_key);
+    let mut after = None;
+    loop {
+        let rows = store
+            .find_audit_nodes(log, after, PAGE)
+            .await
+            .map_err(|e| store_error(log, e))?;
+        let Some(&(level, index, _)) = rows.last() else {
+            break;
+        };
+        for (level, index, hash) in &rows {
+            nodes.node_row(*level, *index, hash);
+        }
+        after = Some((level, index));
+    }
+    v.finish(Some(Stored {
+        head,
+        subjects,
+        nodes,
+    }))
+    .map_err(VerifyError::Failed)
 }
 
 /// Writes a bundle of every log to `dir` (created; must not hold a bundle already).
@@ -112,7 +262,7 @@ pub async fn export(store: &dyn Store, dir: &Path) -> Result<u64, VerifyError> {
     let mut count = 0;
     for log in store.find_audit_logs().await.map_err(unreadable)? {
         for c in store.find_checkpoints(&log).await.map_err(unreadable)? {
-            let line = serde_json::to_string(&c.to_proto()).map_err(unreadable)?;
+            let line = serde_json::to_string(&c.to_proto(&key)).map_err(unreadable)?;
             writeln!(checkpoints, "{line}").map_err(unreadable)?;
         }
         let mut after = 0;
@@ -145,7 +295,12 @@ pub fn bundle_public_key(dir: &Path) -> Result<[u8; 32], VerifyError> {
 
 /// Verifies a bundle with nothing but its files and the public key.
 #[allow(clippy::disallowed_methods)] // throughput figure for the operator
-pub fn verify_bundle(dir: &Path, public_key: &[u8; 32]) -> Result<Report, VerifyError> {
+pub fn verify_bundle(
+    dir: &Path,
+    public_key: &[u8; 32],
+    witness: Option<&Witnessed>,
+) -> Result<Report, VerifyError> {
+    let digest_key = *OsRng.key().expose();
     let started = Instant::now();
     let mut checkpoints: BTreeMap<String, Vec<CheckpointRow>> = BTreeMap::new();
     let file = std::fs::File::open(dir.join("checkpoints.jsonl")).map_err(unreadable)?;
@@ -169,7 +324,7 @@ pub fn verify_bundle(dir: &Path, public_key: &[u8; 32]) -> Result<Report, Verify
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(unreadable)?;
         // Only the log and position are read here; the verifier checks the body itself.
-        let entry: AuditEntry = serde_json::from_str(&line).map_err(|_| {
+        let entry: EntryV1 = serde_json::from_str(&line).map_err(|_| {
             VerifyError::Failed(Failure {
                 log: "?".into(),
                 target: Target::Entry(0),
@@ -193,8 +348,11 @@ pub fn verify_bundle(dir: &Path, public_key: &[u8; 32]) -> Result<Report, Verify
                 }));
             }
             let cps = checkpoints.remove(&entry.log).unwrap_or_default();
-            current =
-                Some(LogVerifier::new(&entry.log, cps, public_key).map_err(VerifyError::Failed)?);
+            let witnessed = witness.map(|w| w.of(&entry.log)).unwrap_or_default();
+            current = Some(
+                LogVerifier::new(&entry.log, cps, witnessed, public_key, digest_key)
+                    .map_err(VerifyError::Failed)?,
+            );
         }
         if let Some(v) = current.as_mut() {
             v.push(entry.seq, &line, None)
@@ -204,11 +362,23 @@ pub fn verify_bundle(dir: &Path, public_key: &[u8; 32]) -> Result<Report, Verify
     if let Some(v) = current.take() {
         logs.push(v.finish(None).map_err(VerifyError::Failed)?);
     }
-    // Checkpoints of logs with no entry at all mean the entries were removed.
-    for (log, cps) in checkpoints {
-        let v = LogVerifier::new(&log, cps, public_key).map_err(VerifyError::Failed)?;
+    // Checkpoints (or witnessed checkpoints) of logs with no entry at all mean the entries
+    // were removed.
+    let mut rest: BTreeSet<String> = checkpoints.keys().cloned().collect();
+    if let Some(w) = witness {
+        rest.extend(w.logs().map(str::to_owned));
+    }
+    for log in rest {
+        if seen.contains(&log) {
+            continue;
+        }
+        let cps = checkpoints.remove(&log).unwrap_or_default();
+        let witnessed = witness.map(|w| w.of(&log)).unwrap_or_default();
+        let v = LogVerifier::new(&log, cps, witnessed, public_key, digest_key)
+            .map_err(VerifyError::Failed)?;
         logs.push(v.finish(None).map_err(VerifyError::Failed)?);
     }
+    check_logs_exist(&logs, [])?;
     let total: u64 = logs.iter().map(|l| l.entries).sum();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     Ok(Report {

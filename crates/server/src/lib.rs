@@ -2,12 +2,14 @@
 //! Handlers only translate; decisions live in `strongroom-core`.
 
 pub mod api;
+pub mod audit_check;
 pub mod audit_tools;
 pub mod datadir;
 pub mod hashing;
 pub mod ratelimit;
 pub mod siem;
 pub mod tls;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,11 @@ pub struct ServeOptions {
     /// Where audit entries and alerts are streamed as JSON lines (none by default).
     pub audit_stream: Option<siem::Target>,
     pub alerts: siem::AlertRules,
+    /// Where each log's latest checkpoint is published as a signed note (none by default).
+    pub witness_dir: Option<PathBuf>,
+    /// Logs whose disagreeing head, table or checkpoints the operator accepts at this start
+    /// (audited); without it such a log stops the server from starting.
+    pub accept_audit_mismatch: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -60,6 +67,8 @@ impl Default for ServeOptions {
             checkpoint_every: Duration::from_secs(5),
             audit_stream: None,
             alerts: siem::AlertRules::default(),
+            witness_dir: None,
+            accept_audit_mismatch: Vec::new(),
         }
     }
 }
@@ -117,6 +126,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
+    publisher: Arc<tokio::sync::Mutex<Option<witness::Publisher>>>,
 }
 
 impl Running {
@@ -131,6 +141,7 @@ impl Running {
         if let Err(e) = self.vault.checkpoint_due(1, 0).await {
             tracing::error!(error = %e, "could not sign the final checkpoints");
         }
+        publish(&self.vault, &self.publisher).await;
     }
 
     /// Waits until the server stops (it runs until [`Running::stop`] or the process ends).
@@ -169,6 +180,7 @@ pub async fn start(
         opts.password_cost,
     )
     .await?;
+    let publisher = check_audit_logs(&vault, &opts).await?;
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| SetupError::Io {
@@ -187,8 +199,10 @@ pub async fn start(
         login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
     });
     let (shutdown, rx) = watch::channel(false);
+    let publisher = Arc::new(tokio::sync::Mutex::new(publisher));
     let mut background = vec![tokio::spawn(checkpointer(
         vault.clone(),
+        publisher.clone(),
         opts.checkpoint_every_entries,
         opts.checkpoint_every,
         rx.clone(),
@@ -211,13 +225,61 @@ pub async fn start(
         shutdown,
         task,
         background,
+        publisher,
     })
+}
+
+/// Checks every audit log at start-up (see [`audit_check`]) and prepares the witness
+/// directory. A log whose parts disagree stops the start, unless the operator accepted it.
+async fn check_audit_logs(
+    vault: &Vault,
+    opts: &ServeOptions,
+) -> Result<Option<witness::Publisher>, SetupError> {
+    let pk = vault
+        .public_key()
+        .map_err(|e| SetupError::Invalid(e.message.into_owned()))?;
+    let (publisher, witnessed) = match &opts.witness_dir {
+        None => (None, None),
+        Some(dir) => {
+            let publisher = witness::Publisher::new(dir, pk).map_err(SetupError::Invalid)?;
+            let held = witness::Witnessed::load(dir, &pk)
+                .map_err(|e| SetupError::Invalid(format!("witness directory: {e}")))?;
+            (Some(publisher), Some(held))
+        }
+    };
+    let mismatches = audit_check::check(vault.store().as_ref(), &pk, witnessed.as_ref())
+        .await
+        .map_err(|e| SetupError::Invalid(format!("cannot check the audit logs: {e}")))?;
+    let mut refused = Vec::new();
+    for m in mismatches {
+        tracing::error!(alert = "audit_mismatch", log = %m.log, code = m.code, "{m}");
+        if opts.accept_audit_mismatch.contains(&m.log) {
+            tracing::warn!(log = %m.log, "continuing on this log's state as the operator asked; recorded in the platform log");
+            vault
+                .record_audit_mismatch_accepted(&m.log, m.code)
+                .await
+                .map_err(|e| SetupError::Invalid(e.message.into_owned()))?;
+        } else {
+            refused.push(m.to_string());
+        }
+    }
+    if !refused.is_empty() {
+        return Err(SetupError::Unsafe(format!(
+            "the audit logs do not match their heads, checkpoints or witness, so this server would \
+             sign over a log that was cut, rolled back or removed:\n  {}\n\
+             Investigate with `strongroom audit verify` and restore from a backup; to continue on \
+             this state anyway, start with --accept-audit-mismatch LOG (recorded in the platform log)",
+            refused.join("\n  ")
+        )));
+    }
+    Ok(publisher)
 }
 
 /// Signs checkpoints in the background: a log is checkpointed once it has `every_entries` new
 /// entries, or any new entry and no checkpoint for `every`.
 async fn checkpointer(
     vault: Arc<Vault>,
+    publisher: Arc<tokio::sync::Mutex<Option<witness::Publisher>>>,
     every_entries: u64,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -235,6 +297,16 @@ async fn checkpointer(
             .await
         {
             tracing::error!(error = %e, "checkpointing failed");
+        }
+        publish(&vault, &publisher).await;
+    }
+}
+
+/// Publishes new checkpoints to the witness directory, if there is one.
+async fn publish(vault: &Vault, publisher: &tokio::sync::Mutex<Option<witness::Publisher>>) {
+    if let Some(p) = publisher.lock().await.as_mut() {
+        if let Err(e) = p.publish_new(vault.store().as_ref()).await {
+            tracing::error!(alert = "witness_unavailable", error = %e, "could not publish checkpoints to the witness directory");
         }
     }
 }

@@ -7,6 +7,7 @@
 //! single sequencer of each log across nodes: a node that dies mid-batch simply rolls back and
 //! releases its locks, and nothing it acknowledged is lost. Reads use a small connection pool.
 
+mod migrate_v2;
 mod read;
 mod writer;
 
@@ -16,15 +17,17 @@ use async_trait::async_trait;
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, SessionRow,
-    Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Receipt, RecordRow, RoleRow,
+    SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork,
+    UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_postgres::{Client, NoTls};
 
-const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// Migrations in order; `strongroom_schema` records how many have run.
+const MIGRATIONS: [&str; 2] = [include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x5354_524f_4e47;
 
@@ -157,6 +160,8 @@ impl PgStore {
     }
 }
 
+/// Runs the migrations this database has not had yet, in one transaction, under an advisory
+/// lock so that nodes starting together migrate once. A database newer than this build is refused.
 async fn migrate(client: &mut Client) -> StoreResult<()> {
     let tx = client.transaction().await.map_err(unavailable)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -165,24 +170,31 @@ async fn migrate(client: &mut Client) -> StoreResult<()> {
     tx.batch_execute("CREATE TABLE IF NOT EXISTS strongroom_schema (version BIGINT NOT NULL)")
         .await
         .map_err(unavailable)?;
-    let version: Option<i64> = tx
+    let version: i64 = tx
         .query_opt("SELECT max(version) FROM strongroom_schema", &[])
         .await
         .map_err(unavailable)?
-        .and_then(|r| r.get(0));
-    match version {
-        None => {
-            tx.batch_execute(SCHEMA).await.map_err(unavailable)?;
-            tx.execute("INSERT INTO strongroom_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])
-                .await
-                .map_err(unavailable)?;
+        .and_then(|r| r.try_get::<_, Option<i64>>(0).ok().flatten())
+        .unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = i as i64 + 1;
+        tx.batch_execute(sql).await.map_err(|e| {
+            StoreError::Unavailable(format!("migration to schema version {next} failed: {e}"))
+        })?;
+        if next == 2 {
+            migrate_v2::backfill(&tx).await?;
         }
-        Some(SCHEMA_VERSION) => {}
-        Some(other) => {
-            return Err(StoreError::Unavailable(format!(
-                "database schema version {other} is not the one this build understands ({SCHEMA_VERSION})"
-            )))
-        }
+        tx.execute(
+            "INSERT INTO strongroom_schema (version) VALUES ($1)",
+            &[&next],
+        )
+        .await
+        .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)
 }
@@ -340,6 +352,13 @@ impl Store for PgStore {
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>> {
         read::settings(&*self.pool.get().await?, scope).await
     }
+    async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
+        read::tenant_ids(&*self.pool.get().await?).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
     async fn find_audit_logs(&self) -> StoreResult<Vec<String>> {
         read::audit_logs(&*self.pool.get().await?).await
     }
@@ -360,8 +379,33 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<(u64, String, [u8; 32])>> {
         read::audit_raw(&*self.pool.get().await?, log, after_seq, limit).await
     }
-    async fn find_audit_leaves(&self, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
-        read::audit_leaves(&*self.pool.get().await?, log, size).await
+    async fn find_audit_tail(&self, log: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
+        read::audit_tail(&*self.pool.get().await?, log).await
+    }
+    async fn find_audit_hashes(
+        &self,
+        log: &str,
+        level: u32,
+        index: u64,
+        count: u64,
+    ) -> StoreResult<Vec<[u8; 32]>> {
+        read::audit_hashes(&*self.pool.get().await?, log, level, index, count).await
+    }
+    async fn find_audit_nodes(
+        &self,
+        log: &str,
+        after: Option<(u32, u64)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(u32, u64, [u8; 32])>> {
+        read::audit_nodes(&*self.pool.get().await?, log, after, limit).await
+    }
+    async fn find_audit_subject_rows(
+        &self,
+        log: &str,
+        after: Option<(String, u64)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        read::audit_subject_rows(&*self.pool.get().await?, log, after, limit).await
     }
     async fn find_checkpoints(&self, log: &str) -> StoreResult<Vec<CheckpointRow>> {
         read::checkpoints(&*self.pool.get().await?, log, false).await
@@ -373,5 +417,8 @@ impl Store for PgStore {
     }
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         read::audit(&*self.pool.get().await?, log, q).await
+    }
+    async fn check_audit_schema(&self) -> StoreResult<Vec<String>> {
+        read::check_audit_schema(&*self.pool.get().await?).await
     }
 }

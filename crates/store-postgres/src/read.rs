@@ -330,7 +330,8 @@ pub(crate) async fn settings(c: &Client, scope: &str) -> StoreResult<Option<Secu
 pub(crate) async fn audit_logs(c: &Client) -> StoreResult<Vec<String>> {
     Ok(rows(
         c,
-        "SELECT log FROM audit_heads UNION SELECT log FROM audit_checkpoints UNION SELECT DISTINCT log FROM audit ORDER BY 1",
+        "SELECT log FROM audit_heads UNION SELECT log FROM audit_checkpoints UNION SELECT DISTINCT log FROM audit
+         UNION SELECT DISTINCT log FROM audit_nodes UNION SELECT DISTINCT log FROM audit_subjects ORDER BY 1",
         &[],
     )
     .await?
@@ -378,16 +379,143 @@ pub(crate) async fn audit_raw(
     .collect()
 }
 
-pub(crate) async fn audit_leaves(c: &Client, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
+pub(crate) async fn audit_tail(c: &Client, log: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
     rows(
         c,
-        "SELECT hash FROM audit WHERE log = $1 AND seq <= $2 ORDER BY seq",
-        &[&log, &(size as i64)],
+        "SELECT seq, hash FROM audit WHERE log = $1 ORDER BY seq DESC LIMIT 1",
+        &[&log],
+    )
+    .await?
+    .pop()
+    .map(|r| Ok((r.get::<_, i64>(0) as u64, hash32(r.get(1))?)))
+    .transpose()
+}
+
+pub(crate) async fn audit_hashes(
+    c: &Client,
+    log: &str,
+    level: u32,
+    index: u64,
+    count: u64,
+) -> StoreResult<Vec<[u8; 32]>> {
+    let (lo, hi) = (index as i64, (index + count) as i64);
+    let found = if level == 0 {
+        // Leaf index i is entry seq i + 1.
+        rows(
+            c,
+            "SELECT hash FROM audit WHERE log = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+            &[&log, &lo, &hi],
+        )
+        .await?
+    } else {
+        rows(
+            c,
+            "SELECT hash FROM audit_nodes WHERE log = $1 AND level = $2 AND idx >= $3 AND idx < $4 ORDER BY idx",
+            &[&log, &(level as i32), &lo, &hi],
+        )
+        .await?
+    };
+    found.into_iter().map(|r| hash32(r.get(0))).collect()
+}
+
+pub(crate) async fn audit_nodes(
+    c: &Client,
+    log: &str,
+    after: Option<(u32, u64)>,
+    limit: u32,
+) -> StoreResult<Vec<(u32, u64, [u8; 32])>> {
+    let (level, idx) = after.map_or((-1i32, -1i64), |(l, i)| (l as i32, i as i64));
+    rows(
+        c,
+        "SELECT level, idx, hash FROM audit_nodes WHERE log = $1 AND (level, idx) > ($2, $3)
+         ORDER BY level, idx LIMIT $4",
+        &[&log, &level, &idx, &i64::from(limit)],
     )
     .await?
     .into_iter()
-    .map(|r| hash32(r.get(0)))
+    .map(|r| {
+        Ok((
+            r.get::<_, i32>(0) as u32,
+            r.get::<_, i64>(1) as u64,
+            hash32(r.get(2))?,
+        ))
+    })
     .collect()
+}
+
+pub(crate) async fn audit_subject_rows(
+    c: &Client,
+    log: &str,
+    after: Option<(String, u64)>,
+    limit: u32,
+) -> StoreResult<Vec<(String, u64)>> {
+    let (subject, seq) = after.map_or((String::new(), -1i64), |(s, q)| (s, q as i64));
+    Ok(rows(
+        c,
+        "SELECT subject, seq FROM audit_subjects WHERE log = $1 AND (subject, seq) > ($2, $3)
+         ORDER BY subject, seq LIMIT $4",
+        &[&log, &subject, &seq, &i64::from(limit)],
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+    .collect())
+}
+
+/// The generated columns of the audit table and their expressions as PostgreSQL prints them.
+const GENERATED: [(&str, &str); 6] = [
+    ("time", "(((body)::jsonb ->> 'time'::text))::bigint"),
+    ("actor", "((body)::jsonb ->> 'actor'::text)"),
+    ("action", "((body)::jsonb ->> 'action'::text)"),
+    ("outcome", "((body)::jsonb ->> 'outcome'::text)"),
+    ("subject", "((body)::jsonb ->> 'subject'::text)"),
+    ("collection", "((body)::jsonb ->> 'collection'::text)"),
+];
+
+pub(crate) async fn check_audit_schema(c: &Client) -> StoreResult<Vec<String>> {
+    let mut problems = Vec::new();
+    let columns = rows(
+        c,
+        "SELECT column_name::text, is_generated::text, coalesce(generation_expression::text, '')
+         FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'audit'",
+        &[],
+    )
+    .await?;
+    for (name, expr) in GENERATED {
+        match columns.iter().find(|r| r.get::<_, &str>(0) == name) {
+            None => problems.push(format!("audit.{name} is missing")),
+            Some(r) if r.get::<_, &str>(1) != "ALWAYS" || r.get::<_, &str>(2) != expr => problems
+                .push(format!(
+                    "audit.{name} is no longer generated from the entry body"
+                )),
+            Some(_) => {}
+        }
+    }
+    let triggers = rows(
+        c,
+        "SELECT t.tgname::text, c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE NOT t.tgisinternal AND c.relname LIKE 'audit%'
+         UNION ALL SELECT r.rulename::text, r.tablename::text FROM pg_rules r WHERE r.tablename LIKE 'audit%'
+         UNION ALL SELECT p.policyname::text, p.tablename::text FROM pg_policies p WHERE p.tablename LIKE 'audit%'",
+        &[],
+    )
+    .await?;
+    for r in triggers {
+        problems.push(format!(
+            "{} on {} is not part of the schema (a trigger, rule or policy could rewrite what is read or written)",
+            r.get::<_, &str>(0),
+            r.get::<_, &str>(1)
+        ));
+    }
+    Ok(problems)
+}
+
+pub(crate) async fn tenant_ids(c: &Client) -> StoreResult<Vec<TenantId>> {
+    rows(c, "SELECT id FROM tenants ORDER BY id", &[])
+        .await?
+        .into_iter()
+        .map(|r| TenantId::parse(r.get(0)).ok_or_else(|| corrupt("tenant id")))
+        .collect()
 }
 
 pub(crate) async fn checkpoints(
@@ -396,9 +524,9 @@ pub(crate) async fn checkpoints(
     latest_only: bool,
 ) -> StoreResult<Vec<CheckpointRow>> {
     let sql = if latest_only {
-        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = $1 ORDER BY seq DESC LIMIT 1"
+        "SELECT seq, size, root, time, prev, signature, format, origin FROM audit_checkpoints WHERE log = $1 ORDER BY seq DESC LIMIT 1"
     } else {
-        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = $1 ORDER BY seq"
+        "SELECT seq, size, root, time, prev, signature, format, origin FROM audit_checkpoints WHERE log = $1 ORDER BY seq"
     };
     rows(c, sql, &[&log])
         .await?
@@ -415,6 +543,9 @@ pub(crate) async fn checkpoints(
                     .get::<_, Vec<u8>>(5)
                     .try_into()
                     .map_err(|_| corrupt("checkpoint signature"))?,
+                // An unknown format fails verification instead of stopping it.
+                format: u8::try_from(r.get::<_, i16>(6)).unwrap_or(0),
+                origin: r.get(7),
             })
         })
         .collect()
@@ -429,7 +560,7 @@ pub(crate) async fn audit(c: &Client, log: &str, q: &AuditQuery) -> StoreResult<
         params.push(subject);
         let n = params.len();
         sql.push_str(&format!(
-            " AND (subject = ${n} OR strpos(body, '\"' || ${n} || '\"') > 0)"
+            " AND (subject = ${n} OR seq IN (SELECT seq FROM audit_subjects WHERE log = $1 AND subject = ${n}))"
         ));
     }
     for (column, v) in [

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use strongroom_core::audit::GENESIS;
-use strongroom_core::store::{AuditHead as Head, Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use strongroom_core::store::{
+    AuditHead as Head, Op, Receipt, Sealed, StoreError, StoreResult, UnitOfWork,
+};
 use strongroom_crypto::merkle::CompactRange;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
@@ -151,19 +153,48 @@ async fn apply_unit(
             .or_else(|| heads.get(&log))
             .cloned()
             .ok_or_else(|| StoreError::Corrupt("an audit log head was not locked".into()))?;
-        let (entry, body, hash) = h.seal(ev);
-        let seq = entry.seq;
-        tx.execute(
-            "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[&log, &(seq as i64), &entry.time, &entry.actor, &entry.action, &entry.outcome, &entry.subject, &entry.collection, &body, &hash.as_slice()],
-        )
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
+        let sealed = h.seal(ev);
+        insert_sealed(tx, &log, &sealed).await?;
+        let seq = sealed.entry.seq;
         unit_heads.insert(log.clone(), h);
         receipt.audit.push((log, seq));
     }
     Ok(receipt)
+}
+
+/// Writes a sealed entry with the rows derived from it: the subjects it names among its
+/// objects, and the tree nodes it completes at stored levels.
+pub(crate) async fn insert_sealed(
+    tx: &Transaction<'_>,
+    log: &str,
+    sealed: &Sealed,
+) -> StoreResult<()> {
+    let failed =
+        |e: tokio_postgres::Error| StoreError::Unavailable(format!("audit entry not written: {e}"));
+    let seq = sealed.entry.seq as i64;
+    tx.execute(
+        "INSERT INTO audit (log, seq, body, hash) VALUES ($1, $2, $3, $4)",
+        &[&log, &seq, &sealed.body, &sealed.hash.as_slice()],
+    )
+    .await
+    .map_err(failed)?;
+    for subject in sealed.entry.other_subjects() {
+        tx.execute(
+            "INSERT INTO audit_subjects (log, subject, seq) VALUES ($1, $2, $3)",
+            &[&log, &subject, &seq],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    for (level, index, hash) in &sealed.nodes {
+        tx.execute(
+            "INSERT INTO audit_nodes (log, level, idx, hash) VALUES ($1, $2, $3, $4)",
+            &[&log, &(*level as i32), &(*index as i64), &hash.as_slice()],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    Ok(())
 }
 
 fn map_err(e: tokio_postgres::Error, what: &'static str) -> StoreError {
@@ -541,8 +572,8 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
         Op::InsertCheckpoint(c) => {
             exec(
                 tx,
-                "INSERT INTO audit_checkpoints (log, seq, size, root, time, prev, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&c.log, &(c.seq as i64), &(c.size as i64), &c.root.as_slice(), &c.time, &c.prev.as_slice(), &c.signature.as_slice()],
+                "INSERT INTO audit_checkpoints (log, seq, size, root, time, prev, signature, format, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[&c.log, &(c.seq as i64), &(c.size as i64), &c.root.as_slice(), &c.time, &c.prev.as_slice(), &c.signature.as_slice(), &i16::from(c.format), &c.origin],
                 "checkpoint",
             )
             .await?;

@@ -7,6 +7,7 @@
 //! alone; the others still commit. Because every read writes an audit entry, this is what keeps
 //! audited reads fast.
 
+mod migrate_v5;
 mod read;
 mod writer;
 
@@ -18,18 +19,20 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, CollectionRow, Receipt, RecordRow, RoleRow, SessionRow,
-    Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Receipt, RecordRow, RoleRow,
+    SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork,
+    UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -199,6 +202,9 @@ fn run_migration(conn: &Connection, sql: &str, next: usize) -> StoreResult<()> {
     let applied = (|| {
         conn.execute_batch(&format!("BEGIN; {sql}"))
             .map_err(unavailable)?;
+        if next == 5 {
+            migrate_v5::backfill(conn)?;
+        }
         let dangling: Option<String> = conn
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
             .optional()
@@ -425,6 +431,13 @@ impl Store for SqliteStore {
         self.read(move |c| read::settings(c, &scope)).await
     }
 
+    async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
+        self.read(read::tenant_ids).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn find_audit_logs(&self) -> StoreResult<Vec<String>> {
         self.read(read::audit_logs).await
     }
@@ -449,9 +462,43 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn find_audit_leaves(&self, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
+    async fn find_audit_tail(&self, log: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
         let log = log.to_owned();
-        self.read(move |c| read::audit_leaves(c, &log, size)).await
+        self.read(move |c| read::audit_tail(c, &log)).await
+    }
+
+    async fn find_audit_hashes(
+        &self,
+        log: &str,
+        level: u32,
+        index: u64,
+        count: u64,
+    ) -> StoreResult<Vec<[u8; 32]>> {
+        let log = log.to_owned();
+        self.read(move |c| read::audit_hashes(c, &log, level, index, count))
+            .await
+    }
+
+    async fn find_audit_nodes(
+        &self,
+        log: &str,
+        after: Option<(u32, u64)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(u32, u64, [u8; 32])>> {
+        let log = log.to_owned();
+        self.read(move |c| read::audit_nodes(c, &log, after, limit))
+            .await
+    }
+
+    async fn find_audit_subject_rows(
+        &self,
+        log: &str,
+        after: Option<(String, u64)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let log = log.to_owned();
+        self.read(move |c| read::audit_subject_rows(c, &log, after, limit))
+            .await
     }
 
     async fn find_checkpoints(&self, log: &str) -> StoreResult<Vec<CheckpointRow>> {
@@ -468,6 +515,10 @@ impl Store for SqliteStore {
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let (log, q) = (log.to_owned(), q.clone());
         self.read(move |c| read::audit(c, &log, &q)).await
+    }
+
+    async fn check_audit_schema(&self) -> StoreResult<Vec<String>> {
+        self.read(read::check_audit_schema).await
     }
 }
 
@@ -496,8 +547,8 @@ mod tests {
             for (log, seq) in [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("a", 3)] {
                 conn.execute(
                     "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, body, hash)
-                     VALUES (?1, ?2, 0, 'x', 'y', 'ok', 'sub_1', ?3, x'00')",
-                    rusqlite::params![log, seq, format!("{log}{seq}")],
+                     VALUES (?1, ?2, 0, 'x', 'y', 'ok', 'sub_1', ?3, zeroblob(32))",
+                    rusqlite::params![log, seq, format!(r#"{{"log":"{log}","seq":{seq},"subject":"sub_1"}}"#)],
                 )
                 .unwrap();
             }
@@ -516,7 +567,11 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(bodies, ["a1", "a2", "a3", "b1", "b2"]);
+        let order: Vec<String> = bodies
+            .iter()
+            .map(|b| b[8..9].to_owned() + &b[17..18])
+            .collect();
+        assert_eq!(order, ["a1", "a2", "a3", "b1", "b2"]);
         assert!(
             conn.prepare("SELECT rowid FROM audit").is_err(),
             "the audit table has no rowid any more"

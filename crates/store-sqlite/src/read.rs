@@ -39,6 +39,13 @@ pub(crate) fn meta(conn: &Connection, key: &str) -> StoreResult<Option<String>> 
         .map_err(unavailable)
 }
 
+pub(crate) fn tenant_ids(conn: &Connection) -> StoreResult<Vec<TenantId>> {
+    let raw: Vec<String> = query(conn, "SELECT id FROM tenants ORDER BY id", [], |r| r.get(0))?;
+    raw.iter()
+        .map(|id| TenantId::parse(id).ok_or_else(|| corrupt("tenant id")))
+        .collect()
+}
+
 pub(crate) fn tenant(
     conn: &Connection,
     column: &str,
@@ -453,7 +460,7 @@ pub(crate) fn audit(conn: &Connection, log: &str, q: &AuditQuery) -> StoreResult
         args.push(Value::Text(subject.clone()));
         let n = args.len();
         sql.push_str(&format!(
-            " AND (subject = ?{n} OR instr(body, '\"' || ?{n} || '\"') > 0)"
+            " AND (subject = ?{n} OR seq IN (SELECT seq FROM audit_subjects WHERE log = ?1 AND subject = ?{n}))"
         ));
     }
     let mut filter = |column: &str, op: &str, v: Value| {
@@ -491,7 +498,8 @@ pub(crate) fn audit_logs(conn: &Connection) -> StoreResult<Vec<String>> {
     query(
         conn,
         "SELECT log FROM audit_heads UNION SELECT log FROM audit_checkpoints
-         UNION SELECT DISTINCT log FROM audit ORDER BY 1",
+         UNION SELECT DISTINCT log FROM audit UNION SELECT DISTINCT log FROM audit_nodes
+         UNION SELECT DISTINCT log FROM audit_subjects ORDER BY 1",
         [],
         |r| r.get(0),
     )
@@ -532,14 +540,118 @@ pub(crate) fn audit_raw(
         .collect()
 }
 
-pub(crate) fn audit_leaves(conn: &Connection, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>> {
-    let raw: Vec<Vec<u8>> = query(
+pub(crate) fn audit_tail(conn: &Connection, log: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
+    let raw: Option<(i64, Vec<u8>)> = query(
         conn,
-        "SELECT hash FROM audit WHERE log = ?1 AND seq <= ?2 ORDER BY seq",
-        params![log, size as i64],
-        |r| r.get(0),
-    )?;
+        "SELECT seq, hash FROM audit WHERE log = ?1 ORDER BY seq DESC LIMIT 1",
+        [log],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?
+    .pop();
+    raw.map(|(seq, hash)| Ok((seq as u64, hash32(hash)?)))
+        .transpose()
+}
+
+pub(crate) fn audit_hashes(
+    conn: &Connection,
+    log: &str,
+    level: u32,
+    index: u64,
+    count: u64,
+) -> StoreResult<Vec<[u8; 32]>> {
+    let raw: Vec<Vec<u8>> = if level == 0 {
+        // Leaf index i is entry seq i + 1.
+        query(
+            conn,
+            "SELECT hash FROM audit WHERE log = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+            params![log, index as i64, (index + count) as i64],
+            |r| r.get(0),
+        )?
+    } else {
+        query(
+            conn,
+            "SELECT hash FROM audit_nodes WHERE log = ?1 AND level = ?2 AND idx >= ?3 AND idx < ?4 ORDER BY idx",
+            params![log, level, index as i64, (index + count) as i64],
+            |r| r.get(0),
+        )?
+    };
     raw.into_iter().map(hash32).collect()
+}
+
+pub(crate) fn audit_nodes(
+    conn: &Connection,
+    log: &str,
+    after: Option<(u32, u64)>,
+    limit: u32,
+) -> StoreResult<Vec<(u32, u64, [u8; 32])>> {
+    let (level, idx) = after.map_or((-1i64, -1i64), |(l, i)| (i64::from(l), i as i64));
+    let raw: Vec<(i64, i64, Vec<u8>)> = query(
+        conn,
+        "SELECT level, idx, hash FROM audit_nodes WHERE log = ?1 AND (level, idx) > (?2, ?3)
+         ORDER BY level, idx LIMIT ?4",
+        params![log, level, idx, limit],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    raw.into_iter()
+        .map(|(l, i, h)| Ok((l as u32, i as u64, hash32(h)?)))
+        .collect()
+}
+
+pub(crate) fn audit_subject_rows(
+    conn: &Connection,
+    log: &str,
+    after: Option<(String, u64)>,
+    limit: u32,
+) -> StoreResult<Vec<(String, u64)>> {
+    let (subject, seq) = after.map_or((String::new(), -1i64), |(s, q)| (s, q as i64));
+    let raw: Vec<(String, i64)> = query(
+        conn,
+        "SELECT subject, seq FROM audit_subjects WHERE log = ?1 AND (subject, seq) > (?2, ?3)
+         ORDER BY subject, seq LIMIT ?4",
+        params![log, subject, seq, limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(raw.into_iter().map(|(s, q)| (s, q as u64)).collect())
+}
+
+/// The definitions the audit tables and their indexes must have, as SQLite keeps them.
+const AUDIT_SCHEMA: [(&str, &str); 6] = [
+    ("audit", include_str!("audit_table.sql")),
+    ("audit_subject", "CREATE INDEX audit_subject ON audit (log, subject) WHERE subject IS NOT NULL"),
+    ("audit_subjects", "CREATE TABLE audit_subjects (\n    log     TEXT NOT NULL,\n    subject TEXT NOT NULL,\n    seq     INTEGER NOT NULL,\n    PRIMARY KEY (log, subject, seq)\n) STRICT, WITHOUT ROWID"),
+    ("audit_nodes", "CREATE TABLE audit_nodes (\n    log   TEXT NOT NULL,\n    level INTEGER NOT NULL,\n    idx   INTEGER NOT NULL,\n    hash  BLOB NOT NULL,\n    PRIMARY KEY (log, level, idx)\n) STRICT, WITHOUT ROWID"),
+    ("audit_heads", ""),
+    ("audit_checkpoints", ""),
+];
+
+pub(crate) fn check_audit_schema(conn: &Connection) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String, String, Option<String>)> = query(
+        conn,
+        "SELECT name, tbl_name, sql FROM sqlite_schema WHERE tbl_name LIKE 'audit%'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut problems = Vec::new();
+    for (name, expected) in AUDIT_SCHEMA {
+        match rows.iter().find(|(n, _, _)| n == name) {
+            None => problems.push(format!("{name} is missing")),
+            Some((_, _, sql))
+                if !expected.is_empty() && sql.as_deref() != Some(expected.trim_end()) =>
+            {
+                problems.push(format!("the definition of {name} was changed"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, table, _) in &rows {
+        let known = AUDIT_SCHEMA.iter().any(|(n, _)| n == name)
+            || (name.starts_with("sqlite_autoindex_")
+                && AUDIT_SCHEMA.iter().any(|(n, _)| n == table));
+        if !known {
+            problems.push(format!("{name} on {table} is not part of the schema (a trigger or view could rewrite what is read)"));
+        }
+    }
+    Ok(problems)
 }
 
 pub(crate) fn checkpoints(
@@ -548,11 +660,11 @@ pub(crate) fn checkpoints(
     latest_only: bool,
 ) -> StoreResult<Vec<CheckpointRow>> {
     let sql = if latest_only {
-        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = ?1 ORDER BY seq DESC LIMIT 1"
+        "SELECT seq, size, root, time, prev, signature, format, origin FROM audit_checkpoints WHERE log = ?1 ORDER BY seq DESC LIMIT 1"
     } else {
-        "SELECT seq, size, root, time, prev, signature FROM audit_checkpoints WHERE log = ?1 ORDER BY seq"
+        "SELECT seq, size, root, time, prev, signature, format, origin FROM audit_checkpoints WHERE log = ?1 ORDER BY seq"
     };
-    type Raw = (i64, i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+    type Raw = (i64, i64, Vec<u8>, i64, Vec<u8>, Vec<u8>, i64, String);
     let raw: Vec<Raw> = query(conn, sql, [log], |r| {
         Ok((
             r.get(0)?,
@@ -561,10 +673,12 @@ pub(crate) fn checkpoints(
             r.get(3)?,
             r.get(4)?,
             r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
         ))
     })?;
     raw.into_iter()
-        .map(|(seq, size, root, time, prev, signature)| {
+        .map(|(seq, size, root, time, prev, signature, format, origin)| {
             Ok(CheckpointRow {
                 log: log.to_owned(),
                 seq: seq as u64,
@@ -575,6 +689,9 @@ pub(crate) fn checkpoints(
                 signature: signature
                     .try_into()
                     .map_err(|_| corrupt("checkpoint signature"))?,
+                // An unknown format fails verification instead of stopping it.
+                format: u8::try_from(format).unwrap_or(0),
+                origin,
             })
         })
         .collect()

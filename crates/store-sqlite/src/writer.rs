@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
-use strongroom_core::store::{AuditHead as Head, Op, Receipt, StoreError, StoreResult, UnitOfWork};
+use strongroom_core::store::{
+    AuditHead as Head, Op, Receipt, Sealed, StoreError, StoreResult, UnitOfWork,
+};
 use strongroom_crypto::merkle::CompactRange;
 use tokio::sync::mpsc;
 
@@ -141,27 +143,9 @@ fn apply_unit(
     for ev in &unit.audit {
         let log = ev.log().to_owned();
         let mut h = head(conn, heads, moved, unit_heads, &log)?;
-        let (entry, body, hash) = h.seal(ev);
-        let seq = entry.seq;
-        conn.prepare_cached(
-            "INSERT INTO audit (log, seq, time, actor, action, outcome, subject, collection, body, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                log,
-                seq as i64,
-                entry.time,
-                entry.actor,
-                entry.action,
-                entry.outcome,
-                entry.subject,
-                entry.collection,
-                body,
-                &hash[..]
-            ])
-        })
-        .map_err(|e| StoreError::Unavailable(format!("audit entry not written: {e}")))?;
+        let sealed = h.seal(ev);
+        insert_sealed(conn, &log, &sealed)?;
+        let seq = sealed.entry.seq;
         unit_heads.insert(log.clone(), h);
         receipt.audit.push((log, seq));
     }
@@ -535,8 +519,8 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
         Op::InsertCheckpoint(c) => {
             exec(
                 conn,
-                "INSERT INTO audit_checkpoints (log, seq, size, root, time, prev, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO audit_checkpoints (log, seq, size, root, time, prev, signature, format, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     c.log,
                     c.seq as i64,
@@ -544,7 +528,9 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                     &c.root[..],
                     c.time,
                     &c.prev[..],
-                    &c.signature[..]
+                    &c.signature[..],
+                    c.format,
+                    c.origin
                 ],
                 "checkpoint",
             )?;
@@ -593,5 +579,29 @@ fn insert_index(
         params![tenant, collection, field, &hash[..], record],
         "index entry",
     )?;
+    Ok(())
+}
+
+/// Writes a sealed entry with the rows derived from it: the subjects it names among its
+/// objects, and the tree nodes it completes at stored levels.
+pub(crate) fn insert_sealed(conn: &Connection, log: &str, sealed: &Sealed) -> StoreResult<()> {
+    let failed =
+        |e: rusqlite::Error| StoreError::Unavailable(format!("audit entry not written: {e}"));
+    let seq = sealed.entry.seq as i64;
+    conn.prepare_cached("INSERT INTO audit (log, seq, body, hash) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![log, seq, sealed.body, &sealed.hash[..]]))
+        .map_err(failed)?;
+    for subject in sealed.entry.other_subjects() {
+        conn.prepare_cached("INSERT INTO audit_subjects (log, subject, seq) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![log, subject, seq]))
+            .map_err(failed)?;
+    }
+    for (level, index, hash) in &sealed.nodes {
+        conn.prepare_cached(
+            "INSERT INTO audit_nodes (log, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![log, level, *index as i64, &hash[..]]))
+        .map_err(failed)?;
+    }
     Ok(())
 }

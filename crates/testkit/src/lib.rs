@@ -108,6 +108,15 @@ impl TestVault {
             .clone()
     }
 
+    /// Runs the production verifier over the running server's store: every log intact.
+    pub async fn assert_audit_verifies(&self) -> strongroom_server::audit_tools::Report {
+        let vault = self.running_vault();
+        let key = vault.public_key().unwrap();
+        strongroom_server::audit_tools::verify_store(vault.store().as_ref(), &key, None)
+            .await
+            .unwrap_or_else(|e| panic!("the audit log does not verify: {e}"))
+    }
+
     /// Starts a node over a PostgreSQL database. The first node initialises it; further nodes
     /// get a copy of the first node's `root.key` (`root_key`) and have no bootstrap token.
     pub async fn start_postgres(url: &str, root_key: Option<&Path>, opts: ServeOptions) -> Self {

@@ -1,7 +1,7 @@
 //! The verifiable audit log: the checkpoint signing key, signed checkpoints, inclusion and
 //! consistency proofs, and "who accessed this person's data".
 
-use strongroom_crypto::merkle::{self, empty_root};
+use strongroom_crypto::merkle;
 use strongroom_crypto::{hex, open, seal, sign, unhex, Aad, Key32};
 use strongroom_proto as proto;
 
@@ -51,6 +51,26 @@ impl Vault {
     }
 
     /// The Ed25519 public key that verifies checkpoints.
+    /// Records in the platform log that the operator started the server on a log whose head,
+    /// table or checkpoints disagree (`code` says how).
+    pub async fn record_audit_mismatch_accepted(&self, log: &str, code: &str) -> Result<()> {
+        let mut ev = crate::audit::AuditEvent::new(
+            None,
+            self.now(),
+            crate::ids::RequestId::generate(self.rng.as_ref()),
+            "system:startup".into(),
+            "audit.mismatch_accepted",
+        );
+        ev.objects = vec![format!("log:{log}"), format!("reason:{code}")];
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![],
+                audit: vec![ev],
+            })
+            .await?;
+        Ok(())
+    }
+
     pub fn public_key(&self) -> Result<[u8; 32]> {
         self.signing_key
             .get()
@@ -135,7 +155,7 @@ impl Vault {
                 .find_latest_checkpoint(&log)
                 .await?
                 .ok_or_else(|| Error::new(Code::NotFound, "this log has no checkpoint yet"))?;
-            Ok((c.to_proto(), vec![]))
+            Ok((c.to_proto(&self.public_key()?), vec![]))
         }
         .await;
         self.conclude(ev, res).await
@@ -168,15 +188,20 @@ impl Vault {
             if seq == 0 || seq > size {
                 return Err(Error::invalid(format!("seq must be 1 to {size}")));
             }
-            let leaves = self.store.find_audit_leaves(&log, size).await?;
-            let idx = (seq - 1) as usize;
-            let proof = merkle::inclusion_proof(&leaves, idx).ok_or_else(Error::internal)?;
+            let index = seq - 1;
+            let mut ranges = merkle::inclusion_ranges(index, size);
+            ranges.push((index, index + 1));
+            ranges.push((0, size));
+            let mut hashes =
+                crate::proofs::range_hashes(self.store.as_ref(), &log, &ranges).await?;
+            let root = hashes.pop().ok_or_else(Error::internal)?;
+            let leaf = hashes.pop().ok_or_else(Error::internal)?;
             let out = proto::InclusionProof {
                 seq,
                 tree_size: size,
-                leaf_hash: hex(&leaves[idx]),
-                proof: proof.iter().map(|h| hex(h)).collect(),
-                root: hex(&merkle::root(&leaves)),
+                leaf_hash: hex(&leaf),
+                proof: hashes.iter().map(|h| hex(h)).collect(),
+                root: hex(&root),
             };
             Ok((out, vec![]))
         }
@@ -198,19 +223,19 @@ impl Vault {
             if from == 0 || from > to {
                 return Err(Error::invalid(format!("from must be 1 to {to}")));
             }
-            let leaves = self.store.find_audit_leaves(&log, to).await?;
-            let proof =
-                merkle::consistency_proof(&leaves, from as usize).ok_or_else(Error::internal)?;
+            let mut ranges = merkle::consistency_ranges(from, to);
+            ranges.push((0, from));
+            ranges.push((0, to));
+            let mut hashes =
+                crate::proofs::range_hashes(self.store.as_ref(), &log, &ranges).await?;
+            let to_root = hashes.pop().ok_or_else(Error::internal)?;
+            let from_root = hashes.pop().ok_or_else(Error::internal)?;
             let out = proto::ConsistencyProof {
                 from_size: from,
                 to_size: to,
-                from_root: hex(&merkle::root(&leaves[..from as usize])),
-                to_root: hex(&if to == 0 {
-                    empty_root()
-                } else {
-                    merkle::root(&leaves)
-                }),
-                proof: proof.iter().map(|h| hex(h)).collect(),
+                from_root: hex(&from_root),
+                to_root: hex(&to_root),
+                proof: hashes.iter().map(|h| hex(h)).collect(),
             };
             Ok((out, vec![]))
         }
@@ -219,10 +244,14 @@ impl Vault {
     }
 
     /// Every recorded access to a data subject's records: who, when, what, for which purpose.
+    /// One page of the accesses to a subject's data, oldest first, from the subject index:
+    /// bounded memory however long the log, `next` names where the following page starts.
     pub async fn subject_accesses(
         &self,
         ctx: &RequestCtx,
         subject: &str,
+        after: u64,
+        limit: u32,
     ) -> Result<proto::SubjectAccessList> {
         let mut ev = self.event(ctx, "audit.subject_accesses");
         let res = async {
@@ -230,37 +259,40 @@ impl Vault {
             let id = crate::ids::SubjectId::parse(subject).ok_or_else(|| {
                 Error::new(Code::InvalidId, "not a subject id (sub_ and 32 hex digits)")
             })?;
+            if !(1..=1000).contains(&limit) {
+                return Err(Error::invalid("`limit` must be 1 to 1000"));
+            }
             ev.subject = Some(id.clone());
-            let mut q = AuditQuery {
+            let q = AuditQuery {
                 subject: Some(id.to_string()),
-                limit: 1000,
+                after_seq: after,
+                limit,
                 ..Default::default()
             };
-            let mut accesses = Vec::new();
-            loop {
-                let page = self.store.find_audit_entries(&log, &q).await?;
-                let Some(last) = page.last() else { break };
-                q.after_seq = last.seq;
-                accesses.extend(
-                    page.into_iter()
-                        .filter(|e| e.action.starts_with("record."))
-                        .map(|e| proto::SubjectAccess {
-                            seq: e.seq,
-                            time: e.time,
-                            actor: e.actor,
-                            action: e.action,
-                            outcome: e.outcome,
-                            purpose: e.purpose,
-                            collection: e.collection,
-                            records: e.records,
-                            fields: e.fields,
-                        }),
-                );
-            }
+            let page = self.store.find_audit_entries(&log, &q).await?;
+            let next = (page.len() == limit as usize)
+                .then(|| page.last().map(|e| e.seq))
+                .flatten();
+            let accesses = page
+                .into_iter()
+                .filter(|e| e.action.starts_with("record."))
+                .map(|e| proto::SubjectAccess {
+                    seq: e.seq,
+                    time: e.time,
+                    actor: e.actor,
+                    action: e.action,
+                    outcome: e.outcome,
+                    purpose: e.purpose,
+                    collection: e.collection,
+                    records: e.records,
+                    fields: e.fields,
+                })
+                .collect();
             Ok((
                 proto::SubjectAccessList {
                     subject: id.to_string(),
                     accesses,
+                    next,
                 },
                 vec![],
             ))

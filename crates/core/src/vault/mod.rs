@@ -366,14 +366,24 @@ impl Vault {
     }
 
     /// Commits an operation's changes with its audit event, or records its failure.
-    async fn conclude<T>(&self, mut ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
+    async fn conclude<T>(&self, ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
+        self.conclude_with(ev, Vec::new(), result).await
+    }
+
+    /// [`Vault::conclude`], with further events committed in the same unit on success (the
+    /// genesis entry of a new tenant's log, say).
+    async fn conclude_with<T>(
+        &self,
+        mut ev: AuditEvent,
+        extra: Vec<AuditEvent>,
+        result: Result<(T, Vec<Op>)>,
+    ) -> Result<T> {
         match result {
             Ok((value, ops)) => {
                 self.invalidate(&ops);
-                let unit = UnitOfWork {
-                    ops,
-                    audit: vec![ev.clone()],
-                };
+                let mut audit = vec![ev.clone()];
+                audit.extend(extra);
+                let unit = UnitOfWork { ops, audit };
                 match self.store.commit(unit).await {
                     Ok(_) => Ok(value),
                     Err(e) => {

@@ -98,12 +98,33 @@ pub async fn get_consistency_proof(
 }
 
 #[utoipa::path(get, path = "/v1/audit/subjects/{subject}/accesses", tag = "audit",
-    params(("subject" = String, Path)),
+    params(("subject" = String, Path),
+        ("after" = Option<u64>, Query, description = "continue after this entry (the `next` of the previous page)"),
+        ("limit" = Option<u32>, Query, description = "entries examined per page, 1 to 1000 (default 1000)")),
     responses((status = 200, body = proto::SubjectAccessList)), security(("bearer" = [])))]
 pub async fn get_subject_accesses(
     State(s): State<AppState>,
     c: Caller,
     PathParams(subject): PathParams<String>,
+    QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<proto::SubjectAccessList>> {
-    Ok(Json(s.vault.subject_accesses(&c.0, &subject).await?))
+    let params = match numbers(q, &["after", "limit"]) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(s
+                .vault
+                .reject(&c.0, "audit.subject_accesses", e)
+                .await
+                .into())
+        }
+    };
+    let after = get(&params, "after").unwrap_or(0);
+    let limit = get(&params, "limit")
+        .unwrap_or(1000)
+        .min(u64::from(u32::MAX)) as u32;
+    Ok(Json(
+        s.vault
+            .subject_accesses(&c.0, &subject, after, limit)
+            .await?,
+    ))
 }

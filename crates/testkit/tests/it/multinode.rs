@@ -15,7 +15,7 @@ const GOOD: &str = "violet staircase under rain";
 async fn verify(url: &str) -> audit_tools::Report {
     let store = PgStore::open(url, PgOptions::default()).await.unwrap();
     let key = audit_tools::stored_public_key(&store).await.unwrap();
-    audit_tools::verify_store(&store, &key).await.unwrap()
+    audit_tools::verify_store(&store, &key, None).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

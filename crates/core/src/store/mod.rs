@@ -3,11 +3,14 @@
 //! Every backend passes the same conformance suite (`strongroom-testkit`).
 
 use async_trait::async_trait;
-use strongroom_proto::{AuditEntry, CollectionDef, RoleDef, SecuritySettings};
+use strongroom_proto::{CollectionDef, RoleDef, SecuritySettings};
 
 use crate::audit::AuditEvent;
+
+mod audit;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
+pub use audit::{AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {
@@ -286,56 +289,10 @@ impl From<StoreError> for Error {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The head of an audit log: its size, last leaf hash and the compact range of its Merkle tree.
-/// A store's sequencer advances it with [`AuditHead::seal`], the one place where entries get
-/// their place in a log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditHead {
-    pub size: u64,
-    pub last_hash: [u8; 32],
-    pub compact: strongroom_crypto::merkle::CompactRange,
-}
-
-impl AuditHead {
-    /// The head of an empty log.
-    pub fn genesis() -> Self {
-        Self {
-            size: 0,
-            last_hash: crate::audit::GENESIS,
-            compact: Default::default(),
-        }
-    }
-
-    /// Seals `event` as the log's next entry and advances the head. Returns the entry, its
-    /// canonical body and its leaf hash.
-    pub fn seal(&mut self, event: &AuditEvent) -> (AuditEntry, String, [u8; 32]) {
-        let seq = self.size + 1;
-        let (entry, body, hash) = crate::audit::seal_entry(event, seq, &self.last_hash);
-        self.size = seq;
-        self.last_hash = hash;
-        self.compact.append(hash);
-        (entry, body, hash)
-    }
-}
-
-/// Filters for reading a log. All set filters must match.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub after_seq: u64,
-    pub limit: u32,
-    pub actor: Option<String>,
-    pub action: Option<String>,
-    pub outcome: Option<String>,
-    pub subject: Option<String>,
-    pub collection: Option<String>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-}
-
 /// A storage backend. Every query that reads tenant data takes the tenant id: there is no way
 /// to ask for a record without saying whose it is.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuditStore + Send + Sync + 'static {
     /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
     /// On error nothing of the unit is visible.
     async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt>;
@@ -401,30 +358,6 @@ pub trait Store: Send + Sync + 'static {
     async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>>;
     async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>>;
-    /// Every log that has entries or checkpoints (complete, for verification; may scan).
-    async fn find_audit_logs(&self) -> StoreResult<Vec<String>>;
-    /// The heads of all logs the writer keeps (cheap; for checkpointing and streaming).
-    async fn find_audit_heads(&self) -> StoreResult<Vec<(String, AuditHead)>>;
-    /// The head of a log as committed: size, last leaf hash and Merkle compact range.
-    async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>>;
-    /// Entries as stored, `(seq, body, stored leaf hash)`, after `after_seq`, in order.
-    async fn find_audit_raw(
-        &self,
-        log: &str,
-        after_seq: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<(u64, String, [u8; 32])>>;
-    /// The leaf hashes of a log's first `size` entries.
-    async fn find_audit_leaves(&self, log: &str, size: u64) -> StoreResult<Vec<[u8; 32]>>;
-    /// A log's checkpoints in order.
-    async fn find_checkpoints(
-        &self,
-        log: &str,
-    ) -> StoreResult<Vec<crate::checkpoint::CheckpointRow>>;
-    async fn find_latest_checkpoint(
-        &self,
-        log: &str,
-    ) -> StoreResult<Option<crate::checkpoint::CheckpointRow>>;
-    /// Entries of one log (`platform` or a tenant id) in sequence order.
-    async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+    /// Every tenant's id (for verification: each must have its audit log).
+    async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>>;
 }
