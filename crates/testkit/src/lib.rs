@@ -140,6 +140,19 @@ impl TestVault {
         Self::start_over(tmp, data_path, data, store, opts).await
     }
 
+    /// Starts a new server on this stopped vault's SQLite data directory (same keys, same
+    /// database), as an operator restarting the process would. Tokens stay valid.
+    pub async fn restart_with(mut self, opts: ServeOptions) -> Self {
+        assert!(self.running.is_none(), "stop the server first");
+        let data = DataDir::open(&self.data_path).unwrap();
+        let store = Arc::new(SqliteStore::open(&data.db_path(), SqliteOptions::default()).unwrap());
+        let tmp = std::mem::replace(&mut self._tmp, tempfile::tempdir().unwrap());
+        let operator = self.operator.clone();
+        let mut v = Self::start_over(tmp, self.data_path.clone(), data, store, opts).await;
+        v.operator = operator;
+        v
+    }
+
     async fn start_over(
         tmp: tempfile::TempDir,
         data_path: PathBuf,

@@ -13,3 +13,4 @@ mod postgres_conformance;
 mod quickstart;
 mod records;
 mod sqlite_conformance;
+mod tamper;
