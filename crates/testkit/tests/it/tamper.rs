@@ -337,7 +337,7 @@ fn cases(size: i64) -> Vec<(String, bool)> {
         false,
     );
     add(format!("UPDATE audit_subjects SET subject = 'sub_00000000000000000000000000000000' {first_subject}"), false);
-    add(format!("INSERT INTO audit_subjects (log, subject, seq) VALUES ('{{T}}', 'sub_00000000000000000000000000000000', 5)"), false);
+    add("INSERT INTO audit_subjects (log, subject, seq) VALUES ('{T}', 'sub_00000000000000000000000000000000', 5)".to_owned(), false);
     add(
         format!("UPDATE audit_nodes SET hash = (SELECT hash FROM audit {w} AND seq = 1) {w}"),
         false,
