@@ -576,6 +576,8 @@ pub async fn audit_filters_and_pages(store: Arc<dyn Store>) {
     );
 }
 
+type EntryFilter = Box<dyn Fn(&strongroom_proto::AuditEntry) -> bool>;
+
 /// Every filter returns exactly the entries whose hashed bodies match it, in order, across
 /// pages — whatever mix of actors, actions, outcomes, collections, subjects (own or named among
 /// objects) and times the log holds.
@@ -620,10 +622,7 @@ pub async fn audit_filters_match_the_bodies_exactly(store: Arc<dyn Store>) {
             .unwrap();
     }
     let all = all_entries(&store, t.as_str()).await;
-    let mut filters: Vec<(
-        AuditQuery,
-        Box<dyn Fn(&strongroom_proto::AuditEntry) -> bool>,
-    )> = Vec::new();
+    let mut filters: Vec<(AuditQuery, EntryFilter)> = Vec::new();
     for a in actions {
         filters.push((
             AuditQuery {
