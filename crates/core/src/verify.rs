@@ -385,12 +385,9 @@ impl LogVerifier {
             }
         }
         self.prev = leaf;
-        let nodes = &mut self.nodes;
-        self.compact.append_visit(leaf, |level, index, h| {
-            if level % crate::store::NODE_LEVEL_STEP == 0 {
-                nodes.node_row(level, index, h);
-            }
-        });
+        for (level, index, h) in crate::store::append_stored(&mut self.compact, leaf) {
+            self.nodes.node_row(level, index, &h);
+        }
         let size = self.compact.size();
         while let Some(c) = self.checkpoints.get(self.next_checkpoint) {
             if c.size != size {

@@ -5,7 +5,7 @@
 
 use strongroom_core::audit::{AuditEvent, EntryV1};
 use strongroom_core::ids::{RequestId, TenantId};
-use strongroom_core::store::{AuditHead, StoreError, StoreResult, NODE_LEVEL_STEP};
+use strongroom_core::store::{append_stored, AuditHead, StoreError, StoreResult};
 use strongroom_core::OsRng;
 use strongroom_crypto::merkle::CompactRange;
 use tokio_postgres::Transaction;
@@ -87,12 +87,7 @@ async fn backfill_log(tx: &Transaction<'_>, log: &str) -> StoreResult<()> {
                     .map_err(unavailable)?;
                 }
             }
-            let mut nodes = Vec::new();
-            compact.append_visit(hash, |level, index, h| {
-                if level % NODE_LEVEL_STEP == 0 {
-                    nodes.push((level, index, *h));
-                }
-            });
+            let nodes = append_stored(&mut compact, hash);
             for (level, index, h) in nodes {
                 tx.execute(
                     "INSERT INTO audit_nodes (log, level, idx, hash) VALUES ($1, $2, $3, $4)",

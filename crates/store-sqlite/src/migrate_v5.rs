@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection};
 use strongroom_core::audit::{AuditEvent, EntryV1};
 use strongroom_core::ids::{RequestId, TenantId};
-use strongroom_core::store::{AuditHead, StoreError, StoreResult, NODE_LEVEL_STEP};
+use strongroom_core::store::{append_stored, AuditHead, StoreError, StoreResult};
 use strongroom_core::OsRng;
 
 use crate::{unavailable, writer};
@@ -75,12 +75,7 @@ fn backfill_log(conn: &Connection, log: &str) -> StoreResult<()> {
                     .map_err(unavailable)?;
             }
         }
-        let mut nodes = Vec::new();
-        compact.append_visit(hash, |level, index, h| {
-            if level % NODE_LEVEL_STEP == 0 {
-                nodes.push((level, index, *h));
-            }
-        });
+        let nodes = append_stored(&mut compact, hash);
         for (level, index, h) in nodes {
             insert_node
                 .execute(params![log, level, index as i64, &h[..]])

@@ -16,6 +16,19 @@ use crate::checkpoint::CheckpointRow;
 /// `tlog-tiles` layout with tiles of height 8.
 pub const NODE_LEVEL_STEP: u32 = 8;
 
+/// Appends a leaf to a compact range and returns the interior nodes it completes at the
+/// stored levels: the one rule for which nodes a store keeps, shared by the writers, the
+/// migrations that back-fill them and the verifier that checks them.
+pub fn append_stored(compact: &mut CompactRange, leaf: [u8; 32]) -> Vec<(u32, u64, [u8; 32])> {
+    let mut nodes = Vec::new();
+    compact.append_visit(leaf, |level, index, h| {
+        if level % NODE_LEVEL_STEP == 0 {
+            nodes.push((level, index, *h));
+        }
+    });
+    nodes
+}
+
 /// The head of an audit log: its size, last leaf hash and the compact range of its Merkle tree.
 /// A store's sequencer advances it with [`AuditHead::seal`], the one place where entries get
 /// their place in a log.
@@ -54,12 +67,7 @@ impl AuditHead {
         let (entry, body, hash) = crate::audit::seal_entry(event, seq, &self.last_hash);
         self.size = seq;
         self.last_hash = hash;
-        let mut nodes = Vec::new();
-        self.compact.append_visit(hash, |level, index, h| {
-            if level % NODE_LEVEL_STEP == 0 {
-                nodes.push((level, index, *h));
-            }
-        });
+        let nodes = append_stored(&mut self.compact, hash);
         Sealed {
             entry,
             body,

@@ -10,7 +10,7 @@ use crate::audit::AuditEvent;
 mod audit;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
-pub use audit::{AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
+pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {

@@ -317,7 +317,8 @@ fn cases(size: i64) -> Vec<(String, bool)> {
             "time = time + 1".to_owned(),
             format!("root = (SELECT hash FROM audit {w} AND seq = 3)"),
             format!("prev = (SELECT hash FROM audit {w} AND seq = 3)"),
-            format!("signature = (SELECT signature FROM audit_checkpoints {w} AND seq = 3)"),
+            // Another checkpoint's signature (never this one's own).
+            format!("signature = (SELECT signature FROM audit_checkpoints {w} AND seq = (SELECT min(seq) FROM audit_checkpoints {w} AND seq <> {c}))"),
             "format = 1".to_owned(),
             "origin = origin || 'x'".to_owned(),
             "seq = seq + 100".to_owned(),
