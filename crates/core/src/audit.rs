@@ -14,6 +14,8 @@ use crate::ids::{RecordId, RequestId, SubjectId, TenantId};
 
 /// The log of platform-level events (tenant creation, operator keys, failed authentication).
 pub const PLATFORM_LOG: &str = "platform";
+/// The action of a tenant log's first entry.
+pub const LOG_GENESIS: &str = "log.genesis";
 /// The `prev` of the first entry of a log.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -79,6 +81,13 @@ impl AuditEvent {
             fields: Vec::new(),
             objects: Vec::new(),
         }
+    }
+
+    /// The first entry of a tenant's log, written in the same unit as the platform log's record
+    /// of the tenant's creation (or by the migration that opened logs for older tenants), so
+    /// that `audit verify` can require a log for every tenant.
+    pub fn log_genesis(tenant: TenantId, time: i64, request_id: RequestId, actor: String) -> Self {
+        Self::new(Some(tenant), time, request_id, actor, LOG_GENESIS)
     }
 
     /// The log this event belongs to.

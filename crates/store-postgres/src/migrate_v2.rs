@@ -38,12 +38,11 @@ pub(crate) async fn backfill(tx: &Transaction<'_>) -> StoreResult<()> {
         let id: String = row.try_get(0).map_err(unavailable)?;
         let created_at: i64 = row.try_get(1).map_err(unavailable)?;
         let tenant = TenantId::parse(&id).ok_or_else(|| StoreError::Corrupt("tenant id".into()))?;
-        let event = AuditEvent::new(
-            Some(tenant.clone()),
+        let event = AuditEvent::log_genesis(
+            tenant.clone(),
             created_at,
             RequestId::generate(&OsRng),
             "system:migration".into(),
-            "log.genesis",
         );
         let mut head = AuditHead::genesis();
         let sealed = head.seal(&event);

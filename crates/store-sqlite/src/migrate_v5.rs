@@ -29,12 +29,11 @@ pub(crate) fn backfill(conn: &Connection) -> StoreResult<()> {
     for (tenant, created_at) in orphans {
         let tenant =
             TenantId::parse(&tenant).ok_or_else(|| StoreError::Corrupt("tenant id".into()))?;
-        let event = AuditEvent::new(
-            Some(tenant.clone()),
+        let event = AuditEvent::log_genesis(
+            tenant.clone(),
             created_at,
             RequestId::generate(&OsRng),
             "system:migration".into(),
-            "log.genesis",
         );
         let mut head = AuditHead::genesis();
         let sealed = head.seal(&event);

@@ -614,15 +614,26 @@ pub(crate) fn audit_subject_rows(
     Ok(raw.into_iter().map(|(s, q)| (s, q as u64)).collect())
 }
 
-/// The definitions the audit tables and their indexes must have, as SQLite keeps them.
-const AUDIT_SCHEMA: [(&str, &str); 6] = [
-    ("audit", include_str!("audit_table.sql")),
-    ("audit_subject", "CREATE INDEX audit_subject ON audit (log, subject) WHERE subject IS NOT NULL"),
-    ("audit_subjects", "CREATE TABLE audit_subjects (\n    log     TEXT NOT NULL,\n    subject TEXT NOT NULL,\n    seq     INTEGER NOT NULL,\n    PRIMARY KEY (log, subject, seq)\n) STRICT, WITHOUT ROWID"),
-    ("audit_nodes", "CREATE TABLE audit_nodes (\n    log   TEXT NOT NULL,\n    level INTEGER NOT NULL,\n    idx   INTEGER NOT NULL,\n    hash  BLOB NOT NULL,\n    PRIMARY KEY (log, level, idx)\n) STRICT, WITHOUT ROWID"),
-    ("audit_heads", ""),
-    ("audit_checkpoints", ""),
+/// The audit tables and indexes, each with the statement in the migration that made it
+/// (`None`: only its presence is checked; its rows are covered by signatures).
+const AUDIT_OBJECTS: [(&str, Option<&str>); 6] = [
+    ("audit", Some("CREATE TABLE audit_v5 (")),
+    ("audit_subject", Some("CREATE INDEX audit_subject ")),
+    ("audit_subjects", Some("CREATE TABLE audit_subjects (")),
+    ("audit_nodes", Some("CREATE TABLE audit_nodes (")),
+    ("audit_heads", None),
+    ("audit_checkpoints", None),
 ];
+
+/// The definition SQLite keeps for an object that schema v5 made with the statement starting
+/// `head` (the audit table was made as `audit_v5` and renamed, which SQLite records as
+/// `CREATE TABLE "audit"`).
+fn expected_sql(head: &str) -> Option<String> {
+    const V5: &str = include_str!("schema_v5.sql");
+    let start = V5.find(head)?;
+    let end = start + V5[start..].find(';')?;
+    Some(V5[start..end].replace("CREATE TABLE audit_v5 (", "CREATE TABLE \"audit\" ("))
+}
 
 pub(crate) fn check_audit_schema(conn: &Connection) -> StoreResult<Vec<String>> {
     let rows: Vec<(String, String, Option<String>)> = query(
@@ -632,21 +643,20 @@ pub(crate) fn check_audit_schema(conn: &Connection) -> StoreResult<Vec<String>> 
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let mut problems = Vec::new();
-    for (name, expected) in AUDIT_SCHEMA {
+    for (name, head) in AUDIT_OBJECTS {
+        let expected = head.and_then(expected_sql);
         match rows.iter().find(|(n, _, _)| n == name) {
             None => problems.push(format!("{name} is missing")),
-            Some((_, _, sql))
-                if !expected.is_empty() && sql.as_deref() != Some(expected.trim_end()) =>
-            {
+            Some((_, _, sql)) if expected.is_some() && sql.as_deref() != expected.as_deref() => {
                 problems.push(format!("the definition of {name} was changed"))
             }
             Some(_) => {}
         }
     }
     for (name, table, _) in &rows {
-        let known = AUDIT_SCHEMA.iter().any(|(n, _)| n == name)
+        let known = AUDIT_OBJECTS.iter().any(|(n, _)| n == name)
             || (name.starts_with("sqlite_autoindex_")
-                && AUDIT_SCHEMA.iter().any(|(n, _)| n == table));
+                && AUDIT_OBJECTS.iter().any(|(n, _)| n == table));
         if !known {
             problems.push(format!("{name} on {table} is not part of the schema (a trigger or view could rewrite what is read)"));
         }

@@ -56,10 +56,7 @@ impl Vault {
         let genesis = match &res {
             Ok((t, _)) => TenantId::parse(&t.id)
                 .map(|id| {
-                    let mut g = ev.clone();
-                    g.tenant = Some(id);
-                    g.action = "log.genesis";
-                    g
+                    AuditEvent::log_genesis(id, ev.time, ev.request_id.clone(), ev.actor.clone())
                 })
                 .into_iter()
                 .collect(),

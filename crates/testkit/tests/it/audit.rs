@@ -73,6 +73,11 @@ async fn each_operation_leaves_one_entry_with_its_outcome() {
     );
     assert!(reads[1].fields.is_empty());
     let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        (actions[0], all[0].seq),
+        ("log.genesis", 1),
+        "a tenant's log opens when the tenant is created"
+    );
     for a in [
         "api_key.create",
         "collection.put",

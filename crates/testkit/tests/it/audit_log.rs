@@ -576,3 +576,122 @@ async fn audit_entries_and_alerts_stream_to_a_siem_file() {
         "no personal data in the stream"
     );
 }
+
+/// Checkpoints, inclusion proofs and consistency proofs check with independent implementations
+/// of C2SP signed-note, tlog-checkpoint and RFC 6962 (the `signed_note` and `tlog_tiles`
+/// crates), using nothing but the published key — as a transparency witness would.
+#[tokio::test]
+async fn checkpoints_and_proofs_check_with_independent_implementations() {
+    use signed_note::{Note, VerifierList};
+    let v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    for i in 0..300 {
+        v.store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+    }
+    let pk: [u8; 32] = unhex(
+        v.get("/v1/audit/public-key", "", None).await.body["ed25519"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let name = strongroom_core::checkpoint::key_name(&pk);
+    let vkey = signed_note::new_ed25519_verifier_key(
+        &name,
+        &ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap(),
+    );
+    let verifiers = || {
+        VerifierList::new(vec![Box::new(
+            signed_note::StandardVerifier::new(&vkey).unwrap(),
+        )])
+    };
+    let first = latest_checkpoint(&v, &t.admin).await;
+    for i in 300..310 {
+        v.store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+    }
+    let second = latest_checkpoint(&v, &t.admin).await;
+    let mut checkpoints = Vec::new();
+    for c in [&first, &second] {
+        let text = c.note.as_ref().expect("a C2SP signed note");
+        let note = Note::from_bytes(text.as_bytes()).unwrap();
+        note.verify(&verifiers()).expect("the note verifies");
+        let cp = tlog_tiles::Checkpoint::from_bytes(note.text()).unwrap();
+        assert_eq!(cp.origin(), format!("{name}/{}", t.id));
+        assert_eq!(cp.size(), c.size);
+        assert_eq!(strongroom_crypto::hex(&cp.hash().0), c.root);
+        // Any changed byte of the note fails with the independent verifier.
+        for i in (0..text.len()).step_by(7) {
+            let mut bytes = text.clone().into_bytes();
+            bytes[i] ^= 0x01;
+            let ok = Note::from_bytes(&bytes)
+                .ok()
+                .and_then(|n| n.verify(&verifiers()).ok().map(|_| n))
+                .and_then(|n| tlog_tiles::Checkpoint::from_bytes(n.text()).ok())
+                .is_some_and(|cp| cp.size() == c.size && cp.hash().0 == h(&c.root));
+            assert!(!ok, "byte {i} changed and the note still checks");
+        }
+        checkpoints.push(cp);
+    }
+    let (old, new) = (&checkpoints[0], &checkpoints[1]);
+    assert!(
+        new.size() > old.size() && old.size() > 256,
+        "nodes are stored by then"
+    );
+    let hashes = |v: &serde_json::Value| -> Vec<tlog_tiles::Hash> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| tlog_tiles::Hash(h(x.as_str().unwrap())))
+            .collect()
+    };
+    for seq in [1, 2, 255, 256, 257, old.size(), new.size()] {
+        let p = v
+            .get(
+                &format!("/v1/audit/proofs/inclusion?seq={seq}&size={}", new.size()),
+                &t.admin,
+                None,
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.text);
+        let leaf = tlog_tiles::Hash(h(p.body["leaf_hash"].as_str().unwrap()));
+        tlog_tiles::check_record(
+            &hashes(&p.body["proof"]),
+            new.size(),
+            *new.hash(),
+            seq - 1,
+            leaf,
+        )
+        .unwrap_or_else(|e| panic!("inclusion of {seq}: {e:?}"));
+    }
+    for from in [1, 256, old.size()] {
+        let p = v
+            .get(
+                &format!("/v1/audit/proofs/consistency?from={from}&to={}", new.size()),
+                &t.admin,
+                None,
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.text);
+        let from_root = tlog_tiles::Hash(h(p.body["from_root"].as_str().unwrap()));
+        tlog_tiles::check_tree(
+            &hashes(&p.body["proof"]),
+            new.size(),
+            *new.hash(),
+            from,
+            from_root,
+        )
+        .unwrap_or_else(|e| panic!("consistency from {from}: {e:?}"));
+        if from == old.size() {
+            assert_eq!(from_root, *old.hash(), "the old checkpoint's root");
+        }
+    }
+}
+
+async fn latest_checkpoint(v: &TestVault, admin: &str) -> strongroom_proto::Checkpoint {
+    let r = v.get("/v1/audit/checkpoints/latest", admin, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    serde_json::from_value(r.body).unwrap()
+}

@@ -457,7 +457,27 @@ async fn run_suite(p: Pristine) {
 
 #[tokio::test]
 async fn every_tampering_of_a_sqlite_audit_log_is_caught() {
-    run_suite(pristine(None).await).await;
+    let p = pristine(None).await;
+    // SQLite's schema itself can be rewritten: a generated column turned into a constant,
+    // or a trigger or an extra object on the audit tables.
+    let work = tempfile::tempdir().unwrap();
+    for (n, sql) in [
+        "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, 'json_extract(body, ''$.outcome'')', '''ok''') WHERE name = 'audit'",
+        "CREATE TRIGGER audit_quiet AFTER INSERT ON audit BEGIN SELECT 1; END",
+        "CREATE INDEX audit_extra ON audit (log, seq)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let db = p.db.copy(work.path(), 9000 + n).await;
+        assert_eq!(
+            caught(&p, &db, sql).await,
+            Ok("caught by audit verify"),
+            "{sql}"
+        );
+        db.drop_copy().await;
+    }
+    run_suite(p).await;
 }
 
 #[tokio::test]
