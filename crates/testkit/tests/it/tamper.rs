@@ -477,6 +477,7 @@ async fn every_tampering_of_a_sqlite_audit_log_is_caught() {
         );
         db.drop_copy().await;
     }
+    single_byte_changes_are_caught(&p, 300).await;
     run_suite(p).await;
 }
 
@@ -495,5 +496,282 @@ async fn every_tampering_of_a_postgres_audit_log_is_caught() {
     );
     assert_eq!(caught(&p, &db, &sql).await, Ok("caught by audit verify"));
     db.drop_copy().await;
+    single_byte_changes_are_caught(&p, 150).await;
     run_suite(p).await;
+}
+
+/// The kind of a stored column, with its PostgreSQL width.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Text,
+    Blob,
+    /// BIGINT (SQLite: INTEGER).
+    Int,
+    /// INTEGER.
+    Int4,
+    /// SMALLINT.
+    Int2,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Val {
+    T(String),
+    B(Vec<u8>),
+    I(i64),
+}
+
+/// Every stored (not generated) column of every audit table, keys first.
+const TABLES: [(&str, usize, &[(&str, Kind)]); 5] = [
+    (
+        "audit",
+        2,
+        &[
+            ("log", Kind::Text),
+            ("seq", Kind::Int),
+            ("body", Kind::Text),
+            ("hash", Kind::Blob),
+        ],
+    ),
+    (
+        "audit_heads",
+        1,
+        &[
+            ("log", Kind::Text),
+            ("size", Kind::Int),
+            ("hash", Kind::Blob),
+            ("compact", Kind::Blob),
+        ],
+    ),
+    (
+        "audit_checkpoints",
+        2,
+        &[
+            ("log", Kind::Text),
+            ("seq", Kind::Int),
+            ("size", Kind::Int),
+            ("root", Kind::Blob),
+            ("time", Kind::Int),
+            ("prev", Kind::Blob),
+            ("signature", Kind::Blob),
+            ("format", Kind::Int2),
+            ("origin", Kind::Text),
+        ],
+    ),
+    (
+        "audit_subjects",
+        3,
+        &[
+            ("log", Kind::Text),
+            ("subject", Kind::Text),
+            ("seq", Kind::Int),
+        ],
+    ),
+    (
+        "audit_nodes",
+        3,
+        &[
+            ("log", Kind::Text),
+            ("level", Kind::Int4),
+            ("idx", Kind::Int),
+            ("hash", Kind::Blob),
+        ],
+    ),
+];
+
+impl Db {
+    /// Every row of `table` in the tenant's log and the platform log, as typed values.
+    async fn rows(&self, table: &str, cols: &[(&str, Kind)]) -> Vec<Vec<Val>> {
+        let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+        let sql = format!(
+            "SELECT {} FROM {table} ORDER BY {}",
+            names.join(", "),
+            names[..2.min(names.len())].join(", ")
+        );
+        match self {
+            Db::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut st = c.prepare(&sql).unwrap();
+                st.query_map([], |r| {
+                    Ok(cols
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (_, k))| match k {
+                            Kind::Text => Val::T(r.get(i).unwrap()),
+                            Kind::Blob => Val::B(r.get(i).unwrap()),
+                            _ => Val::I(r.get(i).unwrap()),
+                        })
+                        .collect())
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            Db::Pg { base, name } => {
+                let (c, conn) =
+                    tokio_postgres::connect(&Self::url(base, name), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                c.query(&sql, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        cols.iter()
+                            .enumerate()
+                            .map(|(i, (_, k))| match k {
+                                Kind::Text => Val::T(r.get(i)),
+                                Kind::Blob => Val::B(r.get(i)),
+                                Kind::Int => Val::I(r.get(i)),
+                                Kind::Int4 => Val::I(i64::from(r.get::<_, i32>(i))),
+                                Kind::Int2 => Val::I(i64::from(r.get::<_, i16>(i))),
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Sets one column of the row with these keys; `Err` when the database refuses.
+    async fn set(
+        &self,
+        table: &str,
+        keys: &[(&str, Kind, Val)],
+        column: (&str, Kind, Val),
+    ) -> Result<(), String> {
+        let mut all = vec![column.clone()];
+        all.extend(keys.iter().cloned());
+        let placeholders = |i: usize| match self {
+            Db::Sqlite(_) => format!("?{}", i + 1),
+            Db::Pg { .. } => format!("${}", i + 1),
+        };
+        let cond: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _, _))| format!("{k} = {}", placeholders(i + 1)))
+            .collect();
+        let sql = format!(
+            "UPDATE {table} SET {} = {} WHERE {}",
+            column.0,
+            placeholders(0),
+            cond.join(" AND ")
+        );
+        match self {
+            Db::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let params: Vec<rusqlite::types::Value> = all
+                    .iter()
+                    .map(|(_, _, v)| match v {
+                        Val::T(s) => rusqlite::types::Value::Text(s.clone()),
+                        Val::B(b) => rusqlite::types::Value::Blob(b.clone()),
+                        Val::I(i) => rusqlite::types::Value::Integer(*i),
+                    })
+                    .collect();
+                c.execute(&sql, rusqlite::params_from_iter(params))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Db::Pg { base, name } => {
+                let (c, conn) =
+                    tokio_postgres::connect(&Self::url(base, name), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = all
+                    .iter()
+                    .map(
+                        |(_, k, v)| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                            match (k, v) {
+                                (_, Val::T(s)) => Box::new(s.clone()),
+                                (_, Val::B(b)) => Box::new(b.clone()),
+                                (Kind::Int4, Val::I(i)) => Box::new(*i as i32),
+                                (Kind::Int2, Val::I(i)) => Box::new(*i as i16),
+                                (_, Val::I(i)) => Box::new(*i),
+                            }
+                        },
+                    )
+                    .collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                c.execute(&sql, &refs)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Changes one byte of a value: a different ASCII character in text, a flipped bit in a
+/// blob, one bit of an integer.
+fn change_byte(v: &Val, r: u64) -> Val {
+    match v {
+        Val::T(s) => {
+            let mut b = s.clone().into_bytes();
+            let ascii: Vec<usize> = (0..b.len()).filter(|&i| b[i].is_ascii_graphic()).collect();
+            let i = ascii[(r as usize) % ascii.len()];
+            b[i] = if b[i] == b'~' { b'!' } else { b[i] + 1 };
+            Val::T(String::from_utf8(b).unwrap())
+        }
+        Val::B(b) => {
+            let mut b = b.clone();
+            let i = (r as usize) % b.len();
+            b[i] ^= 1 << ((r >> 32) % 8);
+            Val::B(b)
+        }
+        Val::I(i) => Val::I(i ^ (1 << ((r >> 8) % 12))),
+    }
+}
+
+/// Any single-byte change to any stored audit row (every table, every column, random rows
+/// and positions) is refused by the database or caught by `audit verify`.
+async fn single_byte_changes_are_caught(p: &Pristine, cases: usize) {
+    let work = tempfile::tempdir().unwrap();
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut snapshot = Vec::new();
+    for (table, keys, cols) in TABLES {
+        let rows = p.db.rows(table, cols).await;
+        assert!(!rows.is_empty(), "{table} has rows");
+        snapshot.push((table, keys, cols, rows));
+    }
+    let mut tally = std::collections::BTreeMap::new();
+    for n in 0..cases {
+        let (table, keys, cols, rows) = &snapshot[(next() % snapshot.len() as u64) as usize];
+        let row = &rows[(next() % rows.len() as u64) as usize];
+        let c = (next() % cols.len() as u64) as usize;
+        let changed = change_byte(&row[c], next());
+        assert_ne!(changed, row[c]);
+        let key: Vec<(&str, Kind, Val)> = (0..*keys)
+            .map(|k| (cols[k].0, cols[k].1, row[k].clone()))
+            .collect();
+        let db = p.db.copy(work.path(), 20_000 + n).await;
+        let what = format!(
+            "{table}.{} of {key:?}: {:?} -> {changed:?}",
+            cols[c].0, row[c]
+        );
+        let how = match db.set(table, &key, (cols[c].0, cols[c].1, changed)).await {
+            Err(_) => "refused by the database",
+            Ok(()) => {
+                let store = db.store().await;
+                let witness = Witnessed::load(&p.witness, &p.public_key).unwrap();
+                match audit_tools::verify_store(store.as_ref(), &p.public_key, Some(&witness)).await
+                {
+                    Err(VerifyError::Failed(_)) => "caught by audit verify",
+                    other => panic!("single-byte change not caught: {what}: {other:?}"),
+                }
+            }
+        };
+        *tally.entry(how).or_insert(0) += 1;
+        db.drop_copy().await;
+    }
+    eprintln!("single-byte changes: {cases}: {tally:?}");
 }
