@@ -521,7 +521,10 @@ enum Val {
 }
 
 /// Every stored (not generated) column of every audit table, keys first.
-const TABLES: [(&str, usize, &[(&str, Kind)]); 5] = [
+/// A table: its name, how many leading columns are its key, its columns.
+type TableSpec = (&'static str, usize, &'static [(&'static str, Kind)]);
+
+const TABLES: [TableSpec; 5] = [
     (
         "audit",
         2,
