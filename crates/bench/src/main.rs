@@ -73,6 +73,10 @@ struct Args {
     /// Skip the audit-verification workload.
     #[arg(long)]
     no_verify: bool,
+    /// Entries in the audit-verification (and proof) log (default 1,000,000, or 200,000 with
+    /// --quick); 10,000,000 measures proofs on a long log.
+    #[arg(long)]
+    audit_entries: Option<u64>,
     /// Where the servers' temporary data directories go (default: the system's temp dir).
     #[arg(long)]
     data_parent: Option<PathBuf>,
@@ -152,7 +156,9 @@ async fn main() -> Result<()> {
     let verify = if args.no_verify {
         Value::Null
     } else {
-        let entries = if quick { 200_000 } else { 1_000_000 };
+        let entries = args
+            .audit_entries
+            .unwrap_or(if quick { 200_000 } else { 1_000_000 });
         verify::audit_verify(entries, args.postgres.as_deref()).await?
     };
 

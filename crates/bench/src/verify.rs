@@ -95,7 +95,7 @@ pub async fn audit_verify(entries: u64, postgres: Option<&str>) -> Result<serde_
         )?),
     };
     let started = Instant::now();
-    let (_, public_key) = fill_log(&store, entries).await?;
+    let (log, public_key) = fill_log(&store, entries).await?;
     eprintln!(
         "audit_verify: wrote {entries} entries in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -116,5 +116,52 @@ pub async fn audit_verify(entries: u64, postgres: Option<&str>) -> Result<serde_
         );
         best = best.max(report.entries_per_second);
     }
-    Ok(json!({"entries": entries, "entries_per_s": best.round()}))
+    let proofs = proof_latency(store.as_ref(), &log, entries).await?;
+    Ok(json!({"entries": entries, "entries_per_s": best.round(), "proofs": proofs}))
+}
+
+/// Inclusion and consistency proofs (with the roots they are checked against) served from the
+/// stored tree of a log of `size` entries, as the API builds them: latency per proof.
+#[allow(clippy::disallowed_methods)] // a benchmark measures wall-clock time
+async fn proof_latency(store: &dyn Store, log: &str, size: u64) -> Result<serde_json::Value> {
+    use strongroom_core::proofs::range_hashes;
+    use strongroom_crypto::merkle;
+    let mut out = serde_json::Map::new();
+    for kind in ["inclusion", "consistency"] {
+        let mut ms = Vec::new();
+        for _ in 0..500 {
+            let at = 1 + OsRng
+                .array::<8>()
+                .iter()
+                .fold(0u64, |a, b| a << 8 | u64::from(*b))
+                % size;
+            let started = Instant::now();
+            let mut ranges = if kind == "inclusion" {
+                let mut r = merkle::inclusion_ranges(at - 1, size);
+                r.push((at - 1, at));
+                r
+            } else {
+                let mut r = merkle::consistency_ranges(at, size);
+                r.push((0, at));
+                r
+            };
+            ranges.push((0, size));
+            let hashes = range_hashes(store, log, &ranges).await?;
+            ms.push(started.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(hashes.len() == ranges.len());
+        }
+        ms.sort_by(f64::total_cmp);
+        let q = |p: f64| (ms[((ms.len() - 1) as f64 * p) as usize] * 1000.0).round() / 1000.0;
+        eprintln!(
+            "audit_verify: {kind} proofs on {size} entries: p50 {} ms, p99 {} ms, max {} ms",
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+        out.insert(
+            kind.into(),
+            json!({"p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}),
+        );
+    }
+    Ok(out.into())
 }

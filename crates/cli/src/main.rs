@@ -72,6 +72,10 @@ enum AuditCommand {
         /// must contain every checkpoint held there, so a cut or rolled-back log fails.
         #[arg(long)]
         witness: Option<PathBuf>,
+        /// Count only witnessed checkpoints cosigned by this external witness (a C2SP
+        /// tlog-cosignature verifier key `<name>+<key id>+<base64 key>`). Repeatable.
+        #[arg(long, requires = "witness", value_name = "VKEY")]
+        cosigner: Vec<String>,
     },
     /// Write a portable bundle: entries.jsonl, checkpoints.jsonl, public-key.txt.
     Export {
@@ -390,6 +394,7 @@ async fn audit(command: AuditCommand) -> Result<ExitCode> {
             public_key,
             pin,
             witness,
+            cosigner,
         } => {
             let trusted = match public_key {
                 Some(k) => Some(
@@ -432,9 +437,23 @@ async fn audit(command: AuditCommand) -> Result<ExitCode> {
             };
             let witnessed = match &witness {
                 Some(w) => {
-                    let held = strongroom_server::witness::Witnessed::load(w, &key)
+                    let cosigners = cosigner
+                        .iter()
+                        .map(|v| strongroom_core::checkpoint::Cosigner::from_vkey(v))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| anyhow::anyhow!("--cosigner: {e}"))?;
+                    let held = strongroom_server::witness::Witnessed::load(w, &key, &cosigners)
                         .map_err(anyhow::Error::msg)?;
-                    println!("witness {}: {} checkpoints", w.display(), held.len());
+                    println!(
+                        "witness {}: {} checkpoints{}",
+                        w.display(),
+                        held.len(),
+                        if cosigners.is_empty() {
+                            ""
+                        } else {
+                            " cosigned"
+                        }
+                    );
                     Some(held)
                 }
                 None => None,

@@ -252,6 +252,117 @@ impl CheckpointRow {
     }
 }
 
+/// An external witness that cosigns checkpoints (C2SP `tlog-cosignature`, Ed25519, v1): its
+/// name and public key, as given in a signed-note verifier key `<name>+<key id>+<base64(0x04 ‖
+/// key)>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosigner {
+    pub name: String,
+    pub public_key: [u8; 32],
+}
+
+impl Cosigner {
+    /// Parses a verifier key with signature type 0x04 (Ed25519 cosignature v1).
+    pub fn from_vkey(vkey: &str) -> Result<Self, String> {
+        let mut parts = vkey.trim().splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("a cosigner key is `<name>+<key id>+<base64 key>`".into());
+        };
+        let key = B64
+            .decode(key)
+            .map_err(|_| "the cosigner key is not base64".to_owned())?;
+        let public_key: [u8; 32] = match key.split_first() {
+            Some((0x04, rest)) => rest
+                .try_into()
+                .map_err(|_| "the cosigner key is not 32 bytes".to_owned())?,
+            _ => {
+                return Err("the cosigner key is not an Ed25519 cosignature key (type 0x04)".into())
+            }
+        };
+        let c = Self {
+            name: name.to_owned(),
+            public_key,
+        };
+        if hex(&c.key_id()) != id.to_ascii_lowercase() {
+            return Err("the cosigner key's id does not match its name and key".into());
+        }
+        Ok(c)
+    }
+
+    /// The verifier key string.
+    pub fn vkey(&self) -> String {
+        let mut key = vec![0x04];
+        key.extend_from_slice(&self.public_key);
+        format!("{}+{}+{}", self.name, hex(&self.key_id()), B64.encode(key))
+    }
+
+    /// `SHA-256(name ‖ "\n" ‖ 0x04 ‖ key)[:4]`.
+    pub fn key_id(&self) -> [u8; 4] {
+        let h = sha256_parts(&[self.name.as_bytes(), b"\n", &[0x04], &self.public_key]);
+        [h[0], h[1], h[2], h[3]]
+    }
+
+    fn message(body: &str, time: u64) -> String {
+        format!("cosignature/v1\ntime {time}\n{body}")
+    }
+
+    /// The cosignature line this cosigner would add to a note with `body`, at `time` (POSIX
+    /// seconds). For tests and for operators running their own witness.
+    pub fn sign_line(&self, key: &Key32, body: &str, time: u64) -> String {
+        let sig = sign::sign(key, Self::message(body, time).as_bytes());
+        let mut bytes = self.key_id().to_vec();
+        bytes.extend_from_slice(&time.to_be_bytes());
+        bytes.extend_from_slice(&sig);
+        format!("\u{2014} {} {}\n", self.name, B64.encode(bytes))
+    }
+
+    /// Checks this cosigner's line in a signed note: `Ok(Some(time))` when it cosigned,
+    /// `Ok(None)` when the note carries no line of this cosigner, `Err` when its line does not
+    /// verify.
+    pub fn verify_note(&self, note: &str) -> Result<Option<u64>, String> {
+        let (body, sigs) = note
+            .split_once("\n\n")
+            .ok_or("not a signed note: no blank line before the signatures")?;
+        let body = format!("{body}\n");
+        let id = self.key_id();
+        let mut found = None;
+        for line in sigs.lines() {
+            let Some((name, b64)) = line
+                .strip_prefix("\u{2014} ")
+                .and_then(|l| l.split_once(' '))
+            else {
+                continue;
+            };
+            if name != self.name {
+                continue;
+            }
+            let Ok(bytes) = B64.decode(b64) else {
+                return Err(format!("the cosignature of {name} is not base64"));
+            };
+            if bytes.len() != 4 + 8 + 64 || bytes[..4] != id {
+                continue; // another key of the same name
+            }
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&bytes[4..12]);
+            let time = u64::from_be_bytes(t);
+            let sig: [u8; 64] = bytes[12..]
+                .try_into()
+                .map_err(|_| "cosignature length".to_owned())?;
+            if time > i64::MAX as u64
+                || !sign::verify(
+                    &self.public_key,
+                    Self::message(&body, time).as_bytes(),
+                    &sig,
+                )
+            {
+                return Err(format!("the cosignature of {name} does not verify"));
+            }
+            found = Some(time);
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +413,44 @@ mod tests {
         let mut moved = row.clone();
         moved.format = FORMAT_C2SP;
         assert!(!moved.verify_signature(&pk));
+    }
+
+    #[test]
+    fn cosignatures_verify_and_edits_fail() {
+        let log_key = SeededRng::new(9).key();
+        let pk = sign::public_key(&log_key);
+        let row = CheckpointRow::sign("platform", 1, 10, [4; 32], 1000, [0; 32], &log_key);
+        let note = row.note(&pk).unwrap();
+        let witness_key = SeededRng::new(11).key();
+        let w = Cosigner {
+            name: "witness.example/w1".into(),
+            public_key: sign::public_key(&witness_key),
+        };
+        assert_eq!(Cosigner::from_vkey(&w.vkey()), Ok(w.clone()));
+        assert_eq!(w.verify_note(&note), Ok(None));
+        let cosigned = format!(
+            "{note}{}",
+            w.sign_line(&witness_key, &row.text(), 1_700_000_000)
+        );
+        assert_eq!(w.verify_note(&cosigned), Ok(Some(1_700_000_000)));
+        // The log's own signature still checks on the cosigned note.
+        assert_eq!(CheckpointRow::from_note(&cosigned, &pk), Ok(row.clone()));
+        // Another body, or a forged line, fails.
+        let other = CheckpointRow::sign("platform", 1, 11, [4; 32], 1000, [0; 32], &log_key);
+        let moved = format!(
+            "{}{}",
+            other.note(&pk).unwrap(),
+            w.sign_line(&witness_key, &row.text(), 1_700_000_000)
+        );
+        assert!(w.verify_note(&moved).is_err());
+        let stranger = SeededRng::new(12).key();
+        let forged = format!("{note}{}", w.sign_line(&stranger, &row.text(), 1));
+        assert!(w.verify_note(&forged).is_err());
+        let bad = w.vkey().replacen(&hex(&w.key_id()), "00000000", 1);
+        assert!(Cosigner::from_vkey(&bad).is_err());
+        let mut plain = vec![0x01];
+        plain.extend_from_slice(&w.public_key);
+        let wrong_type = format!("{}+{}+{}", w.name, hex(&w.key_id()), B64.encode(plain));
+        assert!(Cosigner::from_vkey(&wrong_type).is_err());
     }
 }

@@ -242,7 +242,7 @@ async fn check_audit_logs(
         None => (None, None),
         Some(dir) => {
             let publisher = witness::Publisher::new(dir, pk).map_err(SetupError::Invalid)?;
-            let held = witness::Witnessed::load(dir, &pk)
+            let held = witness::Witnessed::load(dir, &pk, &[])
                 .map_err(|e| SetupError::Invalid(format!("witness directory: {e}")))?;
             (Some(publisher), Some(held))
         }

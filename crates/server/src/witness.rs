@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use strongroom_core::checkpoint::CheckpointRow;
+use strongroom_core::checkpoint::{CheckpointRow, Cosigner};
 use strongroom_core::Store;
 
 /// Checkpoints a witness holds, by log.
@@ -25,7 +25,11 @@ impl Witnessed {
     /// Reads every `*.checkpoint` file below `dir` (recursively) and checks each signature
     /// with `public_key`. A file that is not a valid checkpoint of this installation is an
     /// error: a witness that holds garbage cannot vouch for anything.
-    pub fn load(dir: &Path, public_key: &[u8; 32]) -> Result<Self, String> {
+    ///
+    /// With `cosigners`, only checkpoints that every one of them cosigned (C2SP
+    /// tlog-cosignature) count, a cosignature that does not verify is an error, and a witness
+    /// holding no such checkpoint is an error too.
+    pub fn load(dir: &Path, public_key: &[u8; 32], cosigners: &[Cosigner]) -> Result<Self, String> {
         let mut out = Self::default();
         let mut stack = vec![dir.to_owned()];
         while let Some(d) = stack.pop() {
@@ -44,11 +48,29 @@ impl Witnessed {
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 let row = CheckpointRow::from_note(&text, public_key)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
+                let mut cosigned = true;
+                for c in cosigners {
+                    let time = c
+                        .verify_note(&text)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    cosigned &= time.is_some();
+                }
+                if !cosigned {
+                    continue;
+                }
                 let list = out.by_log.entry(row.log.clone()).or_default();
                 if !list.contains(&row) {
                     list.push(row);
                 }
             }
+        }
+        if !cosigners.is_empty() && out.is_empty() {
+            let names: Vec<&str> = cosigners.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "the witness directory {} holds no checkpoint cosigned by {}",
+                dir.display(),
+                names.join(" and ")
+            ));
         }
         Ok(out)
     }
@@ -120,11 +142,55 @@ impl Publisher {
             let Some(note) = c.note(&self.public_key) else {
                 continue; // a legacy checkpoint: the next one will be in the C2SP format
             };
-            write_atomically(&self.dir.join(format!("{log}.checkpoint")), &note)?;
+            let path = self.dir.join(format!("{log}.checkpoint"));
+            self.keep_if_forked(store, &log, &path, &c).await?;
+            write_atomically(&path, &note)?;
             self.published.insert(log, c.seq);
             written += 1;
         }
         Ok(written)
+    }
+}
+
+impl Publisher {
+    /// Before `path` is replaced by `next`: if the checkpoint it holds is not a prefix of the
+    /// log as it is now (the log was rolled back, and the operator let the server start on
+    /// it), the old file is kept beside it as `<log>.<seq>.forked.checkpoint`, so that the
+    /// evidence is never overwritten; `audit verify --witness` keeps failing until someone
+    /// moves it away deliberately.
+    async fn keep_if_forked(
+        &self,
+        store: &dyn Store,
+        log: &str,
+        path: &Path,
+        next: &CheckpointRow,
+    ) -> Result<(), String> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(());
+        };
+        let extends = match CheckpointRow::from_note(&text, &self.public_key) {
+            Ok(old) if old.size <= next.size => {
+                strongroom_core::proofs::root(store, log, old.size)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    == old.root
+            }
+            Ok(_) => false,
+            Err(_) => false,
+        };
+        if !extends {
+            let seq = CheckpointRow::from_note(&text, &self.public_key).map_or(0, |c| c.seq);
+            let kept = self.dir.join(format!("{log}.{seq}.forked.checkpoint"));
+            tracing::error!(
+                alert = "witness_fork",
+                log,
+                kept = %kept.display(),
+                "the witnessed checkpoint is not a prefix of the log any more; keeping it"
+            );
+            std::fs::rename(path, &kept)
+                .map_err(|e| format!("cannot keep {}: {e}", path.display()))?;
+        }
+        Ok(())
     }
 }
 

@@ -267,6 +267,157 @@ fn audit_verify_passes_after_the_quickstart_and_names_an_edited_entry() {
     assert!(b.status.success(), "{}", text(&b.stderr));
 }
 
+/// A database restored from an old copy (consistent in itself) passes `audit verify` alone,
+/// but fails it with the witness, and the server refuses to start on it until the operator
+/// accepts it explicitly — which is recorded, and the witnessed checkpoint is kept.
+#[test]
+fn a_rolled_back_database_is_caught_by_the_witness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let witness = tmp.path().join("witness");
+    let (d, w) = (dir.to_str().unwrap(), witness.to_str().unwrap());
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let stop = |mut child: std::process::Child| {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let listen = format!("127.0.0.1:{}", port());
+    let (child, token, _lines) = serve(&["--data-dir", d, "--listen", &listen, "--witness-dir", w]);
+    let token = token.unwrap();
+    stop(child);
+    let old = tmp.path().join("old.db");
+    std::fs::copy(dir.join("strongroom.db"), &old).unwrap();
+
+    // More happens; the witness learns of it.
+    let listen = format!("127.0.0.1:{}", port());
+    let (child, _, _lines) = serve(&["--data-dir", d, "--listen", &listen, "--witness-dir", w]);
+    for _ in 0..3 {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(dir.join("tls/cert.pem"))
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("https://{listen}/v1/audit/checkpoints/latest"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    stop(child);
+    let key = text(&strongroom(&["audit", "public-key", "--data-dir", d]).stdout)
+        .trim()
+        .to_owned();
+    let now = strongroom(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        d,
+        "--public-key",
+        &key,
+        "--witness",
+        w,
+    ]);
+    assert!(
+        now.status.success(),
+        "{}{}",
+        text(&now.stdout),
+        text(&now.stderr)
+    );
+
+    // The attacker restores the old copy: consistent in itself...
+    std::fs::copy(&old, dir.join("strongroom.db")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("strongroom.db{suffix}")));
+    }
+    let alone = strongroom(&["audit", "verify", "--data-dir", d, "--public-key", &key]);
+    assert!(alone.status.success(), "{}", text(&alone.stderr));
+    // ...but not with the witness,
+    let caught = strongroom(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        d,
+        "--public-key",
+        &key,
+        "--witness",
+        w,
+    ]);
+    assert_eq!(caught.status.code(), Some(1), "{}", text(&caught.stdout));
+    assert!(
+        text(&caught.stderr).contains("TAMPERED: log platform"),
+        "{}",
+        text(&caught.stderr)
+    );
+    // and the server refuses to start on it, naming the log and the way out.
+    let refused = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args([
+            "serve",
+            "--data-dir",
+            d,
+            "--listen",
+            &format!("127.0.0.1:{}", port()),
+            "--witness-dir",
+            w,
+        ])
+        .env("STRONGROOM_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("audit log platform") && err.contains("--accept-audit-mismatch"),
+        "{err}"
+    );
+    // Accepting it explicitly starts the server, records the decision, and keeps the
+    // witnessed checkpoint that the log no longer matches.
+    let listen = format!("127.0.0.1:{}", port());
+    let (child, _, _lines) = serve(&[
+        "--data-dir",
+        d,
+        "--listen",
+        &listen,
+        "--witness-dir",
+        w,
+        "--accept-audit-mismatch",
+        "platform",
+    ]);
+    stop(child);
+    let kept: Vec<String> = std::fs::read_dir(&witness)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".forked.checkpoint"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let recorded = Command::new("sqlite3")
+        .arg(dir.join("strongroom.db"))
+        .arg("SELECT count(*) FROM audit WHERE log = 'platform' AND action = 'audit.mismatch_accepted'")
+        .output()
+        .unwrap();
+    assert_eq!(text(&recorded.stdout).trim(), "1");
+    let still = strongroom(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        d,
+        "--public-key",
+        &key,
+        "--witness",
+        w,
+    ]);
+    assert_eq!(
+        still.status.code(),
+        Some(1),
+        "the kept checkpoint still tells"
+    );
+}
+
 #[tokio::test]
 async fn init_and_serve_work_over_postgresql() {
     let Some(url) = strongroom_testkit::postgres::fresh_database().await else {

@@ -695,3 +695,82 @@ async fn latest_checkpoint(v: &TestVault, admin: &str) -> strongroom_proto::Chec
     assert_eq!(r.status, 200, "{}", r.text);
     serde_json::from_value(r.body).unwrap()
 }
+
+/// An external witness that cosigns the published checkpoints (C2SP tlog-cosignature): only
+/// cosigned checkpoints count when its key is given, a forged cosignature is refused, and a log
+/// cut below a cosigned checkpoint fails verification.
+#[tokio::test]
+async fn checkpoints_cosigned_by_an_external_witness_are_checked() {
+    use strongroom_core::checkpoint::Cosigner;
+    use strongroom_core::rng::RngExt;
+    use strongroom_server::witness::Witnessed;
+    let tmp = tempfile::tempdir().unwrap();
+    let published = tmp.path().join("published");
+    let mut v = TestVault::start_with(strongroom_server::ServeOptions {
+        witness_dir: Some(published.clone()),
+        ..Default::default()
+    })
+    .await;
+    let (t, app) = v.scenario("acme").await;
+    for i in 0..5 {
+        v.store_person(&app, json!({"email": format!("p{i}@example.com")}))
+            .await;
+    }
+    let pk = v.running_vault().public_key().unwrap();
+    v.stop().await;
+
+    // The witness, elsewhere, cosigns what the server published.
+    let witness_key = strongroom_core::OsRng.key();
+    let w = Cosigner {
+        name: "witness.example/w1".into(),
+        public_key: strongroom_crypto::sign::public_key(&witness_key),
+    };
+    let kept = tmp.path().join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    let note = std::fs::read_to_string(published.join(format!("{}.checkpoint", t.id))).unwrap();
+    let row = CheckpointRow::from_note(&note, &pk).unwrap();
+    let cosigned = format!(
+        "{note}{}",
+        w.sign_line(&witness_key, &row.text(), 1_767_225_600)
+    );
+    std::fs::write(kept.join("acme.checkpoint"), &cosigned).unwrap();
+
+    let held = Witnessed::load(&kept, &pk, std::slice::from_ref(&w)).unwrap();
+    assert_eq!(held.len(), 1);
+    let (_keep, db) = open_copy(&v);
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    audit_tools::verify_store(&store, &pk, Some(&held))
+        .await
+        .unwrap();
+
+    // Checkpoints without its cosignature do not count for it...
+    let err = Witnessed::load(&published, &pk, std::slice::from_ref(&w)).unwrap_err();
+    assert!(
+        err.contains("no checkpoint cosigned by witness.example/w1"),
+        "{err}"
+    );
+    // ...and a cosignature made with another key is refused.
+    let forged = format!(
+        "{note}{}",
+        w.sign_line(&strongroom_core::OsRng.key(), &row.text(), 1_767_225_600)
+    );
+    std::fs::write(kept.join("acme.checkpoint"), &forged).unwrap();
+    assert!(Witnessed::load(&kept, &pk, std::slice::from_ref(&w)).is_err());
+
+    // A log cut below the cosigned checkpoint fails against it.
+    std::fs::write(kept.join("acme.checkpoint"), &cosigned).unwrap();
+    drop(store);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "DELETE FROM audit WHERE log = ?1 AND seq = (SELECT max(seq) FROM audit WHERE log = ?1)",
+        [&t.id],
+    )
+    .unwrap();
+    drop(c);
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    let held = Witnessed::load(&kept, &pk, std::slice::from_ref(&w)).unwrap();
+    assert!(matches!(
+        audit_tools::verify_store(&store, &pk, Some(&held)).await,
+        Err(VerifyError::Failed(_))
+    ));
+}

@@ -373,7 +373,7 @@ async fn caught(p: &Pristine, db: &Db, sql: &str) -> Result<&'static str, String
         });
     }
     let store = db.store().await;
-    let witness = Witnessed::load(&p.witness, &p.public_key).unwrap();
+    let witness = Witnessed::load(&p.witness, &p.public_key, &[]).unwrap();
     match audit_tools::verify_store(store.as_ref(), &p.public_key, Some(&witness)).await {
         Err(VerifyError::Failed(_)) => Ok("caught by audit verify"),
         Err(e) => Err(format!("verify could not run: {e}")),
@@ -385,7 +385,7 @@ async fn run_suite(p: Pristine) {
     let work = tempfile::tempdir().unwrap();
     // The pristine database verifies, with the witness, and passes the start-up check.
     let store = p.db.store().await;
-    let witness = Witnessed::load(&p.witness, &p.public_key).unwrap();
+    let witness = Witnessed::load(&p.witness, &p.public_key, &[]).unwrap();
     assert!(witness.len() >= 2, "the server published checkpoints");
     audit_tools::verify_store(store.as_ref(), &p.public_key, Some(&witness))
         .await
@@ -765,7 +765,7 @@ async fn single_byte_changes_are_caught(p: &Pristine, cases: usize) {
             Err(_) => "refused by the database",
             Ok(()) => {
                 let store = db.store().await;
-                let witness = Witnessed::load(&p.witness, &p.public_key).unwrap();
+                let witness = Witnessed::load(&p.witness, &p.public_key, &[]).unwrap();
                 match audit_tools::verify_store(store.as_ref(), &p.public_key, Some(&witness)).await
                 {
                     Err(VerifyError::Failed(_)) => "caught by audit verify",
