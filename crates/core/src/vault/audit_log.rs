@@ -244,6 +244,56 @@ impl Vault {
     }
 
     /// Every recorded access to a data subject's records: who, when, what, for which purpose.
+    /// A hash tile of the log's tree in the C2SP tlog-tiles layout (height 8): the `width`
+    /// hashes at tree level `8 × level` starting at hash `256 × index`, concatenated. Full tiles
+    /// (`width` 256) never change; a partial tile names how many hashes it holds. Served from
+    /// the leaf hashes and the stored nodes, so a verifier that speaks tlog-tiles can compute
+    /// and check proofs itself.
+    pub async fn audit_tile(
+        &self,
+        ctx: &RequestCtx,
+        level: u32,
+        index: u64,
+        width: u32,
+    ) -> Result<Vec<u8>> {
+        let ev = self.event(ctx, "audit.tile");
+        let res = async {
+            let log = self.readable_log(ctx)?;
+            if !(1..=256).contains(&width) {
+                return Err(Error::invalid("a tile holds 1 to 256 hashes"));
+            }
+            let tree_level = level
+                .checked_mul(crate::store::NODE_LEVEL_STEP)
+                .filter(|l| *l < 64)
+                .ok_or_else(|| Error::new(Code::NotFound, "no such tile"))?;
+            let size = self
+                .store
+                .find_audit_head(&log)
+                .await?
+                .map_or(0, |h| h.size);
+            let available = size >> tree_level;
+            let start = index
+                .checked_mul(256)
+                .ok_or_else(|| Error::new(Code::NotFound, "no such tile"))?;
+            if start.saturating_add(u64::from(width)) > available {
+                return Err(Error::new(
+                    Code::NotFound,
+                    format!("the tree holds {available} hashes at that level"),
+                ));
+            }
+            let hashes = self
+                .store
+                .find_audit_hashes(&log, tree_level, start, u64::from(width))
+                .await?;
+            if hashes.len() != width as usize {
+                return Err(Error::internal());
+            }
+            Ok((hashes.concat(), vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
     /// One page of the accesses to a subject's data, oldest first, from the subject index:
     /// bounded memory however long the log, `next` names where the following page starts.
     pub async fn subject_accesses(

@@ -128,3 +128,155 @@ pub async fn get_subject_accesses(
             .await?,
     ))
 }
+
+/// A decimal of at most `max` digits without a leading zero (except `0` itself).
+fn small_number(s: &str, max: usize) -> Option<u64> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'));
+    ok.then(|| s.parse().ok()).flatten()
+}
+
+fn three_digits(s: &str) -> Option<u64> {
+    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// A tile coordinate path below `/v1/audit/tile/`: `8/<L>/<N>[.p/<W>]`, with `N` written in
+/// groups of three digits, all but the last prefixed by `x` (`x001/x234/067`). Returns
+/// `(level, index, width)`, or `None` for anything else (other heights, data tiles,
+/// non-canonical numbers).
+pub fn parse_tile_path(path: &str) -> Option<(u32, u64, u32)> {
+    let (coords, width) = match path.split_once(".p/") {
+        Some((c, w)) => {
+            let w = small_number(w, 3)?;
+            if !(1..=255).contains(&w) {
+                return None;
+            }
+            (c, w as u32)
+        }
+        None => (path, 256),
+    };
+    let mut parts = coords.split('/');
+    if parts.next()? != "8" {
+        return None;
+    }
+    let level = small_number(parts.next()?, 2)? as u32;
+    let groups: Vec<&str> = parts.collect();
+    let (last, prefix) = groups.split_last()?;
+    if prefix.first() == Some(&"x000") {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for g in prefix {
+        n = n
+            .checked_mul(1000)?
+            .checked_add(three_digits(g.strip_prefix('x')?)?)?;
+    }
+    n = n.checked_mul(1000)?.checked_add(three_digits(last)?)?;
+    Some((level, n, width))
+}
+
+#[utoipa::path(get, path = "/v1/audit/tile/{path}", tag = "audit",
+    params(("path" = String, Path, description = "a C2SP tlog-tiles hash tile: `8/<level>/<index>[.p/<width>]`")),
+    responses((status = 200, description = "the tile: width × 32 bytes of hashes", content_type = "application/octet-stream"),
+        (status = 404, body = proto::ErrorBody)), security(("bearer" = [])))]
+pub async fn get_audit_tile(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(path): PathParams<String>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let Some((level, index, width)) = parse_tile_path(&path) else {
+        let e = Error::new(
+            Code::NotFound,
+            "not a hash tile path: 8/<level>/<index>[.p/<width>] (tiles have height 8)",
+        );
+        return Err(s.vault.reject(&c.0, "audit.tile", e).await.into());
+    };
+    let bytes = s.vault.audit_tile(&c.0, level, index, width).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream"),
+            // A full tile never changes; a partial one grows.
+            (
+                axum::http::header::CACHE_CONTROL,
+                if width == 256 {
+                    "private, max-age=31536000, immutable"
+                } else {
+                    "private, no-cache"
+                },
+            ),
+        ],
+        bytes,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tile_path;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tile_paths_as_the_spec_writes_them() {
+        assert_eq!(parse_tile_path("8/0/000"), Some((0, 0, 256)));
+        assert_eq!(
+            parse_tile_path("8/1/x001/x234/067.p/1"),
+            Some((1, 1_234_067, 1))
+        );
+        assert_eq!(parse_tile_path("8/0/001.p/255"), Some((0, 1, 255)));
+        for bad in [
+            "",
+            "8",
+            "8/0",
+            "3/0/000",
+            "8/data/000",
+            "8/0/00",
+            "8/0/0000",
+            "8/0/x000/001",
+            "8/0/001.p/0",
+            "8/0/001.p/256",
+            "8/0/001.p/01",
+            "8/00/000",
+            "8/0/y001/000",
+            "8/0/000/",
+            "8/0/+01",
+            "8/123/000",
+            "8/0/x999/x999/x999/x999/x999/x999/x999/999",
+        ] {
+            assert_eq!(parse_tile_path(bad), None, "{bad}");
+        }
+    }
+
+    /// The encoding of the tlog-tiles spec, written independently here.
+    fn encode(level: u32, n: u64, w: u32) -> String {
+        let mut s = format!("{:03}", n % 1000);
+        let mut rest = n / 1000;
+        while rest > 0 {
+            s = format!("x{:03}/{s}", rest % 1000);
+            rest /= 1000;
+        }
+        let p = if w == 256 {
+            String::new()
+        } else {
+            format!(".p/{w}")
+        };
+        format!("8/{level}/{s}{p}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn every_canonical_path_round_trips(level in 0u32..8, n in any::<u64>(), w in 1u32..=256) {
+            let n = n >> 8;
+            prop_assert_eq!(parse_tile_path(&encode(level, n, w)), Some((level, n, w)));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(path in ".{0,60}") {
+            let _ = parse_tile_path(&path);
+        }
+    }
+}

@@ -75,6 +75,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         audit::get_inclusion_proof,
         audit::get_consistency_proof,
         audit::get_subject_accesses,
+        audit::get_audit_tile,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -214,6 +215,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/audit/subjects/{subject}/accesses",
             get(audit::get_subject_accesses),
         )
+        .route("/v1/audit/tile/{*path}", get(audit::get_audit_tile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
