@@ -180,6 +180,14 @@ pub async fn start(
         opts.password_cost,
     )
     .await?;
+    let stream_from = match &opts.audit_stream {
+        Some(_) => Some(
+            siem::cursors(&vault)
+                .await
+                .map_err(|e| SetupError::Invalid(format!("audit stream: {e}")))?,
+        ),
+        None => None,
+    };
     let publisher = check_audit_logs(&vault, &opts).await?;
     let listener = TcpListener::bind(opts.listen)
         .await
@@ -214,6 +222,7 @@ pub async fn start(
             vault.clone(),
             sink,
             opts.alerts.clone(),
+            stream_from.unwrap_or_default(),
             rx.clone(),
         )));
     }

@@ -117,6 +117,12 @@ impl Alerts {
                     "the root key was used to issue a bootstrap token".into(),
                 ))
             }
+            "audit.mismatch_accepted" => {
+                return Some((
+                    "audit_mismatch",
+                    "the server was started on an audit log whose head, entries, checkpoints or witness disagree".into(),
+                ))
+            }
             "auth.lockout" => {
                 return Some((
                     "lockout",
@@ -152,21 +158,28 @@ impl Alerts {
     }
 }
 
-/// Streams entries written after the server started, until shutdown.
+/// Where each log stands now: the stream starts after these entries.
+pub async fn cursors(vault: &Vault) -> Result<HashMap<String, u64>, String> {
+    Ok(vault
+        .store()
+        .find_audit_heads()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(log, h)| (log, h.size))
+        .collect())
+}
+
+/// Streams entries written after `cursors` (taken when the server started, before its start-up
+/// checks, so that what those record is streamed too), until shutdown.
 pub async fn run(
     vault: Arc<Vault>,
     mut sink: Sink,
     rules: AlertRules,
+    mut cursors: HashMap<String, u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let store = vault.store().clone();
-    let mut cursors: HashMap<String, u64> = match store.find_audit_heads().await {
-        Ok(heads) => heads.into_iter().map(|(log, h)| (log, h.size)).collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "the audit stream could not start");
-            return;
-        }
-    };
     let mut alerts = Alerts {
         rules,
         denials: HashMap::new(),

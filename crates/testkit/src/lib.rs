@@ -153,6 +153,27 @@ impl TestVault {
         v
     }
 
+    /// Starts a server on a copy of an existing data directory (a fixture written by an older
+    /// build, say). It has no bootstrap token.
+    pub async fn start_on_copy(fixture: &Path, opts: ServeOptions) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let data_path = tmp.path().join("data");
+        std::fs::create_dir(&data_path).unwrap();
+        std::fs::set_permissions(&data_path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        for file in std::fs::read_dir(fixture).unwrap() {
+            let file = file.unwrap().path();
+            if file.is_file() && file.extension().is_none_or(|e| e != "md") {
+                let to = data_path.join(file.file_name().unwrap());
+                std::fs::copy(&file, &to).unwrap();
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+        let data = DataDir::open(&data_path).unwrap();
+        let store = Arc::new(SqliteStore::open(&data.db_path(), SqliteOptions::default()).unwrap());
+        Self::start_over(tmp, data_path, data, store, opts).await
+    }
+
     async fn start_over(
         tmp: tempfile::TempDir,
         data_path: PathBuf,

@@ -378,6 +378,7 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
     // Accepting it explicitly starts the server, records the decision, and keeps the
     // witnessed checkpoint that the log no longer matches.
     let listen = format!("127.0.0.1:{}", port());
+    let stream = tmp.path().join("siem.jsonl");
     let (child, _, _lines) = serve(&[
         "--data-dir",
         d,
@@ -387,8 +388,16 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
         w,
         "--accept-audit-mismatch",
         "platform",
+        "--audit-stream",
+        stream.to_str().unwrap(),
     ]);
     stop(child);
+    let streamed = std::fs::read_to_string(&stream).unwrap();
+    assert!(
+        streamed.contains("\"alert\":\"audit_mismatch\"")
+            && streamed.contains("audit.mismatch_accepted"),
+        "{streamed}"
+    );
     let kept: Vec<String> = std::fs::read_dir(&witness)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -14,3 +14,4 @@ mod quickstart;
 mod records;
 mod sqlite_conformance;
 mod tamper;
+mod upgrade;
