@@ -455,24 +455,53 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
             .await?;
             conflict_unless_one(n)?;
         }
-        Op::LoginFailed {
+        Op::AdmitLoginAttempt {
+            user,
+            at,
+            threshold,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE users SET failed_count = failed_count + 1
+                 WHERE id = $1 AND failed_count < $3::BIGINT AND (locked_until IS NULL OR locked_until <= $2)",
+                &[&user.as_str(), at, &i64::from(*threshold)],
+                "user",
+            )
+            .await?;
+            if n == 0 {
+                return Err(StoreError::Conflict("locked"));
+            }
+        }
+        Op::ReleaseLoginAttempt { user } => {
+            exec(
+                tx,
+                "UPDATE users SET failed_count = GREATEST(failed_count - 1, 0) WHERE id = $1",
+                &[&user.as_str()],
+                "user",
+            )
+            .await?;
+        }
+        Op::LockIfDue {
             user,
             at,
             threshold,
             base_delay_ms,
             max_delay_ms,
         } => {
-            exec(
+            let n = exec(
                 tx,
                 "UPDATE users SET
-                    locked_until = CASE WHEN failed_count + 1 >= $3 THEN $2::BIGINT + LEAST($4::BIGINT << LEAST(lock_level, 20)::INT, $5::BIGINT) ELSE locked_until END,
-                    lock_level = CASE WHEN failed_count + 1 >= $3::BIGINT THEN lock_level + 1 ELSE lock_level END,
-                    failed_count = CASE WHEN failed_count + 1 >= $3::BIGINT THEN 0 ELSE failed_count + 1 END
-                 WHERE id = $1",
+                    locked_until = $2::BIGINT + LEAST($4::BIGINT << LEAST(lock_level, 20)::INT, $5::BIGINT),
+                    lock_level = lock_level + 1,
+                    failed_count = 0
+                 WHERE id = $1 AND failed_count >= $3::BIGINT",
                 &[&user.as_str(), at, &i64::from(*threshold), base_delay_ms, max_delay_ms],
                 "user",
             )
             .await?;
+            if n == 0 {
+                return Err(StoreError::Conflict("not_due"));
+            }
         }
         Op::ResetLockout { user } => {
             exec(tx, "UPDATE users SET failed_count = 0, lock_level = 0, locked_until = NULL WHERE id = $1", &[&user.as_str()], "user").await?;

@@ -401,24 +401,50 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 return Err(StoreError::Conflict("version"));
             }
         }
-        Op::LoginFailed {
+        Op::AdmitLoginAttempt {
+            user,
+            at,
+            threshold,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE users SET failed_count = failed_count + 1
+                 WHERE id = ?1 AND failed_count < ?3 AND (locked_until IS NULL OR locked_until <= ?2)",
+                params![user.as_str(), at, threshold],
+                "user",
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict("locked"));
+            }
+        }
+        Op::ReleaseLoginAttempt { user } => {
+            exec(
+                conn,
+                "UPDATE users SET failed_count = max(failed_count - 1, 0) WHERE id = ?1",
+                params![user.as_str()],
+                "user",
+            )?;
+        }
+        Op::LockIfDue {
             user,
             at,
             threshold,
             base_delay_ms,
             max_delay_ms,
         } => {
-            exec(
+            let n = exec(
                 conn,
                 "UPDATE users SET
-                    locked_until = CASE WHEN failed_count + 1 >= ?3
-                        THEN ?2 + min(?4 << min(lock_level, 20), ?5) ELSE locked_until END,
-                    lock_level = CASE WHEN failed_count + 1 >= ?3 THEN lock_level + 1 ELSE lock_level END,
-                    failed_count = CASE WHEN failed_count + 1 >= ?3 THEN 0 ELSE failed_count + 1 END
-                 WHERE id = ?1",
+                    locked_until = ?2 + min(?4 << min(lock_level, 20), ?5),
+                    lock_level = lock_level + 1,
+                    failed_count = 0
+                 WHERE id = ?1 AND failed_count >= ?3",
                 params![user.as_str(), at, threshold, base_delay_ms, max_delay_ms],
                 "user",
             )?;
+            if n == 0 {
+                return Err(StoreError::Conflict("not_due"));
+            }
         }
         Op::ResetLockout { user } => {
             exec(

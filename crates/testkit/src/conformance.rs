@@ -950,32 +950,92 @@ pub async fn identity_ops_are_atomic_and_conditional(store: Arc<dyn Store>) {
         "scoped to its tenant"
     );
 
-    let fail = |at| Op::LoginFailed {
+    let admit = |at| Op::AdmitLoginAttempt {
+        user: user.id.clone(),
+        at,
+        threshold: 3,
+    };
+    let lock = |at| Op::LockIfDue {
         user: user.id.clone(),
         at,
         threshold: 3,
         base_delay_ms: 60_000,
         max_delay_ms: 3_600_000,
     };
-    commit(vec![fail(10), fail(11)]).await.unwrap();
+    // Three checks are admitted, the fourth is not, whatever their outcome.
+    commit(vec![admit(10), admit(10)]).await.unwrap();
     assert_eq!(
-        (get().await.failed_count, get().await.locked_until),
-        (2, None)
+        commit(vec![lock(11)]).await,
+        Err(StoreError::Conflict("not_due")),
+        "two failures do not lock"
     );
-    commit(vec![fail(12)]).await.unwrap();
+    commit(vec![admit(12)]).await.unwrap();
+    assert_eq!(
+        commit(vec![admit(12)]).await,
+        Err(StoreError::Conflict("locked")),
+        "no more than the threshold of checks is admitted"
+    );
+    // A given-back check frees its place.
+    commit(vec![Op::ReleaseLoginAttempt {
+        user: user.id.clone(),
+    }])
+    .await
+    .unwrap();
+    commit(vec![admit(12)]).await.unwrap();
+    commit(vec![lock(12)]).await.unwrap();
     let locked = get().await;
     assert_eq!(
         (locked.failed_count, locked.lock_level, locked.locked_until),
         (0, 1, Some(60_012)),
         "locked at the threshold"
     );
-    commit(vec![fail(70_000), fail(70_001), fail(70_002)])
+    assert_eq!(
+        commit(vec![lock(13)]).await,
+        Err(StoreError::Conflict("not_due")),
+        "one lock per threshold of failures"
+    );
+    assert_eq!(
+        commit(vec![admit(60_011)]).await,
+        Err(StoreError::Conflict("locked")),
+        "nothing is admitted while locked"
+    );
+    commit(vec![admit(70_000), admit(70_001), admit(70_002)])
         .await
         .unwrap();
+    commit(vec![lock(70_002)]).await.unwrap();
     assert_eq!(
         get().await.locked_until,
         Some(70_002 + 120_000),
         "the next lock is twice as long"
+    );
+    // Concurrent admissions: exactly the threshold gets in.
+    commit(vec![Op::ResetLockout {
+        user: user.id.clone(),
+    }])
+    .await
+    .unwrap();
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            let op = admit(200_000);
+            tokio::spawn(async move {
+                store
+                    .commit(UnitOfWork {
+                        ops: vec![op],
+                        audit: vec![],
+                    })
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for r in racers {
+        admitted += usize::from(r.await.unwrap());
+    }
+    assert_eq!(
+        admitted, 3,
+        "exactly the threshold admitted among 40 at once"
     );
     commit(vec![Op::ResetLockout {
         user: user.id.clone(),

@@ -183,9 +183,24 @@ pub enum Op {
     InsertUser(UserRow),
     /// Replaces a user if it is still at `row.version - 1`.
     UpdateUser(UserRow),
-    /// Counts a failed sign-in atomically: at `threshold` consecutive failures the account is
-    /// locked until `at + min(base_delay_ms << lock_level, max_delay_ms)`.
-    LoginFailed {
+    /// Admits one password check before it runs, counting it as a failure in advance: it
+    /// holds only while the account is not locked at `at` and fewer than `threshold` checks are
+    /// counted (else the conflict `locked`). So no more than `threshold` checks are ever
+    /// verified per lockout window, whatever the concurrency or the number of nodes.
+    AdmitLoginAttempt {
+        user: UserId,
+        at: i64,
+        threshold: u32,
+    },
+    /// Gives back an admitted check that neither failed nor succeeded (a missing MFA code).
+    ReleaseLoginAttempt {
+        user: UserId,
+    },
+    /// After a failed check: if the counted failures reached `threshold`, locks the account
+    /// until `at + min(base_delay_ms << lock_level, max_delay_ms)` and clears the count; else
+    /// the conflict `not_due`. Of concurrent failures exactly one locks, so a lockout is
+    /// recorded once.
+    LockIfDue {
         user: UserId,
         at: i64,
         threshold: u32,

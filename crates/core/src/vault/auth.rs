@@ -16,7 +16,7 @@ use crate::identity::{
     canonical_recovery_code, check_password, lock_delay_ms, normalise_username, recovery_code,
     MAX_LOCK_MS,
 };
-use crate::ids::{RequestId, SessionId, TenantId};
+use crate::ids::{RequestId, SessionId, TenantId, UserId};
 use crate::rng::RngExt;
 use crate::store::{Op, SessionRow, StoreError, UnitOfWork, UserRow};
 
@@ -155,44 +155,26 @@ impl Vault {
         };
         ev.actor = format!("user:{}", user.id);
         ev.objects.push(user.id.to_string());
+        let settings = self.effective_settings(user.tenant.as_ref()).await?;
+        let now = self.now();
+        // The check is admitted (and counted as a failure) before it runs: a lock, or the
+        // threshold of checks already under way, refuses it at the same cost and with the same
+        // answer as a wrong password.
+        if !self.admit_password_check(&user.id, now, &settings).await? {
+            let _ = self.hasher.verify(password, self.dummy_hash().await).await;
+            return self.login_refused(ev, "locked", vec![]).await;
+        }
         let password_ok = self
             .hasher
             .verify(password, user.password_hash.clone())
             .await;
-        let now = self.now();
         if user.disabled {
+            self.release_password_check(&user.id).await?;
             return self.login_refused(ev, "disabled", vec![]).await;
         }
-        if user.locked_until.is_some_and(|t| t > now) {
-            return self.login_refused(ev, "locked", vec![]).await;
-        }
-        let settings = self.effective_settings(user.tenant.as_ref()).await?;
         let failure = |reason: &'static str, ev: AuditEvent| {
-            let mut events = Vec::new();
-            if user.failed_count + 1 >= settings.lockout_threshold {
-                let mut lock = AuditEvent::new(
-                    ev.tenant.clone(),
-                    now,
-                    ev.request_id.clone(),
-                    ev.actor.clone(),
-                    "auth.lockout",
-                );
-                lock.outcome = Outcome::Denied;
-                lock.objects.push(user.id.to_string());
-                lock.objects.push(format!(
-                    "locked_for_s:{}",
-                    lock_delay_ms(settings.lockout_base_seconds, user.lock_level) / 1000
-                ));
-                events.push(lock);
-            }
-            let op = Op::LoginFailed {
-                user: user.id.clone(),
-                at: now,
-                threshold: settings.lockout_threshold,
-                base_delay_ms: i64::from(settings.lockout_base_seconds) * 1000,
-                max_delay_ms: MAX_LOCK_MS,
-            };
-            (reason, ev, events, op)
+            let (lock, op) = self.lockout_if_due(&ev, &user.id, now, user.lock_level, &settings);
+            (reason, ev, vec![lock], op)
         };
         if !password_ok {
             let (reason, ev, events, op) = failure("wrong_password", ev);
@@ -204,6 +186,7 @@ impl Vault {
             let Some(code) = req.totp.as_deref().map(str::trim).filter(|c| !c.is_empty()) else {
                 ev.objects.push("reason:mfa_code_missing".into());
                 ev.fail(&Error::new(Code::MfaRequired, ""));
+                self.release_password_check(&user.id).await?;
                 self.record(ev).await;
                 return Err(Error::new(Code::MfaRequired, "this account uses MFA: send the current code from your authenticator app as `totp`"));
             };
@@ -310,26 +293,119 @@ impl Vault {
         Err(err)
     }
 
+    /// Records a failed check; if it reached the threshold, locks the account and records the
+    /// lockout with it (once: of concurrent failures exactly one locks).
     async fn login_failed(
         &self,
         mut ev: AuditEvent,
         reason: &str,
-        extra: Vec<AuditEvent>,
-        op: Op,
+        lockout: Vec<AuditEvent>,
+        lock: Op,
     ) -> Result<proto::Session> {
         let err = invalid_credentials();
         ev.objects.push(format!("reason:{reason}"));
         ev.fail(&err);
-        let mut audit = vec![ev];
-        audit.extend(extra);
-        self.store
+        self.record_failed_check(ev, lockout, lock).await?;
+        Err(err)
+    }
+
+    async fn record_failed_check(
+        &self,
+        ev: AuditEvent,
+        lockout: Vec<AuditEvent>,
+        lock: Op,
+    ) -> Result<()> {
+        let mut audit = vec![ev.clone()];
+        audit.extend(lockout);
+        match self
+            .store
             .commit(UnitOfWork {
-                ops: vec![op],
+                ops: vec![lock],
                 audit,
             })
             .await
-            .map_err(|_| Error::audit_unavailable())?;
-        Err(err)
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict("not_due")) => self
+                .store
+                .commit(UnitOfWork {
+                    ops: vec![],
+                    audit: vec![ev],
+                })
+                .await
+                .map(|_| ())
+                .map_err(|_| Error::audit_unavailable()),
+            Err(_) => Err(Error::audit_unavailable()),
+        }
+    }
+
+    /// Admits one password check of `user` (see [`Op::AdmitLoginAttempt`]); `false` when the
+    /// account is locked or its checks are used up.
+    async fn admit_password_check(
+        &self,
+        user: &UserId,
+        now: i64,
+        settings: &proto::EffectiveSettings,
+    ) -> Result<bool> {
+        let op = Op::AdmitLoginAttempt {
+            user: user.clone(),
+            at: now,
+            threshold: settings.lockout_threshold,
+        };
+        match self
+            .store
+            .commit(UnitOfWork {
+                ops: vec![op],
+                audit: vec![],
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict("locked")) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn release_password_check(&self, user: &UserId) -> Result<()> {
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![Op::ReleaseLoginAttempt { user: user.clone() }],
+                audit: vec![],
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The lockout event and the conditional lock for a failed check by `ev`'s actor.
+    fn lockout_if_due(
+        &self,
+        ev: &AuditEvent,
+        user: &UserId,
+        now: i64,
+        lock_level: u32,
+        settings: &proto::EffectiveSettings,
+    ) -> (AuditEvent, Op) {
+        let mut lock = AuditEvent::new(
+            ev.tenant.clone(),
+            now,
+            ev.request_id.clone(),
+            ev.actor.clone(),
+            "auth.lockout",
+        );
+        lock.outcome = Outcome::Denied;
+        lock.objects.push(user.to_string());
+        lock.objects.push(format!(
+            "locked_for_s:{}",
+            lock_delay_ms(settings.lockout_base_seconds, lock_level) / 1000
+        ));
+        let op = Op::LockIfDue {
+            user: user.clone(),
+            at: now,
+            threshold: settings.lockout_threshold,
+            base_delay_ms: i64::from(settings.lockout_base_seconds) * 1000,
+            max_delay_ms: MAX_LOCK_MS,
+        };
+        (lock, op)
     }
 
     fn new_session(
@@ -400,29 +476,36 @@ impl Vault {
             ev.objects.push(user.id.to_string());
             let settings = self.effective_settings(user.tenant.as_ref()).await?;
             let current = Zeroizing::new(req.current_password.clone().into_bytes());
+            let now = self.now();
+            let wrong = || Error::new(Code::InvalidCredentials, "the current password is wrong");
+            if !self.admit_password_check(&user.id, now, &settings).await? {
+                let _ = self.hasher.verify(current, self.dummy_hash().await).await;
+                return Err(wrong());
+            }
             if !self
                 .hasher
                 .verify(current, user.password_hash.clone())
                 .await
             {
-                let op = Op::LoginFailed {
-                    user: user.id.clone(),
-                    at: self.now(),
-                    threshold: settings.lockout_threshold,
-                    base_delay_ms: i64::from(settings.lockout_base_seconds) * 1000,
-                    max_delay_ms: MAX_LOCK_MS,
-                };
-                self.store
+                // The failure itself is recorded when the operation concludes; a lockout it
+                // causes is recorded here, once.
+                let (lockout, lock) =
+                    self.lockout_if_due(&ev, &user.id, now, user.lock_level, &settings);
+                match self
+                    .store
                     .commit(UnitOfWork {
-                        ops: vec![op],
-                        audit: vec![],
+                        ops: vec![lock],
+                        audit: vec![lockout],
                     })
-                    .await?;
-                return Err(Error::new(
-                    Code::InvalidCredentials,
-                    "the current password is wrong",
-                ));
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict("not_due")) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                return Err(wrong());
             }
+            // The check passed: it no longer counts as a failure.
+            self.release_password_check(&user.id).await?;
             let context = self.context_words(&user).await?;
             let refs: Vec<&str> = context.iter().map(String::as_str).collect();
             check_password(

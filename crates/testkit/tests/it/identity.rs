@@ -1,5 +1,7 @@
 //! People sign in safely: users, sessions, lockout, TOTP, password rules, key rotation.
 
+use std::sync::Arc;
+
 use reqwest::Method;
 use serde_json::json;
 use strongroom_testkit::{TestTenant, TestVault};
@@ -1039,4 +1041,208 @@ async fn identity_events_are_audited_without_secrets() {
     for s in secrets {
         assert!(!text.contains(s), "a secret in the audit trail");
     }
+}
+
+/// Holds every verification of one password hash at a gate until the test opens it, so that
+/// concurrent sign-ins really overlap; counts how many reached the real hash.
+struct GatedHasher {
+    inner: strongroom_core::vault::InlineHasher,
+    gated: std::sync::Mutex<Option<String>>,
+    open: tokio::sync::watch::Sender<bool>,
+    reached: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl strongroom_core::vault::PasswordHasher for GatedHasher {
+    async fn hash(&self, password: zeroize::Zeroizing<Vec<u8>>, salt: [u8; 16]) -> Option<String> {
+        self.inner.hash(password, salt).await
+    }
+
+    async fn verify(&self, password: zeroize::Zeroizing<Vec<u8>>, phc: String) -> bool {
+        let gated = self.gated.lock().unwrap().as_deref() == Some(phc.as_str());
+        if gated {
+            self.reached
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut open = self.open.subscribe();
+            while !*open.borrow_and_update() {
+                open.changed().await.unwrap();
+            }
+        }
+        self.inner.verify(password, phc).await
+    }
+}
+
+/// 50 wrong passwords and the right one, sent at once to one vault or spread over several
+/// nodes of one PostgreSQL database: no more than the lockout threshold of them is ever checked
+/// against the real hash, and the lockout is recorded once.
+async fn concurrent_guesses_stay_within_the_threshold(nodes: Vec<Arc<dyn strongroom_core::Store>>) {
+    use std::sync::atomic::Ordering;
+    use strongroom_core::vault::{Actor, Principal};
+    use strongroom_core::{ManualClock, OsRng, RequestCtx, Vault};
+
+    let hasher = Arc::new(GatedHasher {
+        inner: strongroom_core::vault::InlineHasher(strongroom_crypto::password::Cost {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        }),
+        gated: Default::default(),
+        open: tokio::sync::watch::channel(false).0,
+        reached: Default::default(),
+    });
+    let root = strongroom_core::rng::RngExt::key(&OsRng);
+    let clock = Arc::new(ManualClock::new(strongroom_testkit::START_MS));
+    let vaults: Vec<Arc<Vault>> = nodes
+        .into_iter()
+        .map(|store| {
+            Arc::new(Vault::new(
+                store,
+                clock.clone(),
+                Arc::new(OsRng),
+                hasher.clone(),
+                root.clone(),
+                Default::default(),
+            ))
+        })
+        .collect();
+    for v in &vaults {
+        v.ensure_initialized().await.unwrap();
+    }
+    let operator = RequestCtx {
+        principal: Principal {
+            actor: Actor::ApiKey(strongroom_core::ApiKeyId::generate(&OsRng)),
+            tenant: None,
+            roles: vec!["operator".into()],
+            restricted_to: None,
+        },
+        request_id: vaults[0].request_id(),
+        purpose: None,
+    };
+    let created = vaults[0]
+        .create_user(
+            &operator,
+            strongroom_proto::CreateUser {
+                username: "olga".into(),
+                password: GOOD.into(),
+                roles: vec![],
+                tenant: None,
+            },
+        )
+        .await
+        .unwrap();
+    let id = strongroom_core::UserId::parse(&created.id).unwrap();
+    let row = vaults[0]
+        .store()
+        .find_user(None, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    *hasher.gated.lock().unwrap() = Some(row.password_hash.clone());
+
+    let attempts = 51;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..attempts)
+        .map(|i| {
+            let vault = vaults[i % vaults.len()].clone();
+            let done = done.clone();
+            let password = if i == 25 { GOOD } else { "wrong password here" };
+            tokio::spawn(async move {
+                let r = vault
+                    .login(
+                        strongroom_proto::Login {
+                            tenant: None,
+                            username: "olga".into(),
+                            password: password.into(),
+                            totp: None,
+                        },
+                        vault.request_id(),
+                    )
+                    .await;
+                done.fetch_add(1, Ordering::SeqCst);
+                r.is_ok()
+            })
+        })
+        .collect();
+    // Every attempt is either waiting at the gate (admitted) or already answered (refused).
+    while hasher.reached.load(Ordering::SeqCst) + done.load(Ordering::SeqCst) < attempts {
+        tokio::task::yield_now().await;
+    }
+    let admitted = hasher.reached.load(Ordering::SeqCst);
+    hasher.open.send_replace(true);
+    let mut signed_in = 0;
+    for t in tasks {
+        signed_in += usize::from(t.await.unwrap());
+    }
+    let threshold = 10;
+    assert!(
+        (1..=threshold).contains(&admitted),
+        "{admitted} checks against the real hash ran at once (threshold {threshold})"
+    );
+    assert!(signed_in <= 1);
+    let store = vaults[0].store();
+    let lockouts = store
+        .find_audit_entries(
+            strongroom_core::audit::PLATFORM_LOG,
+            &strongroom_core::store::AuditQuery {
+                action: Some("auth.lockout".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let logins = store
+        .find_audit_entries(
+            strongroom_core::audit::PLATFORM_LOG,
+            &strongroom_core::store::AuditQuery {
+                action: Some("auth.login".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(logins.len(), attempts, "every attempt is audited");
+    let wrong = logins
+        .iter()
+        .filter(|e| e.objects.iter().any(|o| o == "reason:wrong_password"))
+        .count();
+    assert_eq!(
+        wrong + signed_in,
+        admitted,
+        "the admitted ones were checked"
+    );
+    // Checks under way count as failures until they end, so the lock can fall while the right
+    // password is still being checked (its success then lifts it): at most one lockout, and
+    // exactly one when the wrong ones alone reach the threshold.
+    assert!(lockouts.len() <= 1, "{} lockouts recorded", lockouts.len());
+    if wrong >= threshold {
+        assert_eq!(lockouts.len(), 1, "the lockout is recorded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_stay_within_the_threshold_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        strongroom_store_sqlite::SqliteStore::open(&dir.path().join("v.db"), Default::default())
+            .unwrap(),
+    );
+    concurrent_guesses_stay_within_the_threshold(vec![store]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_stay_within_the_threshold_on_two_postgres_nodes() {
+    let Some(url) = strongroom_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let mut nodes: Vec<Arc<dyn strongroom_core::Store>> = Vec::new();
+    for _ in 0..2 {
+        nodes.push(Arc::new(
+            strongroom_store_postgres::PgStore::open(&url, Default::default())
+                .await
+                .unwrap(),
+        ));
+    }
+    concurrent_guesses_stay_within_the_threshold(nodes).await;
 }
