@@ -59,6 +59,8 @@ pub enum Code {
     IntegrityError,
     AuditUnavailable,
     Unavailable,
+    /// The node cannot serve (its store cannot commit): `/readyz` says so.
+    NotReady,
     Internal,
 }
 
@@ -79,7 +81,7 @@ impl Code {
             Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             AlreadyExists | VersionConflict => Kind::Conflict,
-            AuditUnavailable | Unavailable => Kind::Unavailable,
+            AuditUnavailable | Unavailable | NotReady => Kind::Unavailable,
             IntegrityError | Internal => Kind::Internal,
         }
     }
@@ -123,6 +125,7 @@ impl Code {
             IntegrityError => "integrity_error",
             AuditUnavailable => "audit_unavailable",
             Unavailable => "unavailable",
+            NotReady => "not_ready",
             Internal => "internal",
         }
     }

@@ -205,6 +205,7 @@ pub async fn start(
         vault: vault.clone(),
         max_body_bytes: opts.max_body_bytes,
         login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
+        readiness: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);
     let publisher = Arc::new(tokio::sync::Mutex::new(publisher));

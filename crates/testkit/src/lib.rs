@@ -60,8 +60,13 @@ impl TestVault {
     }
 
     /// Starts with these options; the listen address is always an ephemeral loopback port.
-    pub async fn start_with(mut opts: ServeOptions) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
+    pub async fn start_with(opts: ServeOptions) -> Self {
+        Self::start_in(&std::env::temp_dir(), opts).await
+    }
+
+    /// Starts with the data directory inside `parent` (a small file system, say).
+    pub async fn start_in(parent: &Path, mut opts: ServeOptions) -> Self {
+        let tmp = tempfile::tempdir_in(parent).unwrap();
         let data_path = tmp.path().join("data");
         let data = DataDir::open(&data_path).unwrap();
         let store = Arc::new(SqliteStore::open(&data.db_path(), SqliteOptions::default()).unwrap());

@@ -365,6 +365,27 @@ impl Vault {
         )
     }
 
+    /// Whether this node can serve: the store commits a small durable write (so a full disk,
+    /// a lost database connection or a stopped writer shows). For `/readyz`.
+    pub async fn probe_store(&self) -> Result<()> {
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutMeta {
+                    key: "readiness_probe".into(),
+                    value: self.now().to_string(),
+                }],
+                audit: vec![],
+            })
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                Error::new(
+                    Code::NotReady,
+                    "the store cannot commit: this node cannot serve",
+                )
+            })
+    }
+
     /// Commits an operation's changes with its audit event, or records its failure.
     async fn conclude<T>(&self, ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
         self.conclude_with(ev, Vec::new(), result).await

@@ -41,6 +41,48 @@ pub async fn get_healthz() -> Json<proto::Health> {
     })
 }
 
+/// The last readiness probe: at most one probe runs per second, whatever the number of callers.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(i64, Result<(), String>)>>,
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, body = proto::Health, description = "the node can commit and serves"),
+        (status = 503, body = proto::ErrorBody, description = "`not_ready`: take the node out of service")))]
+pub async fn get_readyz(State(s): State<AppState>) -> ApiResult<Json<proto::Health>> {
+    let mut last = s.readiness.last.lock().await;
+    let now = s.vault.now();
+    let fresh = last
+        .as_ref()
+        .filter(|(at, _)| now.saturating_sub(*at) < 1000);
+    let result = match fresh {
+        Some((_, r)) => r.clone(),
+        None => {
+            let r = match tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                s.vault.probe_store(),
+            )
+            .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.message.into_owned()),
+                Err(_) => {
+                    Err("the store did not commit within 2 seconds: this node cannot serve".into())
+                }
+            };
+            *last = Some((now, r.clone()));
+            r
+        }
+    };
+    match result {
+        Ok(()) => Ok(Json(proto::Health {
+            status: "ready".into(),
+        })),
+        Err(message) => Err(Error::new(Code::NotReady, message).into()),
+    }
+}
+
 #[utoipa::path(post, path = "/v1/tenants", tag = "operator", request_body = proto::CreateTenant,
     responses((status = 201, body = proto::Tenant), (status = 400, body = proto::ErrorBody),
               (status = 403, body = proto::ErrorBody), (status = 409, body = proto::ErrorBody)),

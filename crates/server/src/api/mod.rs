@@ -29,6 +29,7 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub max_body_bytes: usize,
     pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
+    pub readiness: Arc<handlers::Readiness>,
 }
 
 /// The client's address, set per connection by the accept loop.
@@ -40,6 +41,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
     info(title = "Strongroom", description = "Personal-data vault with GDPR measures built in. Every data request states its purpose in `X-Purpose`; every operation is audited."),
     paths(
         handlers::get_healthz,
+        handlers::get_readyz,
         handlers::post_tenant,
         handlers::post_api_key,
         handlers::put_collection,
@@ -165,6 +167,7 @@ pub fn router(state: AppState) -> Router {
     let records = "/v1/collections/{collection}/records";
     Router::new()
         .route("/healthz", get(get_healthz))
+        .route("/readyz", get(handlers::get_readyz))
         .route("/openapi.json", get(get_openapi))
         .route("/v1/tenants", post(post_tenant))
         .route("/v1/api-keys", post(post_api_key).get(get_api_keys))
