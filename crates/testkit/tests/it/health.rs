@@ -9,7 +9,11 @@ use serde_json::json;
 use strongroom_testkit::TestVault;
 
 /// A small tmpfs, unmounted when dropped.
-struct SmallDisk(PathBuf, tempfile::TempDir);
+struct SmallDisk {
+    path: PathBuf,
+    /// Removed after the unmount (fields drop after `Drop::drop`).
+    _dir: tempfile::TempDir,
+}
 
 impl SmallDisk {
     fn mount(megabytes: u32) -> Option<Self> {
@@ -28,17 +32,20 @@ impl SmallDisk {
             eprintln!("\n*** SKIPPING the disk-full test: cannot mount a tmpfs (needs root) ***\n");
             return None;
         }
-        Some(Self(dir.path().to_owned(), dir))
+        Some(Self {
+            path: dir.path().to_owned(),
+            _dir: dir,
+        })
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 }
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
 
