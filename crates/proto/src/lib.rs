@@ -6,6 +6,38 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// `Debug` for types that carry secrets or personal data: only the listed fields are shown; the
+/// others — and any field added later — print as `..`, so a value can never reach a log line
+/// through `{:?}`.
+macro_rules! debug_showing {
+    ($t:ident $(, $f:ident)*) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($f), &self.$f))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+debug_showing!(CreatedApiKey, id, tenant, roles, expires_at);
+debug_showing!(CreateRecord, subject);
+debug_showing!(UpdateRecord);
+debug_showing!(Record, id, collection, subject, version, created_at, updated_at);
+debug_showing!(RecordList);
+debug_showing!(BatchCreate);
+debug_showing!(BatchReadResult, missing);
+debug_showing!(SearchRequest);
+debug_showing!(InitOutput);
+debug_showing!(CreateUser, roles, tenant);
+debug_showing!(Login, tenant);
+debug_showing!(Session, expires_at, restricted_to);
+debug_showing!(ChangePassword);
+debug_showing!(TotpEnrollment);
+debug_showing!(TotpCode);
+debug_showing!(RecoveryCodes);
+
 /// Every error response: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -53,7 +85,7 @@ pub struct CreateApiKey {
     pub tenant: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
     pub id: String,
     /// The secret, shown this once. Only its hash is stored.
@@ -203,7 +235,7 @@ pub struct RoleList {
     pub roles: Vec<Role>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRecord {
     /// An existing data subject of this tenant (as returned earlier); a new one is created when
@@ -218,7 +250,7 @@ pub struct CreateRecord {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRecord {
     /// Fields to set; `null` clears an optional field. Fields not named keep their value.
@@ -233,7 +265,7 @@ pub struct CreatedRecord {
     pub version: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct Record {
     pub id: String,
     pub collection: String,
@@ -247,12 +279,12 @@ pub struct Record {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecordList {
     pub records: Vec<Record>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchCreate {
     /// 1 to 1,000 records, stored all together or not at all.
@@ -271,13 +303,13 @@ pub struct BatchRead {
     pub ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct BatchReadResult {
     pub records: Vec<Record>,
     pub missing: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Exactly one searchable field and the value it must equal.
@@ -320,7 +352,7 @@ pub struct AuditPage {
     pub next: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct InitOutput {
     pub bootstrap_token: String,
 }
@@ -390,7 +422,7 @@ pub struct EffectiveSettings {
     pub mfa_required_roles: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
@@ -426,7 +458,7 @@ pub struct SetRoles {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     /// Tenant name or id; omit for operator accounts.
@@ -439,7 +471,7 @@ pub struct Login {
     pub totp: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct Session {
     pub token: String,
     pub expires_at: i64,
@@ -448,14 +480,14 @@ pub struct Session {
     pub restricted_to: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
     pub new_password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct TotpEnrollment {
     /// `otpauth://totp/...` for authenticator apps.
     pub otpauth_uri: String,
@@ -463,13 +495,13 @@ pub struct TotpEnrollment {
     pub qr_svg: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     pub code: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {
     /// One-time codes, shown once; each can stand in for a TOTP code once.
     pub recovery_codes: Vec<String>,
@@ -599,4 +631,113 @@ pub struct SubjectAccessList {
     pub accesses: Vec<SubjectAccess>,
     /// Pass as `after` to get the next page; absent on the last page.
     pub next: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every type that carries a secret or personal data, built with a marker in every such
+    /// value: `{:?}` shows none of them.
+    #[test]
+    fn debug_never_prints_secrets_or_personal_data() {
+        const M: &str = "MARKER-7f3a";
+        let fields = json!({"email": M, "name": M});
+        let record = json!({"id": "rec_1", "collection": "people", "subject": "sub_1", "version": 1,
+            "created_at": 1, "updated_at": 1, "fields": fields});
+        let printed = [
+            format!(
+                "{:?}",
+                serde_json::from_value::<CreatedApiKey>(
+                    json!({"id": "key_1", "key": M, "tenant": null, "roles": [], "expires_at": 1})
+                )
+                .unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<CreateRecord>(json!({"subject_ref": M, "fields": fields}))
+                    .unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<UpdateRecord>(json!({"fields": fields})).unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<Record>(record.clone()).unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<RecordList>(json!({"records": [record.clone()]})).unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<BatchCreate>(
+                    json!({"records": [{"subject_ref": M, "fields": fields}]})
+                )
+                .unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<BatchReadResult>(
+                    json!({"records": [record], "missing": []})
+                )
+                .unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<SearchRequest>(json!({"where": {"email": M}})).unwrap()
+            ),
+            format!(
+                "{:?}",
+                InitOutput {
+                    bootstrap_token: M.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<CreateUser>(json!({"username": M, "password": M}))
+                    .unwrap()
+            ),
+            format!(
+                "{:?}",
+                serde_json::from_value::<Login>(json!({"username": M, "password": M, "totp": M}))
+                    .unwrap()
+            ),
+            format!(
+                "{:?}",
+                Session {
+                    token: M.into(),
+                    expires_at: 1,
+                    restricted_to: None
+                }
+            ),
+            format!(
+                "{:?}",
+                ChangePassword {
+                    current_password: M.into(),
+                    new_password: M.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                TotpEnrollment {
+                    otpauth_uri: M.into(),
+                    qr_svg: M.into()
+                }
+            ),
+            format!("{:?}", TotpCode { code: M.into() }),
+            format!(
+                "{:?}",
+                RecoveryCodes {
+                    recovery_codes: vec![M.into()]
+                }
+            ),
+        ];
+        for p in printed {
+            assert!(!p.contains(M), "{p}");
+            assert!(p.ends_with(".. }"), "{p}");
+        }
+    }
 }

@@ -212,6 +212,8 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/audit/proofs/inclusion", "get"),
         ("/v1/audit/proofs/consistency", "get"),
         ("/v1/audit/subjects/{subject}/accesses", "get"),
+        ("/v1/audit/tile/{path}", "get"),
+        ("/readyz", "get"),
     ];
     for (path, method) in expected {
         assert!(
