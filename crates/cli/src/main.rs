@@ -32,7 +32,7 @@ enum Command {
         #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
         data_dir: PathBuf,
         /// Keep the data in PostgreSQL (`postgres://…` or `host=… dbname=…`) instead of SQLite.
-        #[arg(long, env = "STRONGROOM_DATABASE_URL")]
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
         database: Option<String>,
         /// Print `{"bootstrap_token": "..."}` instead of text.
         #[arg(long)]
@@ -111,7 +111,7 @@ struct ServeArgs {
     /// Keep the data in PostgreSQL (`postgres://…` or `host=… dbname=…`) instead of the
     /// embedded SQLite database; several nodes may serve one database. Every node needs the same
     /// root key file in its data directory.
-    #[arg(long, env = "STRONGROOM_DATABASE_URL")]
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
     /// Serve plain HTTP (loopback addresses only, behind a TLS-terminating proxy).
     #[arg(long)]

@@ -49,40 +49,16 @@ pub fn matching_step(secret: &[u8], code: &str, now_step: i64, window: i64) -> O
     found
 }
 
-const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
 /// RFC 4648 base32 without padding.
 pub fn base32(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            out.push(B32[((buffer >> (bits - 5)) & 31) as usize] as char);
-            bits -= 5;
-        }
-    }
-    if bits > 0 {
-        out.push(B32[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    data_encoding::BASE32_NOPAD.encode(bytes)
 }
 
-/// Decodes RFC 4648 base32 (upper or lower case, padding optional); `None` on a bad character.
+/// Decodes RFC 4648 base32 (upper or lower case, padding optional); `None` if it is not.
 pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = B32.iter().position(|&b| b == c.to_ascii_uppercase())? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buffer >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    Some(out)
+    data_encoding::BASE32_NOPAD
+        .decode(s.trim_end_matches('=').to_ascii_uppercase().as_bytes())
+        .ok()
 }
 
 #[cfg(test)]
@@ -144,5 +120,17 @@ mod tests {
         }
         assert_eq!(base32_decode("mzxw6ytboi======").unwrap(), b"foobar");
         assert!(base32_decode("MZ1").is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn base32_round_trips_and_never_panics(bytes: Vec<u8>, text in ".{0,80}") {
+            let encoded = base32(&bytes);
+            proptest::prop_assert_eq!(base32_decode(&encoded), Some(bytes.clone()));
+            proptest::prop_assert_eq!(base32_decode(&encoded.to_lowercase()), Some(bytes));
+            let _ = base32_decode(&text);
+        }
     }
 }

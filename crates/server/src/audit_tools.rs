@@ -254,11 +254,20 @@ pub async fn export(store: &dyn Store, dir: &Path) -> Result<u64, VerifyError> {
         )));
     }
     let key = stored_public_key(store).await?;
-    std::fs::write(dir.join("public-key.txt"), format!("{}\n", hex(&key))).map_err(unreadable)?;
-    let mut entries =
-        BufWriter::new(std::fs::File::create(dir.join("entries.jsonl")).map_err(unreadable)?);
-    let mut checkpoints =
-        BufWriter::new(std::fs::File::create(dir.join("checkpoints.jsonl")).map_err(unreadable)?);
+    let create = |name: &str| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(name))
+            .map_err(unreadable)
+    };
+    create("public-key.txt")?
+        .write_all(format!("{}\n", hex(&key)).as_bytes())
+        .map_err(unreadable)?;
+    let mut entries = BufWriter::new(create("entries.jsonl")?);
+    let mut checkpoints = BufWriter::new(create("checkpoints.jsonl")?);
     let mut count = 0;
     for log in store.find_audit_logs().await.map_err(unreadable)? {
         for c in store.find_checkpoints(&log).await.map_err(unreadable)? {

@@ -98,20 +98,12 @@ impl DataDir {
     pub fn root_key(&self, rng: &dyn Rng, create: bool) -> Result<(Key32, bool), SetupError> {
         let path = self.root_key_path();
         if path.exists() {
-            let mode = fs::metadata(&path)
-                .map_err(io("cannot read the root key file", &path))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(SetupError::Unsafe(format!(
-                    "the root key file {} can be read by other users (mode {:o}); run `chmod 600` on it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-            let text =
-                fs::read_to_string(&path).map_err(io("cannot read the root key file", &path))?;
+            refuse_if_readable_by_others(&path, "the root key file")?;
+            let text = zeroize::Zeroizing::new(
+                fs::read_to_string(&path).map_err(io("cannot read the root key file", &path))?,
+            );
             let key = unhex(text.trim())
+                .map(zeroize::Zeroizing::new)
                 .and_then(|b| Key32::from_slice(&b))
                 .ok_or_else(|| {
                     SetupError::Invalid(format!(
@@ -160,6 +152,26 @@ impl DataDir {
         fs::write(&cert, made.cert.pem()).map_err(io("cannot write the certificate", &cert))?;
         Ok(true)
     }
+}
+
+/// Refuses a secret file (`what`) that other users can read or write, saying how to fix it.
+pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<(), SetupError> {
+    let mode = fs::metadata(path)
+        .map_err(|source| SetupError::Io {
+            what: "cannot read a secret file",
+            path: path.display().to_string(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(SetupError::Unsafe(format!(
+            "{what} {} can be read by other users (mode {:o}); run `chmod 600` on it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SetupError> {

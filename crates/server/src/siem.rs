@@ -73,12 +73,17 @@ impl Sink {
                 sock.connect("/dev/log")?;
                 Sink::Syslog(sock)
             }
-            Target::File(p) => Sink::File(
-                std::fs::OpenOptions::new()
+            Target::File(p) => {
+                use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+                // Audit data: owner-only, also when the file already existed.
+                let f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(p)?,
-            ),
+                    .mode(0o600)
+                    .open(p)?;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                Sink::File(f)
+            }
         })
     }
 

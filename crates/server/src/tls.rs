@@ -32,6 +32,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, SetupError> {
                 &e,
             )
         })?;
+    crate::datadir::refuse_if_readable_by_others(key, "the TLS private key")?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| bad(&format!("cannot read the TLS key {}", key.display()), &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

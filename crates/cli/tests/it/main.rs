@@ -44,6 +44,39 @@ fn serve(args: &[&str]) -> (std::process::Child, Option<String>, ServeOutput) {
     (child, token, lines)
 }
 
+/// Starts `strongroom serve` on an ephemeral loopback port (chosen by the server itself, so
+/// parallel tests cannot race for one) and returns the process, its bootstrap token if it
+/// printed one, and the address it serves.
+fn serve_anywhere(args: &[&str]) -> (std::process::Child, Option<String>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("STRONGROOM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("srk_")) {
+            token = Some(t.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("Serving https://") {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            // Keep reading (and dropping) its output so that it never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, token, addr);
+        }
+    }
+    panic!(
+        "strongroom serve stopped before serving: {:?}",
+        child.wait()
+    );
+}
+
 #[test]
 fn init_prints_the_bootstrap_token_as_json_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -276,13 +309,6 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
     let dir = tmp.path().join("d");
     let witness = tmp.path().join("witness");
     let (d, w) = (dir.to_str().unwrap(), witness.to_str().unwrap());
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let stop = |mut child: std::process::Child| {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -290,16 +316,14 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
             .unwrap();
         assert!(child.wait().unwrap().success());
     };
-    let listen = format!("127.0.0.1:{}", port());
-    let (child, token, _lines) = serve(&["--data-dir", d, "--listen", &listen, "--witness-dir", w]);
+    let (child, token, _) = serve_anywhere(&["--data-dir", d, "--witness-dir", w]);
     let token = token.unwrap();
     stop(child);
     let old = tmp.path().join("old.db");
     std::fs::copy(dir.join("strongroom.db"), &old).unwrap();
 
     // More happens; the witness learns of it.
-    let listen = format!("127.0.0.1:{}", port());
-    let (child, _, _lines) = serve(&["--data-dir", d, "--listen", &listen, "--witness-dir", w]);
+    let (child, _, listen) = serve_anywhere(&["--data-dir", d, "--witness-dir", w]);
     for _ in 0..3 {
         let out = Command::new("curl")
             .args(["-sS", "--cacert"])
@@ -362,7 +386,7 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
             "--data-dir",
             d,
             "--listen",
-            &format!("127.0.0.1:{}", port()),
+            "127.0.0.1:0",
             "--witness-dir",
             w,
         ])
@@ -377,13 +401,10 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
     );
     // Accepting it explicitly starts the server, records the decision, and keeps the
     // witnessed checkpoint that the log no longer matches.
-    let listen = format!("127.0.0.1:{}", port());
     let stream = tmp.path().join("siem.jsonl");
-    let (child, _, _lines) = serve(&[
+    let (child, _, _) = serve_anywhere(&[
         "--data-dir",
         d,
-        "--listen",
-        &listen,
         "--witness-dir",
         w,
         "--accept-audit-mismatch",
@@ -503,4 +524,39 @@ async fn init_and_serve_work_over_postgresql() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// `serve --help` never prints the database URL (and its password) taken from the environment,
+/// and a TLS key others can read is refused like the root key.
+#[test]
+fn help_hides_the_database_url_and_loose_tls_keys_are_refused() {
+    let help = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["serve", "--help"])
+        .env(
+            "STRONGROOM_DATABASE_URL",
+            "postgres://vault:Hunter2-secret@db/strongroom",
+        )
+        .output()
+        .unwrap();
+    let out = text(&help.stdout);
+    assert!(help.status.success() && out.contains("--database"), "{out}");
+    assert!(!out.contains("Hunter2-secret"), "{out}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let d = dir.to_str().unwrap();
+    assert!(strongroom(&["init", "--data-dir", d]).status.success());
+    let key = dir.join("tls/key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = strongroom(&["serve", "--data-dir", d, "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("TLS private key") && err.contains("chmod 600"),
+        "{err}"
+    );
 }

@@ -198,7 +198,7 @@ impl Vault {
                 }),
                 None => {
                     let hashed = sha256(canonical_recovery_code(code).as_bytes());
-                    if !user.recovery_codes.contains(&hashed) {
+                    if !strongroom_crypto::ct_contains(&user.recovery_codes, &hashed) {
                         let (reason, ev, events, op) = failure("wrong_mfa_code", ev);
                         return self.login_failed(ev, reason, events, op).await;
                     }

@@ -147,6 +147,11 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    // Answers carry personal data, tokens, recovery codes or TOTP secrets: no cache (a proxy's,
+    // a browser's) may keep one, unless the handler said otherwise (immutable audit tiles).
+    resp.headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     // One line per request costs a formatted write to stderr each time (5 % of the CPU of an
     // audited read), and the audit log already records every operation: the access line is a
     // debug line, except for server errors.

@@ -260,6 +260,14 @@ async fn a_fresh_history_verifies_offline_and_as_a_bundle() {
         audit_tools::export(&store, &bundle).await.is_err(),
         "never overwrites a bundle"
     );
+    for file in ["entries.jsonl", "checkpoints.jsonl", "public-key.txt"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(bundle.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} is owner-only");
+    }
 
     // Edit one line of the bundle: named.
     let path = bundle.join("entries.jsonl");
@@ -565,6 +573,11 @@ async fn audit_entries_and_alerts_stream_to_a_siem_file() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(text.contains("\"alert\":\"large_export\""), "{text}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&stream).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the audit stream file is owner-only");
+    }
     assert!(text.contains("\"alert\":\"denial_burst\""), "{text}");
     let entries = text
         .lines()

@@ -248,3 +248,33 @@ async fn unknown_routes_and_methods_get_json_errors() {
         .await;
     assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
 }
+
+/// Answers carry tokens, keys and personal data: no cache may keep them.
+#[tokio::test]
+async fn answers_are_never_cached() {
+    let v = TestVault::start().await;
+    let (t, _) = v.scenario("acme").await;
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.unwrap();
+        r.headers()
+            .get("cache-control")
+            .map(|h| h.to_str().unwrap().to_owned())
+    };
+    let key = send(
+        v.client
+            .post(format!("{}/v1/api-keys", v.base))
+            .bearer_auth(&t.admin)
+            .json(&serde_json::json!({"name": "k", "roles": ["auditor"], "expires_in_days": 1})),
+    )
+    .await;
+    assert_eq!(key.as_deref(), Some("no-store"), "a new key");
+    for path in ["/healthz", "/v1/collections", "/v1/nowhere"] {
+        let got = send(
+            v.client
+                .get(format!("{}{path}", v.base))
+                .bearer_auth(&t.admin),
+        )
+        .await;
+        assert_eq!(got.as_deref(), Some("no-store"), "{path}");
+    }
+}
