@@ -58,9 +58,12 @@ enum AuditCommand {
         /// Verify the database of this data directory...
         #[arg(long, conflicts_with = "bundle")]
         data_dir: Option<PathBuf>,
-        /// ...or an exported bundle.
+        /// ...or an exported bundle...
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// ...or a PostgreSQL database.
+        #[arg(long, conflicts_with_all = ["bundle", "data_dir"], env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
         /// The Ed25519 public key to trust (hex), from a copy kept apart from the server.
         #[arg(long, conflicts_with = "pin")]
         public_key: Option<String>,
@@ -81,6 +84,9 @@ enum AuditCommand {
     Export {
         #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
         data_dir: PathBuf,
+        /// Read the log from this PostgreSQL database instead of the data directory.
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -88,6 +94,9 @@ enum AuditCommand {
     PublicKey {
         #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
         data_dir: PathBuf,
+        /// Read it from this PostgreSQL database instead of the data directory.
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
     },
 }
 
@@ -97,6 +106,9 @@ enum AdminCommand {
     BootstrapToken {
         #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
         data_dir: PathBuf,
+        /// The PostgreSQL database the data directory's root key belongs to.
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -201,8 +213,13 @@ fn main() -> ExitCode {
                 json,
             } => init(&data_dir, database.as_deref(), json).await,
             Command::Admin {
-                command: AdminCommand::BootstrapToken { data_dir, json },
-            } => bootstrap_token(&data_dir, json).await,
+                command:
+                    AdminCommand::BootstrapToken {
+                        data_dir,
+                        database,
+                        json,
+                    },
+            } => bootstrap_token(&data_dir, database.as_deref(), json).await,
             Command::Audit { command } => return audit(command).await,
         };
         done.map(|()| ExitCode::SUCCESS)
@@ -288,6 +305,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         );
         print_token(token, false);
     }
+    // The handlers are in place before the server says it serves: a supervisor that stops it
+    // right after must get a clean stop (final checkpoints), not the default kill.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     if opts.insecure_http {
         println!("Serving http://{} (plain HTTP on loopback)", running.addr);
     } else if opts.tls_cert.is_none() {
@@ -299,10 +321,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     } else {
         println!("Serving https://{}", running.addr);
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     // Nobody may be reading stdout any more; a closed pipe must not turn a clean stop into a panic.
@@ -338,15 +358,15 @@ async fn init(data_dir: &Path, database: Option<&str>, json: bool) -> Result<()>
     Ok(())
 }
 
-async fn bootstrap_token(data_dir: &Path, json: bool) -> Result<()> {
+async fn bootstrap_token(data_dir: &Path, database: Option<&str>, json: bool) -> Result<()> {
     let dir = DataDir::open(data_dir)?;
-    if !dir.has_database() {
+    if database.is_none() && !dir.has_database() {
         bail!(
             "{} is not initialised; run `strongroom init` first",
             data_dir.display()
         );
     }
-    let store = open_store(&dir, None).await?;
+    let store = open_store(&dir, database).await?;
     let (vault, _) = strongroom_server::open_vault(
         &dir,
         store,
@@ -364,33 +384,50 @@ async fn bootstrap_token(data_dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
+/// The store of an existing installation: PostgreSQL with `database`, else the data
+/// directory's SQLite file.
+async fn open_existing_store(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    if let Some(url) = database {
+        let store = strongroom_store_postgres::PgStore::open(
+            url,
+            strongroom_store_postgres::PgOptions::default(),
+        )
+        .await
+        .context("cannot open the PostgreSQL database")?;
+        return Ok(Arc::new(store));
+    }
     let db = data_dir.join("strongroom.db");
     if !db.exists() {
         bail!("{} holds no Strongroom database", data_dir.display());
     }
-    SqliteStore::open(&db, SqliteOptions::default())
-        .with_context(|| format!("cannot open {}", db.display()))
+    let store = SqliteStore::open(&db, SqliteOptions::default())
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    Ok(Arc::new(store))
 }
 
 async fn audit(command: AuditCommand) -> Result<ExitCode> {
     use strongroom_server::audit_tools::{self, VerifyError};
     match command {
-        AuditCommand::PublicKey { data_dir } => {
-            let store = open_existing_store(&data_dir)?;
-            let key = audit_tools::stored_public_key(&store).await?;
+        AuditCommand::PublicKey { data_dir, database } => {
+            let store = open_existing_store(&data_dir, database.as_deref()).await?;
+            let key = audit_tools::stored_public_key(store.as_ref()).await?;
             println!("{}", strongroom_crypto::hex(&key));
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Export { data_dir, out } => {
-            let store = open_existing_store(&data_dir)?;
-            let n = audit_tools::export(&store, &out).await?;
+        AuditCommand::Export {
+            data_dir,
+            database,
+            out,
+        } => {
+            let store = open_existing_store(&data_dir, database.as_deref()).await?;
+            let n = audit_tools::export(store.as_ref(), &out).await?;
             println!("exported {n} entries to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify {
             data_dir,
             bundle,
+            database,
             public_key,
             pin,
             witness,
@@ -409,8 +446,8 @@ async fn audit(command: AuditCommand) -> Result<ExitCode> {
                     let dir = dir
                         .clone()
                         .unwrap_or_else(|| PathBuf::from("./strongroom-data"));
-                    let store = open_existing_store(&dir)?;
-                    let key = audit_tools::stored_public_key(&store).await?;
+                    let store = open_existing_store(&dir, database.as_deref()).await?;
+                    let key = audit_tools::stored_public_key(store.as_ref()).await?;
                     (Some(store), key)
                 }
             };
@@ -461,7 +498,7 @@ async fn audit(command: AuditCommand) -> Result<ExitCode> {
             let report = match (store, &bundle) {
                 (_, Some(b)) => audit_tools::verify_bundle(b, &key, witnessed.as_ref()),
                 (Some(store), None) => {
-                    audit_tools::verify_store(&store, &key, witnessed.as_ref()).await
+                    audit_tools::verify_store(store.as_ref(), &key, witnessed.as_ref()).await
                 }
                 (None, None) => bail!("nothing to verify"),
             };

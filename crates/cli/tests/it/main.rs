@@ -314,13 +314,20 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
-        assert!(child.wait().unwrap().success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "a clean stop: {status:?}");
     };
     let (child, token, _) = serve_anywhere(&["--data-dir", d, "--witness-dir", w]);
     let token = token.unwrap();
     stop(child);
-    let old = tmp.path().join("old.db");
-    std::fs::copy(dir.join("strongroom.db"), &old).unwrap();
+    // A copy of the database as a backup holds it: the file with its write-ahead log.
+    let old = tmp.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    for file in ["strongroom.db", "strongroom.db-wal"] {
+        if dir.join(file).exists() {
+            std::fs::copy(dir.join(file), old.join(file)).unwrap();
+        }
+    }
 
     // More happens; the witness learns of it.
     let (child, _, listen) = serve_anywhere(&["--data-dir", d, "--witness-dir", w]);
@@ -356,9 +363,13 @@ fn a_rolled_back_database_is_caught_by_the_witness() {
     );
 
     // The attacker restores the old copy: consistent in itself...
-    std::fs::copy(&old, dir.join("strongroom.db")).unwrap();
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.join(format!("strongroom.db{suffix}")));
+    }
+    for file in ["strongroom.db", "strongroom.db-wal"] {
+        if old.join(file).exists() {
+            std::fs::copy(old.join(file), dir.join(file)).unwrap();
+        }
     }
     let alone = strongroom(&["audit", "verify", "--data-dir", d, "--public-key", &key]);
     assert!(alone.status.success(), "{}", text(&alone.stderr));
@@ -524,6 +535,53 @@ async fn init_and_serve_work_over_postgresql() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+
+    // The offline tools work on the PostgreSQL database as on a data directory.
+    let key = strongroom(&["audit", "public-key", "--database", &url]);
+    assert!(key.status.success(), "{}", text(&key.stderr));
+    let key = text(&key.stdout).trim().to_owned();
+    let verified = strongroom(&["audit", "verify", "--database", &url, "--public-key", &key]);
+    assert!(
+        verified.status.success() && text(&verified.stdout).contains("intact"),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+    let bundle = tmp.path().join("bundle");
+    let exported = strongroom(&[
+        "audit",
+        "export",
+        "--database",
+        &url,
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    assert!(strongroom(&[
+        "audit",
+        "verify",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--public-key",
+        &key
+    ])
+    .status
+    .success());
+    let token = strongroom(&[
+        "admin",
+        "bootstrap-token",
+        "--data-dir",
+        &d,
+        "--database",
+        &url,
+        "--json",
+    ]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token: serde_json::Value = serde_json::from_slice(&token.stdout).unwrap();
+    assert!(token["bootstrap_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("srk_"));
 }
 
 /// `serve --help` never prints the database URL (and its password) taken from the environment,
