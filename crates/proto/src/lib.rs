@@ -21,6 +21,37 @@ macro_rules! debug_showing {
     };
 }
 
+/// Deserialises a JSON object refusing a key that appears twice (serde_json keeps the last one
+/// silently, so `{"email": "a", "email": "b"}` would store a value the caller did not mean).
+fn unique_keys<'de, D>(d: D) -> Result<serde_json::Map<String, serde_json::Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = serde_json::Map<String, serde_json::Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some((k, v)) = a.next_entry::<String, serde_json::Value>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate key `{k}`"
+                    )));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Visitor)
+}
+
 debug_showing!(CreatedApiKey, id, tenant, roles, expires_at);
 debug_showing!(CreateRecord, subject);
 debug_showing!(UpdateRecord);
@@ -247,6 +278,7 @@ pub struct CreateRecord {
     #[serde(default)]
     pub subject_ref: Option<String>,
     #[schema(value_type = Object)]
+    #[serde(deserialize_with = "unique_keys")]
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -255,6 +287,7 @@ pub struct CreateRecord {
 pub struct UpdateRecord {
     /// Fields to set; `null` clears an optional field. Fields not named keep their value.
     #[schema(value_type = Object)]
+    #[serde(deserialize_with = "unique_keys")]
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -314,6 +347,7 @@ pub struct BatchReadResult {
 pub struct SearchRequest {
     /// Exactly one searchable field and the value it must equal.
     #[schema(value_type = Object)]
+    #[serde(deserialize_with = "unique_keys")]
     pub r#where: serde_json::Map<String, serde_json::Value>,
 }
 

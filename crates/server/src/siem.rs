@@ -136,6 +136,12 @@ impl Alerts {
             }
             _ => {}
         }
+        if e.objects.iter().any(|o| o.starts_with("index_mismatch:")) {
+            return Some((
+                "integrity",
+                "a search index entry did not match the record it points at (tampered or stale index); the record was left out".into(),
+            ));
+        }
         if e.outcome == "ok"
             && e.action.starts_with("record.")
             && e.records.len() >= self.rules.export_records

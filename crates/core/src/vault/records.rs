@@ -411,6 +411,35 @@ impl Vault {
         Ok((rec, shown))
     }
 
+    /// Whether the record's stored value of field `idx` (decrypted) normalises to `expected`:
+    /// the check that a blind-index hit really is a match, whatever the index table holds.
+    async fn field_matches(
+        &self,
+        prep: &Prepared,
+        row: &RecordRow,
+        idx: usize,
+        expected: &[u8],
+    ) -> Result<bool> {
+        let f = &prep.col.def.fields[idx];
+        let Some((_, env)) = codec::decode(&row.data)?
+            .into_iter()
+            .find(|(name, _)| *name == f.name)
+        else {
+            return Ok(false);
+        };
+        let dek = self.subject_dek(&prep.tenant, &row.subject).await?;
+        let plain = zeroize::Zeroizing::new(
+            open(
+                &dek,
+                &field_aad(&prep.tenant, &prep.col.name, &row.id, &f.name),
+                &env,
+            )
+            .map_err(|_| Error::integrity())?,
+        );
+        let value: Value = serde_json::from_slice(&plain).map_err(|_| Error::integrity())?;
+        Ok(strongroom_crypto::ct_eq(&normalise(f, &value), expected))
+    }
+
     async fn load_active(&self, prep: &Prepared, id: &RecordId) -> Result<RecordRow> {
         self.store
             .find_record(&prep.tenant, &prep.col.name, id)
@@ -647,6 +676,19 @@ impl Vault {
                 .store
                 .find_records_by_index(&prep.tenant, &prep.col.name, &f.name, &hash, limit)
                 .await?;
+            // The index is only a hint: each hit is checked against its decrypted value, and
+            // a hit that does not match (a tampered or stale index row) is dropped and reported.
+            let expected = normalise(f, &value);
+            let mut matching = Vec::with_capacity(rows.len());
+            let mut mismatched = Vec::new();
+            for row in rows {
+                if self.field_matches(&prep, &row, idx, &expected).await? {
+                    matching.push(row);
+                } else {
+                    mismatched.push(row.id);
+                }
+            }
+            let rows = matching;
             let mut fields = BTreeSet::from([f.name.clone()]);
             let mut records = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -663,6 +705,11 @@ impl Vault {
                 ev.objects.dedup();
             }
             ev.fields = fields.into_iter().collect();
+            for id in &mismatched {
+                tracing::error!(alert = "index_mismatch", record = %id, collection = %prep.col.name,
+                    "a blind-index entry points at a record whose value does not match; the record was left out");
+                ev.objects.push(format!("index_mismatch:{id}"));
+            }
             Ok((proto::RecordList { records }, vec![]))
         }
         .await;

@@ -127,6 +127,16 @@ pub fn json_error(e: &serde_json::Error) -> Error {
                     ),
                 );
             }
+            if let Some(rest) = msg.strip_prefix("duplicate key `") {
+                let name = rest.split('`').next().unwrap_or("");
+                return Error::new(
+                    Code::InvalidRequest,
+                    format!(
+                        "the key {} appears twice in one object ({at}); send each once",
+                        strongroom_core::error::quote_name(name)
+                    ),
+                );
+            }
             if let Some(rest) = msg.strip_prefix("missing field `") {
                 let name = rest.split('`').next().unwrap_or("");
                 return Error::new(Code::InvalidRequest, format!("missing field `{name}`"));

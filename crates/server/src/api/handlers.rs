@@ -308,10 +308,11 @@ pub async fn delete_record(
 
 #[utoipa::path(get, path = "/v1/audit/entries", tag = "audit",
     params(("after" = Option<u64>, Query, description = "sequence number to continue after"),
-           ("limit" = Option<u32>, Query), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),
+           ("limit" = Option<u32>, Query, description = "1 to 1000, default 100", minimum = 1, maximum = 1000), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),
            ("outcome" = Option<String>, Query), ("subject" = Option<String>, Query),
            ("collection" = Option<String>, Query), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)),
-    responses((status = 200, body = proto::AuditPage), (status = 403, body = proto::ErrorBody)),
+    responses((status = 200, body = proto::AuditPage), (status = 400, body = proto::ErrorBody),
+        (status = 403, body = proto::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_audit_entries(
     State(s): State<AppState>,
@@ -330,8 +331,19 @@ pub async fn get_audit_entries(
         };
         let parsed: Result<(), Error> = (|| {
             match k.as_str() {
-                "after" => q.after_seq = num(&v)?.max(0) as u64,
-                "limit" => q.limit = num(&v)?.clamp(0, i64::from(u32::MAX)) as u32,
+                "after" => {
+                    q.after_seq = u64::try_from(num(&v)?).map_err(|_| {
+                        Error::new(Code::InvalidRequest, "`after` must be 0 or more")
+                    })?
+                }
+                "limit" => {
+                    q.limit = u32::try_from(num(&v)?)
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| {
+                            Error::new(Code::InvalidRequest, "`limit` must be 1 to 1000")
+                        })?
+                }
                 "from" => q.from_ms = Some(num(&v)?),
                 "to" => q.to_ms = Some(num(&v)?),
                 "actor" => q.actor = Some(v.clone()),

@@ -259,3 +259,69 @@ async fn missing_bad_or_foreign_credentials() {
         .await;
     assert_eq!(r.status, 200, "the real key still works: {}", r.text);
 }
+
+/// The audit trail's paging parameters are checked like the records' are: a negative `after`,
+/// or a `limit` of zero, below zero or above 1000, is a 400 that names the parameter.
+#[tokio::test]
+async fn audit_paging_parameters_are_validated() {
+    let v = TestVault::start().await;
+    let (t, _) = v.scenario("acme").await;
+    for (query, name) in [
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=99999999999", "limit"),
+        ("after=-1", "after"),
+        ("after=x", "after"),
+        ("limit=1&limit=abc", "limit"),
+    ] {
+        let r = v
+            .get(&format!("/v1/audit/entries?{query}"), &t.admin, None)
+            .await;
+        assert_eq!((r.status, r.code()), (400, "invalid_request"), "{query}");
+        assert!(r.text.contains(&format!("`{name}`")), "{query}: {}", r.text);
+    }
+    for query in ["limit=1", "limit=1000", "after=0&limit=5"] {
+        let r = v
+            .get(&format!("/v1/audit/entries?{query}"), &t.admin, None)
+            .await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text);
+    }
+}
+
+/// A key sent twice in one object is refused, not resolved silently to the last value, and
+/// nothing is stored; the refused value is not echoed.
+#[tokio::test]
+async fn duplicate_keys_are_refused() {
+    let v = TestVault::start().await;
+    let (_, app) = v.scenario("acme").await;
+    let before = v.count("records");
+    for body in [
+        r#"{"fields": {"email": "first@example.com", "email": "second@example.com"}}"#,
+        r#"{"fields": {"email": "a@example.com", "name": "x", "name": "y"}}"#,
+    ] {
+        let r = TestVault::finish(
+            v.client
+                .post(format!("{}{PEOPLE}", v.base))
+                .bearer_auth(&app)
+                .header("X-Purpose", "support")
+                .header("Content-Type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.text);
+        assert!(r.text.contains("appears twice"), "{}", r.text);
+        assert!(!r.text.contains("example.com"), "{}", r.text);
+    }
+    let r = TestVault::finish(
+        v.client
+            .post(format!("{}{PEOPLE}/search", v.base))
+            .bearer_auth(&app)
+            .header("X-Purpose", "support")
+            .header("Content-Type", "application/json")
+            .body(r#"{"where": {"email": "a@example.com", "email": "b@example.com"}}"#),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.text);
+    assert_eq!(v.count("records"), before, "nothing was stored");
+}

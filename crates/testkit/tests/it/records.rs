@@ -434,3 +434,69 @@ fn records_with_one_invalid() -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A tampered blind index cannot make a search return a record that does not match: every hit
+/// is checked against its decrypted value, the wrong one is left out, and the search's audit
+/// entry reports it.
+#[tokio::test]
+async fn a_tampered_search_index_returns_no_wrong_record() {
+    let v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    let ada = v
+        .store_person(&app, json!({"email": "ada@example.com", "name": "Ada"}))
+        .await;
+    let bob = v
+        .store_person(&app, json!({"email": "bob@example.com", "name": "Bob"}))
+        .await;
+    // The attacker points Ada's email index entry at Bob's record too, then only at Bob's.
+    let c = v.sqlite();
+    c.execute(
+        "INSERT INTO blind_index (tenant, collection, field, hash, record)
+         SELECT tenant, collection, field, hash, ?2 FROM blind_index WHERE record = ?1 AND field = 'email'",
+        [&ada, &bob],
+    )
+    .unwrap();
+    let found = v
+        .get(
+            &format!("{PEOPLE}?email=ada%40example.com"),
+            &app,
+            Some("support"),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let ids: Vec<&str> = found.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [ada.as_str()], "only the record that really matches");
+    c.execute(
+        "DELETE FROM blind_index WHERE record = ?1 AND field = 'email'",
+        [&ada],
+    )
+    .unwrap();
+    let found = v
+        .get(
+            &format!("{PEOPLE}?email=ada%40example.com"),
+            &app,
+            Some("support"),
+        )
+        .await;
+    assert_eq!(found.body["records"], json!([]), "{}", found.text);
+    let audit = v
+        .get("/v1/audit/entries?action=record.search", &t.admin, None)
+        .await;
+    let flagged = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["objects"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(format!("index_mismatch:{bob}")))
+        })
+        .count();
+    assert_eq!(flagged, 2, "both searches report the mismatch");
+}
