@@ -59,6 +59,32 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         Ok(v)
     }
 
+    /// Like [`TtlCache::get_or_load`] for lookups that may find nothing: only found values are
+    /// cached. A flood of lookups for keys that do not exist (random API tokens) then cannot
+    /// fill the cache and evict the real entries.
+    pub async fn get_or_load_found<E, F>(&self, k: K, load: F) -> Result<Option<V>, E>
+    where
+        F: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(v) = self.get(&k) {
+            return Ok(Some(v));
+        }
+        let v = load.await?;
+        if let Some(v) = &v {
+            self.insert(k, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// How many entries are held (fresh or not).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn remove(&self, k: &K) {
         self.lock().remove(k);
     }
@@ -71,6 +97,28 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_of_missing_keys_cannot_evict_real_entries() {
+        let c: TtlCache<u64, &str> = TtlCache::new(Duration::from_secs(60));
+        /// Runs a future that never waits (the loaders here are ready at once).
+        fn run<F: std::future::Future>(f: F) -> F::Output {
+            let mut f = std::pin::pin!(f);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match f.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => unreachable!("the loader does not wait"),
+            }
+        }
+        let real: Result<_, ()> = run(c.get_or_load_found(0, async { Ok(Some("real")) }));
+        assert_eq!(real, Ok(Some("real")));
+        for k in 1..=(MAX_ENTRIES as u64 + 10) {
+            let found: Result<_, ()> = run(c.get_or_load_found(k, async { Ok(None) }));
+            assert_eq!(found, Ok(None));
+        }
+        assert_eq!(c.len(), 1, "misses are not cached");
+        assert_eq!(c.get(&0), Some("real"), "the real entry survived the flood");
+    }
 
     #[test]
     fn entries_expire_and_can_be_dropped() {

@@ -114,7 +114,8 @@ pub struct Vault {
     /// A hash of a random password, verified for unknown users so that they take as long.
     dummy_hash: std::sync::OnceLock<String>,
     /// Per-request lookups, kept briefly (see `cache`).
-    key_cache: TtlCache<[u8; 32], Option<ApiKeyRow>>,
+    /// Found keys only: lookups of unknown tokens are not cached, so they cannot evict real ones.
+    key_cache: TtlCache<[u8; 32], ApiKeyRow>,
     pub(crate) collection_cache: TtlCache<(TenantId, String), Option<crate::store::CollectionRow>>,
     pub(crate) role_cache: TtlCache<(TenantId, String), Option<crate::store::RoleRow>>,
 }
@@ -316,7 +317,7 @@ impl Vault {
         let hash = sha256(token.as_bytes());
         let row = self
             .key_cache
-            .get_or_load(hash, self.store.find_api_key_by_hash(&hash))
+            .get_or_load_found(hash, self.store.find_api_key_by_hash(&hash))
             .await?;
         let row = row
             .filter(|r| ct_eq(&r.hash, &hash))
@@ -340,10 +341,10 @@ impl Vault {
             .await?;
             self.key_cache.insert(
                 hash,
-                Some(ApiKeyRow {
+                ApiKeyRow {
                     last_used_at: Some(now),
                     ..row.clone()
-                }),
+                },
             );
         }
         Ok(Principal {

@@ -300,7 +300,11 @@ impl Vault {
         id: &str,
         roles: Vec<String>,
     ) -> Result<proto::User> {
-        let scope = self.admin_scope(ctx).ok().flatten();
+        // Authorisation first: a caller without the right learns nothing from validation.
+        let scope = match self.admin_scope(ctx) {
+            Ok(scope) => scope,
+            Err(e) => return Err(self.reject(ctx, "user.roles", e).await),
+        };
         let mut roles = roles;
         if let Err(e) = self
             .check_grantable_roles(ctx, scope.as_ref(), &mut roles)

@@ -325,3 +325,41 @@ async fn duplicate_keys_are_refused() {
     assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.text);
     assert_eq!(v.count("records"), before, "nothing was stored");
 }
+
+/// Authorisation comes before validation: a caller without the right to change roles gets 403
+/// whatever it sends, never a validation error that tells it what it could have tried.
+#[tokio::test]
+async fn unauthorised_callers_get_403_before_any_validation() {
+    let v = TestVault::start().await;
+    let (t, app) = v.scenario("acme").await;
+    let user = v
+        .user(
+            &t.admin,
+            "grace",
+            "correct horse battery staple",
+            &["support_agent"],
+        )
+        .await;
+    for roles in [
+        json!(["no-such-role"]),
+        json!(["operator"]),
+        json!(["admin", "admin"]),
+        json!([]),
+    ] {
+        let r = v
+            .call(
+                Method::PUT,
+                &format!("/v1/users/{user}/roles"),
+                &app,
+                None,
+                Some(&json!({ "roles": roles })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "forbidden"),
+            "{roles}: {}",
+            r.text
+        );
+    }
+}
