@@ -129,7 +129,7 @@ impl KeyRing {
     pub fn verify_root_check(&self, check: &str) -> bool {
         strongroom_crypto::unhex(check)
             .and_then(|b| open(&self.root, &Aad::new("root-check"), &b).ok())
-            .is_some_and(|pt| pt == ROOT_CHECK)
+            .is_some_and(|pt| pt.as_slice() == ROOT_CHECK)
     }
 
     /// A fresh tenant KEK version, wrapped by the root key.
@@ -236,7 +236,11 @@ impl KeyRing {
     }
 
     /// Opens what [`KeyRing::seal_user_secret`] sealed.
-    pub fn open_user_secret(&self, user: &crate::ids::UserId, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub fn open_user_secret(
+        &self,
+        user: &crate::ids::UserId,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         open(
             &self.root,
             &Aad::new("user-totp").str(user.as_str()),

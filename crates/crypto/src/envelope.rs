@@ -112,8 +112,13 @@ pub fn key_version(envelope: &[u8]) -> Result<u32, EnvelopeError> {
     Ok(u32::from_be_bytes(v))
 }
 
-/// Opens an envelope sealed by [`seal`] with the same key and associated data.
-pub fn open(key: &Key32, aad: &Aad, envelope: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+/// Opens an envelope sealed by [`seal`] with the same key and associated data. The plaintext
+/// (a field value, an unwrapped key) is wiped from memory when it is dropped.
+pub fn open(
+    key: &Key32,
+    aad: &Aad,
+    envelope: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, EnvelopeError> {
     key_version(envelope)?;
     let (header, sealed) = envelope.split_at(HEADER_LEN);
     let cipher = Aes256Gcm::new(key.expose().into());
@@ -123,6 +128,7 @@ pub fn open(key: &Key32, aad: &Aad, envelope: &[u8]) -> Result<Vec<u8>, Envelope
     };
     cipher
         .decrypt(Nonce::from_slice(&header[5..]), msg)
+        .map(zeroize::Zeroizing::new)
         .map_err(|_| EnvelopeError::Unauthentic)
 }
 
@@ -144,7 +150,10 @@ mod tests {
         let env = seal(&key(1), 3, [9; 12], &aad, b"ada@example.com");
         assert_eq!(env.len(), b"ada@example.com".len() + ENVELOPE_OVERHEAD);
         assert_eq!(key_version(&env).unwrap(), 3);
-        assert_eq!(open(&key(1), &aad, &env).unwrap(), b"ada@example.com");
+        assert_eq!(
+            open(&key(1), &aad, &env).unwrap().as_slice(),
+            b"ada@example.com"
+        );
     }
 
     #[test]

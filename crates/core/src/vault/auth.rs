@@ -190,7 +190,7 @@ impl Vault {
                 self.record(ev).await;
                 return Err(Error::new(Code::MfaRequired, "this account uses MFA: send the current code from your authenticator app as `totp`"));
             };
-            let secret = Zeroizing::new(self.keys.open_user_secret(&user.id, sealed)?);
+            let secret = self.keys.open_user_secret(&user.id, sealed)?;
             match otp::matching_step(&secret, code, otp::step_at(now), TOTP_WINDOW) {
                 Some(step) => ops.push(Op::UseTotpStep {
                     user: user.id.clone(),
@@ -615,7 +615,7 @@ impl Vault {
                     "start enrolment first: POST /v1/auth/mfa/totp",
                 )
             })?;
-            let secret = Zeroizing::new(self.keys.open_user_secret(&user.id, &pending)?);
+            let secret = self.keys.open_user_secret(&user.id, &pending)?;
             let step =
                 otp::matching_step(&secret, code.trim(), otp::step_at(self.now()), TOTP_WINDOW)
                     .ok_or_else(|| {

@@ -428,14 +428,12 @@ impl Vault {
             return Ok(false);
         };
         let dek = self.subject_dek(&prep.tenant, &row.subject).await?;
-        let plain = zeroize::Zeroizing::new(
-            open(
-                &dek,
-                &field_aad(&prep.tenant, &prep.col.name, &row.id, &f.name),
-                &env,
-            )
-            .map_err(|_| Error::integrity())?,
-        );
+        let plain = open(
+            &dek,
+            &field_aad(&prep.tenant, &prep.col.name, &row.id, &f.name),
+            &env,
+        )
+        .map_err(|_| Error::integrity())?;
         let value: Value = serde_json::from_slice(&plain).map_err(|_| Error::integrity())?;
         Ok(strongroom_crypto::ct_eq(&normalise(f, &value), expected))
     }
