@@ -161,6 +161,17 @@ struct ServeArgs {
     /// the platform log). Repeat for several logs.
     #[arg(long, value_name = "LOG")]
     accept_audit_mismatch: Vec<String>,
+    /// A reverse proxy (address or CIDR) whose `X-Forwarded-For` header names the client for
+    /// sign-in rate limits. Repeatable. Without it the header is ignored.
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    trusted_proxy: Vec<ipnet::IpNet>,
+}
+
+/// An address (a /32 or /128) or a network in CIDR notation.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is neither an address nor a network in CIDR notation"))
 }
 
 impl Default for ServeArgs {
@@ -180,6 +191,7 @@ impl Default for ServeArgs {
             alert_denial_burst: 20,
             witness_dir: None,
             accept_audit_mismatch: Vec::new(),
+            trusted_proxy: Vec::new(),
         }
     }
 }
@@ -285,6 +297,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         witness_dir: args.witness_dir,
         accept_audit_mismatch: args.accept_audit_mismatch,
+        trusted_proxies: args.trusted_proxy,
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;

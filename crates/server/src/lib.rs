@@ -51,6 +51,8 @@ pub struct ServeOptions {
     /// Logs whose disagreeing head, table or checkpoints the operator accepts at this start
     /// (audited); without it such a log stops the server from starting.
     pub accept_audit_mismatch: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServeOptions {
@@ -69,6 +71,7 @@ impl Default for ServeOptions {
             alerts: siem::AlertRules::default(),
             witness_dir: None,
             accept_audit_mismatch: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -206,6 +209,7 @@ pub async fn start(
         max_body_bytes: opts.max_body_bytes,
         login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
         readiness: Default::default(),
+        trusted_proxies: Arc::new(opts.trusted_proxies.clone()),
     });
     let (shutdown, rx) = watch::channel(false);
     let publisher = Arc::new(tokio::sync::Mutex::new(publisher));

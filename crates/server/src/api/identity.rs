@@ -20,11 +20,13 @@ pub async fn post_login(
     State(s): State<AppState>,
     peer: Option<Extension<PeerAddr>>,
     request_id: Option<Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     b: Body<proto::Login>,
 ) -> ApiResult<Json<proto::Session>> {
     let request_id = request_id.map_or_else(|| s.vault.request_id(), |Extension(id)| id);
     if let Some(Extension(PeerAddr(addr))) = peer {
-        if !s.login_limiter.allow(addr.ip(), s.vault.now()) {
+        let client = crate::ratelimit::client_ip(addr, &headers, &s.trusted_proxies);
+        if !s.login_limiter.allow(client, s.vault.now()) {
             return Err(s.vault.login_throttled(request_id).await.into());
         }
     }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
     pub readiness: Arc<handlers::Readiness>,
+    /// Proxies whose `X-Forwarded-For` names the client (sign-in rate limits).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// The client's address, set per connection by the accept loop.

@@ -773,6 +773,57 @@ async fn sign_in_attempts_are_rate_limited_per_address() {
     );
 }
 
+/// Behind a trusted proxy each client named by `X-Forwarded-For` has its own budget; without
+/// one, the header is ignored, so a client cannot escape the limit by inventing addresses.
+#[tokio::test]
+async fn sign_in_limits_follow_forwarded_clients_only_behind_trusted_proxies() {
+    let login = |v: &TestVault, forwarded: &str| {
+        let req = v
+            .client
+            .post(format!("{}/v1/auth/login", v.base))
+            .header("X-Forwarded-For", forwarded.to_owned())
+            .json(&json!({"tenant": "acme", "username": "nobody", "password": GOOD}));
+        async move { TestVault::finish(req).await.status }
+    };
+    // Untrusted: 20 attempts with 20 invented addresses exhaust the one real address.
+    let v = TestVault::start().await;
+    v.tenant("acme").await;
+    for i in 0..20 {
+        assert_eq!(login(&v, &format!("198.51.100.{i}")).await, 401);
+    }
+    assert_eq!(
+        login(&v, "198.51.100.99").await,
+        429,
+        "the header is not believed"
+    );
+
+    // Trusted loopback proxy: each forwarded client counts on its own.
+    let v = TestVault::start_with(strongroom_server::ServeOptions {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    v.tenant("acme").await;
+    for _ in 0..20 {
+        assert_eq!(login(&v, "203.0.113.7").await, 401);
+    }
+    assert_eq!(
+        login(&v, "203.0.113.7").await,
+        429,
+        "this client is out of attempts"
+    );
+    assert_eq!(
+        login(&v, "203.0.113.8").await,
+        401,
+        "another client behind the same proxy is not"
+    );
+    assert_eq!(
+        login(&v, "203.0.113.8, 203.0.113.7").await,
+        429,
+        "the right-most untrusted address counts, not what the client wrote before it"
+    );
+}
+
 #[tokio::test]
 async fn identity_report_counts_admins_and_mfa_coverage() {
     let v = TestVault::start().await;
