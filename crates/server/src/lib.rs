@@ -141,10 +141,10 @@ impl Running {
         for t in self.background {
             let _ = t.await;
         }
-        if let Err(e) = self.vault.checkpoint_due(1, 0).await {
-            tracing::error!(error = %e, "could not sign the final checkpoints");
+        match self.vault.checkpoint_due(1, 0).await {
+            Ok(made) => publish(&self.vault, &self.publisher, &made).await,
+            Err(e) => tracing::error!(error = %e, "could not sign the final checkpoints"),
         }
-        publish(&self.vault, &self.publisher).await;
     }
 
     /// Waits until the server stops (it runs until [`Running::stop`] or the process ends).
@@ -306,20 +306,27 @@ async fn checkpointer(
             _ = tokio::time::sleep(tick) => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = vault
+        match vault
             .checkpoint_due(every_entries, every.as_millis() as i64)
             .await
         {
-            tracing::error!(error = %e, "checkpointing failed");
+            Ok(made) => publish(&vault, &publisher, &made).await,
+            Err(e) => tracing::error!(error = %e, "checkpointing failed"),
         }
-        publish(&vault, &publisher).await;
     }
 }
 
-/// Publishes new checkpoints to the witness directory, if there is one.
-async fn publish(vault: &Vault, publisher: &tokio::sync::Mutex<Option<witness::Publisher>>) {
+/// Publishes checkpoints just made to the witness directory, if there is one.
+async fn publish(
+    vault: &Vault,
+    publisher: &tokio::sync::Mutex<Option<witness::Publisher>>,
+    made: &[strongroom_core::checkpoint::CheckpointRow],
+) {
+    if made.is_empty() {
+        return;
+    }
     if let Some(p) = publisher.lock().await.as_mut() {
-        if let Err(e) = p.publish_new(vault.store().as_ref()).await {
+        if let Err(e) = p.publish(vault.store().as_ref(), made).await {
             tracing::error!(alert = "witness_unavailable", error = %e, "could not publish checkpoints to the witness directory");
         }
     }

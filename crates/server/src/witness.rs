@@ -118,34 +118,32 @@ impl Publisher {
         })
     }
 
-    /// Writes the newest checkpoint of every log that has a new one since the last call.
-    /// Returns how many were written.
-    pub async fn publish_new(&mut self, store: &dyn Store) -> Result<usize, String> {
+    /// Writes each of `made` (checkpoints just signed) as its log's latest. The server's
+    /// checkpointer hands over what it signs, so nothing is scanned to find them; a checkpoint
+    /// signed elsewhere (on request) is covered by the next one the checkpointer signs.
+    pub async fn publish(
+        &mut self,
+        store: &dyn Store,
+        made: &[CheckpointRow],
+    ) -> Result<usize, String> {
         let mut written = 0;
-        for (log, _) in store.find_audit_heads().await.map_err(|e| e.to_string())? {
+        for c in made {
             // The name becomes a file name: only the logs the vault itself names.
-            if log != strongroom_core::audit::PLATFORM_LOG
-                && strongroom_core::TenantId::parse(&log).is_none()
+            if c.log != strongroom_core::audit::PLATFORM_LOG
+                && strongroom_core::TenantId::parse(&c.log).is_none()
             {
                 continue;
             }
-            let Some(c) = store
-                .find_latest_checkpoint(&log)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
-                continue;
-            };
-            if self.published.get(&log).is_some_and(|&seq| seq >= c.seq) {
+            if self.published.get(&c.log).is_some_and(|&seq| seq >= c.seq) {
                 continue;
             }
             let Some(note) = c.note(&self.public_key) else {
                 continue; // a legacy checkpoint: the next one will be in the C2SP format
             };
-            let path = self.dir.join(format!("{log}.checkpoint"));
-            self.keep_if_forked(store, &log, &path, &c).await?;
+            let path = self.dir.join(format!("{}.checkpoint", c.log));
+            self.keep_if_forked(store, &c.log, &path, c).await?;
             write_atomically(&path, &note)?;
-            self.published.insert(log, c.seq);
+            self.published.insert(c.log.clone(), c.seq);
             written += 1;
         }
         Ok(written)

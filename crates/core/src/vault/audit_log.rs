@@ -115,18 +115,23 @@ impl Vault {
 
     /// Checkpoints every log that has `every_entries` new entries, or any new entry and no
     /// checkpoint for `every_ms`. Returns how many were made.
-    pub async fn checkpoint_due(&self, every_entries: u64, every_ms: i64) -> Result<usize> {
-        let mut made = 0;
+    /// Signs a checkpoint of every log that has `every_entries` new entries, or any new entry
+    /// and none signed for `every_ms`. Returns the checkpoints made (for the witness).
+    pub async fn checkpoint_due(
+        &self,
+        every_entries: u64,
+        every_ms: i64,
+    ) -> Result<Vec<CheckpointRow>> {
+        let mut made = Vec::new();
         let now = self.now();
         for (log, head) in self.store.find_audit_heads().await? {
             let latest = self.store.find_latest_checkpoint(&log).await?;
             let (size, time) = latest.map_or((0, i64::MIN), |c| (c.size, c.time));
             let new = head.size.saturating_sub(size);
-            if new > 0
-                && (new >= every_entries || now.saturating_sub(time) >= every_ms)
-                && self.checkpoint(&log).await?.is_some()
-            {
-                made += 1;
+            if new > 0 && (new >= every_entries || now.saturating_sub(time) >= every_ms) {
+                if let Some(row) = self.checkpoint(&log).await? {
+                    made.push(row);
+                }
             }
         }
         Ok(made)
