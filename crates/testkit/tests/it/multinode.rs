@@ -224,3 +224,61 @@ async fn a_node_dying_mid_load_loses_no_acknowledged_write() {
         .iter()
         .any(|l| l.log == t.id && l.entries as usize >= acked.len()));
 }
+
+/// A node that joins while another is writing passes the start-up audit check: a commit or a
+/// checkpoint landing between its reads of a log's head, last entry and checkpoint is not
+/// taken for a cut log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_joins_while_another_writes() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let a = Arc::new(
+        TestVault::start_postgres(
+            &url,
+            None,
+            ServeOptions {
+                checkpoint_every_entries: 5,
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    let (_, app) = a.scenario("acme").await;
+    let id = a
+        .store_person(&app, json!({"email": "ada@example.com"}))
+        .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (a, app, id, stop) = (a.clone(), app.clone(), id.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 2000 {
+                    a.get(&format!("{PEOPLE}/{id}"), &app, Some("support"))
+                        .await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        let b = TestVault::start_postgres(
+            &url,
+            Some(&a.data_path().join("root.key")),
+            ServeOptions::default(),
+        )
+        .await;
+        let r = b
+            .get(&format!("{PEOPLE}/{id}"), &app, Some("support"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut reads = 0;
+    for w in writers {
+        reads += w.await.unwrap();
+    }
+    assert!(reads > 0);
+}

@@ -272,7 +272,7 @@ fn cases(size: i64) -> Vec<(String, bool)> {
             false,
         );
         add(format!("DELETE FROM audit {at}"), false);
-        add(format!("INSERT INTO audit (log, seq, body, hash) SELECT log, {}, body, hash FROM audit {at}", size + 1), true);
+        add(format!("INSERT INTO audit (log, seq, body, hash) SELECT log, {}, body, hash FROM audit {at}", size + 1), false);
         for (column, value) in [
             ("time", "0"),
             ("actor", "'key:someone_else'"),
