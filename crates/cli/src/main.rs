@@ -249,15 +249,19 @@ fn main() -> ExitCode {
     }
 }
 
+async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
+    let store = strongroom_store_postgres::PgStore::open(
+        url,
+        strongroom_store_postgres::PgOptions::default(),
+    )
+    .await
+    .context("cannot open the PostgreSQL database")?;
+    Ok(Arc::new(store))
+}
+
 async fn open_store(dir: &DataDir, database: Option<&str>) -> Result<Arc<dyn Store>> {
     if let Some(url) = database {
-        let store = strongroom_store_postgres::PgStore::open(
-            url,
-            strongroom_store_postgres::PgOptions::default(),
-        )
-        .await
-        .context("cannot open the PostgreSQL database")?;
-        return Ok(Arc::new(store));
+        return open_postgres(url).await;
     }
     let store = SqliteStore::open(&dir.db_path(), SqliteOptions::default())
         .with_context(|| format!("cannot open the database {}", dir.db_path().display()))?;
@@ -401,13 +405,7 @@ async fn bootstrap_token(data_dir: &Path, database: Option<&str>, json: bool) ->
 /// directory's SQLite file.
 async fn open_existing_store(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     if let Some(url) = database {
-        let store = strongroom_store_postgres::PgStore::open(
-            url,
-            strongroom_store_postgres::PgOptions::default(),
-        )
-        .await
-        .context("cannot open the PostgreSQL database")?;
-        return Ok(Arc::new(store));
+        return open_postgres(url).await;
     }
     let db = data_dir.join("strongroom.db");
     if !db.exists() {

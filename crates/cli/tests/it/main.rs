@@ -20,38 +20,11 @@ fn text(b: &[u8]) -> String {
 type ServeOutput = std::io::Lines<BufReader<std::process::ChildStdout>>;
 
 /// Starts `strongroom serve` with `args` and reads its output until it serves. Returns the
-/// process, the bootstrap token if it printed one, and the rest of its output.
-fn serve(args: &[&str]) -> (std::process::Child, Option<String>, ServeOutput) {
+/// process, the bootstrap token if it printed one, the rest of its output, and the address.
+fn start_serve(args: &[&str]) -> (std::process::Child, Option<String>, ServeOutput, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .arg("serve")
         .args(args)
-        .env("STRONGROOM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut token = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("srk_")) {
-            token = Some(t.to_owned());
-        }
-        if line.starts_with("Serving https://") {
-            break;
-        }
-    }
-    (child, token, lines)
-}
-
-/// Starts `strongroom serve` on an ephemeral loopback port (chosen by the server itself, so
-/// parallel tests cannot race for one) and returns the process, its bootstrap token if it
-/// printed one, and the address it serves.
-fn serve_anywhere(args: &[&str]) -> (std::process::Child, Option<String>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .arg("serve")
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
         .env("STRONGROOM_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -65,16 +38,36 @@ fn serve_anywhere(args: &[&str]) -> (std::process::Child, Option<String>, String
             token = Some(t.to_owned());
         }
         if let Some(rest) = line.strip_prefix("Serving https://") {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
-            // Keep reading (and dropping) its output so that it never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, token, addr);
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            return (child, token, lines, addr);
         }
     }
     panic!(
         "strongroom serve stopped before serving: {:?}",
         child.wait()
     );
+}
+
+/// [`start_serve`] without the address.
+fn serve(args: &[&str]) -> (std::process::Child, Option<String>, ServeOutput) {
+    let (child, token, lines, _) = start_serve(args);
+    (child, token, lines)
+}
+
+/// Starts `strongroom serve` on an ephemeral loopback port (chosen by the server itself, so
+/// parallel tests cannot race for one) and returns the process, its bootstrap token if it
+/// printed one, and the address it serves.
+fn serve_anywhere(args: &[&str]) -> (std::process::Child, Option<String>, String) {
+    let mut args = args.to_vec();
+    args.extend(["--listen", "127.0.0.1:0"]);
+    let (child, token, lines, addr) = start_serve(&args);
+    // Keep reading (and dropping) its output so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, token, addr)
 }
 
 #[test]
