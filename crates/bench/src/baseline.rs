@@ -138,8 +138,7 @@ impl Baseline {
         let base = strongroom_testkit::postgres::server_base()
             .map_err(|why| anyhow::anyhow!("{why}; {NEEDS}"))?;
         let conninfo = strongroom_testkit::postgres::create_database(base).await;
-        let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
+        let client = strongroom_testkit::postgres::connect(&conninfo).await;
         client
             .batch_execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
             .await
@@ -167,8 +166,7 @@ impl Baseline {
 
     /// Stores people until there are `target`, in units of 100,000.
     pub async fn preload(&mut self, target: u64) -> Result<()> {
-        let (client, conn) = tokio_postgres::connect(&self.conninfo, tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
+        let client = strongroom_testkit::postgres::connect(&self.conninfo).await;
         while self.stored < target {
             let n = 100_000.min(target - self.stored);
             let sql = insert_people(&format!(

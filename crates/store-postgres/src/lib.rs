@@ -7,13 +7,13 @@
 //! single sequencer of each log across nodes: a node that dies mid-batch simply rolls back and
 //! releases its locks, and nothing it acknowledged is lost. Reads use a small connection pool.
 
+mod conn;
 mod migrate_v2;
 mod read;
 mod writer;
 
-use std::sync::{Arc, Mutex};
-
 use async_trait::async_trait;
+use deadpool_postgres::Pool;
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
@@ -22,8 +22,10 @@ use strongroom_core::store::{
     UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_postgres::{Client, NoTls};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Client;
+
+pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
 const MIGRATIONS: [&str; 2] = [include_str!("schema.sql"), include_str!("schema_v2.sql")];
@@ -54,109 +56,50 @@ pub(crate) struct Job {
     reply: oneshot::Sender<StoreResult<Receipt>>,
 }
 
-pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+pub(crate) fn unavailable(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(describe(&e))
 }
 
-/// Opens a connection; the connection's I/O runs as its own task.
-pub(crate) async fn connect(url: &str) -> StoreResult<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(unavailable)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "a PostgreSQL connection ended");
-        }
-    });
-    Ok(client)
-}
-
-struct Pool {
-    url: String,
-    idle: Mutex<Vec<Client>>,
-    permits: Semaphore,
-}
-
-struct Pooled<'a> {
-    pool: &'a Pool,
-    client: Option<Client>,
-    _permit: tokio::sync::SemaphorePermit<'a>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        // Set at construction and only taken in drop.
-        match &self.client {
-            Some(c) => c,
-            None => std::process::abort(),
-        }
+/// A driver error in words: the server's own message and code when it sent one (never its
+/// `detail`, which may quote values), else the error and its causes.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if let Some(c) = self.client.take() {
-            if !c.is_closed() {
-                let mut idle = match self.pool.idle.lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                idle.push(c);
-            }
-        }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
     }
-}
-
-impl Pool {
-    async fn get(&self) -> StoreResult<Pooled<'_>> {
-        let permit = self.permits.acquire().await.map_err(unavailable)?;
-        let idle = {
-            let mut idle = match self.idle.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            idle.pop()
-        };
-        let client = match idle {
-            Some(c) if !c.is_closed() => c,
-            _ => connect(&self.url).await?,
-        };
-        Ok(Pooled {
-            pool: self,
-            client: Some(client),
-            _permit: permit,
-        })
-    }
+    out
 }
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
     jobs: mpsc::Sender<Job>,
-    pool: Arc<Pool>,
+    pool: Pool,
 }
 
 impl PgStore {
     /// Connects, migrates the schema if needed, and starts this node's writer task.
     /// Must be called inside a Tokio runtime.
     pub async fn open(url: &str, options: PgOptions) -> StoreResult<Self> {
-        let mut client = connect(url).await?;
+        let target = Target::parse(url)?;
+        let mut client = target.connect().await?;
         migrate(&mut client).await?;
+        let pool = target.pool(options.readers)?;
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        tokio::spawn(writer::run(
-            url.to_owned(),
-            client,
-            rx,
-            options.max_batch.max(1),
-        ));
-        Ok(Self {
-            jobs: tx,
-            pool: Arc::new(Pool {
-                url: url.to_owned(),
-                idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(options.readers.max(1)),
-            }),
-        })
+        tokio::spawn(writer::run(target, client, rx, options.max_batch.max(1)));
+        Ok(Self { jobs: tx, pool })
+    }
+
+    async fn reader(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("no database connection came free: {e}")))
     }
 }
 
@@ -165,6 +108,10 @@ impl PgStore {
 async fn migrate(client: &mut Client) -> StoreResult<()> {
     let tx = client.transaction().await.map_err(unavailable)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(unavailable)?;
+    // A backfill may take longer than the statement limit of ordinary work.
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
         .await
         .map_err(unavailable)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS strongroom_schema (version BIGINT NOT NULL)")
@@ -212,20 +159,20 @@ impl Store for PgStore {
     }
 
     async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
-        read::meta(&*self.pool.get().await?, key).await
+        read::meta(&*self.reader().await?, key).await
     }
     async fn find_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRow>> {
-        read::tenant(&*self.pool.get().await?, "id", id.as_str()).await
+        read::tenant(&*self.reader().await?, "id", id.as_str()).await
     }
     async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>> {
-        read::tenant(&*self.pool.get().await?, "name", name).await
+        read::tenant(&*self.reader().await?, "name", name).await
     }
     async fn find_tenant_keys(&self, tenant: &TenantId) -> StoreResult<Vec<TenantKeyRow>> {
-        read::tenant_keys(&*self.pool.get().await?, tenant).await
+        read::tenant_keys(&*self.reader().await?, tenant).await
     }
     async fn find_api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRow>> {
         Ok(
-            read::api_keys(&*self.pool.get().await?, "hash = $1", &hash.as_slice())
+            read::api_keys(&*self.reader().await?, "hash = $1", &hash.as_slice())
                 .await?
                 .pop(),
         )
@@ -236,28 +183,28 @@ impl Store for PgStore {
         name: &str,
     ) -> StoreResult<Option<CollectionRow>> {
         Ok(
-            read::collections(&*self.pool.get().await?, tenant, Some(name))
+            read::collections(&*self.reader().await?, tenant, Some(name))
                 .await?
                 .pop(),
         )
     }
     async fn find_collections(&self, tenant: &TenantId) -> StoreResult<Vec<CollectionRow>> {
-        read::collections(&*self.pool.get().await?, tenant, None).await
+        read::collections(&*self.reader().await?, tenant, None).await
     }
     async fn find_role(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<RoleRow>> {
-        Ok(read::roles(&*self.pool.get().await?, tenant, Some(name))
+        Ok(read::roles(&*self.reader().await?, tenant, Some(name))
             .await?
             .pop())
     }
     async fn find_roles(&self, tenant: &TenantId) -> StoreResult<Vec<RoleRow>> {
-        read::roles(&*self.pool.get().await?, tenant, None).await
+        read::roles(&*self.reader().await?, tenant, None).await
     }
     async fn find_subject(
         &self,
         tenant: &TenantId,
         id: &SubjectId,
     ) -> StoreResult<Option<SubjectRow>> {
-        read::subject(&*self.pool.get().await?, tenant, "id = $2", &id.as_str()).await
+        read::subject(&*self.reader().await?, tenant, "id = $2", &id.as_str()).await
     }
     async fn find_subject_by_ref(
         &self,
@@ -265,7 +212,7 @@ impl Store for PgStore {
         ref_index: &[u8; 32],
     ) -> StoreResult<Option<SubjectRow>> {
         read::subject(
-            &*self.pool.get().await?,
+            &*self.reader().await?,
             tenant,
             "ref_index = $2",
             &ref_index.as_slice(),
@@ -278,7 +225,7 @@ impl Store for PgStore {
         collection: &str,
         id: &RecordId,
     ) -> StoreResult<Option<RecordRow>> {
-        read::record(&*self.pool.get().await?, tenant, collection, id).await
+        read::record(&*self.reader().await?, tenant, collection, id).await
     }
     async fn find_records_by_index(
         &self,
@@ -289,7 +236,7 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<RecordRow>> {
         read::records_by_index(
-            &*self.pool.get().await?,
+            &*self.reader().await?,
             tenant,
             collection,
             field,
@@ -303,23 +250,18 @@ impl Store for PgStore {
         tenant: &TenantId,
         id: &RecordId,
     ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>> {
-        read::history(&*self.pool.get().await?, tenant, id).await
+        read::history(&*self.reader().await?, tenant, id).await
     }
     async fn find_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRow>> {
         Ok(
-            read::api_keys(&*self.pool.get().await?, "id = $1", &id.as_str())
+            read::api_keys(&*self.reader().await?, "id = $1", &id.as_str())
                 .await?
                 .pop(),
         )
     }
     async fn find_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRow>> {
         let t = tenant.map(|t| t.to_string());
-        read::api_keys(
-            &*self.pool.get().await?,
-            "tenant IS NOT DISTINCT FROM $1",
-            &t,
-        )
-        .await
+        read::api_keys(&*self.reader().await?, "tenant IS NOT DISTINCT FROM $1", &t).await
     }
     async fn find_user(
         &self,
@@ -327,7 +269,7 @@ impl Store for PgStore {
         id: &UserId,
     ) -> StoreResult<Option<UserRow>> {
         Ok(
-            read::users(&*self.pool.get().await?, tenant, "id = $2", id.as_str())
+            read::users(&*self.reader().await?, tenant, "id = $2", id.as_str())
                 .await?
                 .pop(),
         )
@@ -338,35 +280,35 @@ impl Store for PgStore {
         key: &str,
     ) -> StoreResult<Option<UserRow>> {
         Ok(
-            read::users(&*self.pool.get().await?, tenant, "username_key = $2", key)
+            read::users(&*self.reader().await?, tenant, "username_key = $2", key)
                 .await?
                 .pop(),
         )
     }
     async fn find_users(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<UserRow>> {
-        read::users(&*self.pool.get().await?, tenant, "$2 = ''", "").await
+        read::users(&*self.reader().await?, tenant, "$2 = ''", "").await
     }
     async fn find_session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>> {
-        read::session(&*self.pool.get().await?, hash).await
+        read::session(&*self.reader().await?, hash).await
     }
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>> {
-        read::settings(&*self.pool.get().await?, scope).await
+        read::settings(&*self.reader().await?, scope).await
     }
     async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
-        read::tenant_ids(&*self.pool.get().await?).await
+        read::tenant_ids(&*self.reader().await?).await
     }
 }
 
 #[async_trait]
 impl AuditStore for PgStore {
     async fn find_audit_logs(&self) -> StoreResult<Vec<String>> {
-        read::audit_logs(&*self.pool.get().await?).await
+        read::audit_logs(&*self.reader().await?).await
     }
     async fn find_audit_heads(&self) -> StoreResult<Vec<(String, AuditHead)>> {
-        read::audit_heads(&*self.pool.get().await?, None).await
+        read::audit_heads(&*self.reader().await?, None).await
     }
     async fn find_audit_head(&self, log: &str) -> StoreResult<Option<AuditHead>> {
-        Ok(read::audit_heads(&*self.pool.get().await?, Some(log))
+        Ok(read::audit_heads(&*self.reader().await?, Some(log))
             .await?
             .pop()
             .map(|(_, h)| h))
@@ -377,10 +319,10 @@ impl AuditStore for PgStore {
         after_seq: u64,
         limit: u32,
     ) -> StoreResult<Vec<(u64, String, [u8; 32])>> {
-        read::audit_raw(&*self.pool.get().await?, log, after_seq, limit).await
+        read::audit_raw(&*self.reader().await?, log, after_seq, limit).await
     }
     async fn find_audit_tail(&self, log: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
-        read::audit_tail(&*self.pool.get().await?, log).await
+        read::audit_tail(&*self.reader().await?, log).await
     }
     async fn find_audit_hashes(
         &self,
@@ -389,7 +331,7 @@ impl AuditStore for PgStore {
         index: u64,
         count: u64,
     ) -> StoreResult<Vec<[u8; 32]>> {
-        read::audit_hashes(&*self.pool.get().await?, log, level, index, count).await
+        read::audit_hashes(&*self.reader().await?, log, level, index, count).await
     }
     async fn find_audit_nodes(
         &self,
@@ -397,7 +339,7 @@ impl AuditStore for PgStore {
         after: Option<(u32, u64)>,
         limit: u32,
     ) -> StoreResult<Vec<(u32, u64, [u8; 32])>> {
-        read::audit_nodes(&*self.pool.get().await?, log, after, limit).await
+        read::audit_nodes(&*self.reader().await?, log, after, limit).await
     }
     async fn find_audit_subject_rows(
         &self,
@@ -405,20 +347,20 @@ impl AuditStore for PgStore {
         after: Option<(String, u64)>,
         limit: u32,
     ) -> StoreResult<Vec<(String, u64)>> {
-        read::audit_subject_rows(&*self.pool.get().await?, log, after, limit).await
+        read::audit_subject_rows(&*self.reader().await?, log, after, limit).await
     }
     async fn find_checkpoints(&self, log: &str) -> StoreResult<Vec<CheckpointRow>> {
-        read::checkpoints(&*self.pool.get().await?, log, false).await
+        read::checkpoints(&*self.reader().await?, log, false).await
     }
     async fn find_latest_checkpoint(&self, log: &str) -> StoreResult<Option<CheckpointRow>> {
-        Ok(read::checkpoints(&*self.pool.get().await?, log, true)
+        Ok(read::checkpoints(&*self.reader().await?, log, true)
             .await?
             .pop())
     }
     async fn find_audit_entries(&self, log: &str, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        read::audit(&*self.pool.get().await?, log, q).await
+        read::audit(&*self.reader().await?, log, q).await
     }
     async fn check_audit_schema(&self) -> StoreResult<Vec<String>> {
-        read::check_audit_schema(&*self.pool.get().await?).await
+        read::check_audit_schema(&*self.reader().await?).await
     }
 }

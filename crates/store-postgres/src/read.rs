@@ -8,7 +8,7 @@ use strongroom_core::store::{
 };
 use strongroom_crypto::merkle::CompactRange;
 use strongroom_proto::{AuditEntry, SecuritySettings};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{Client, Row};
 
 use crate::unavailable;
@@ -17,6 +17,29 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
+}
+
+/// Reading a column without panicking: a value of the wrong type, a NULL where none belongs or
+/// a negative count is a [`StoreError::Corrupt`] naming the column, never a panic.
+pub(crate) trait Col {
+    fn col<'a, T: FromSql<'a>>(&'a self, i: usize) -> StoreResult<T>;
+    /// A non-negative `BIGINT`.
+    fn count(&self, i: usize) -> StoreResult<u64> {
+        u64::try_from(self.col::<i64>(i)?).map_err(|_| corrupt("a negative count"))
+    }
+    /// A `BIGINT` that fits 32 bits.
+    fn small(&self, i: usize) -> StoreResult<u32> {
+        u32::try_from(self.col::<i64>(i)?).map_err(|_| corrupt("a number out of range"))
+    }
+}
+
+impl Col for Row {
+    fn col<'a, T: FromSql<'a>>(&'a self, i: usize) -> StoreResult<T> {
+        self.try_get(i).map_err(|e| {
+            let name = self.columns().get(i).map_or("?", |c| c.name());
+            StoreError::Corrupt(format!("column {name}: {e}"))
+        })
+    }
 }
 
 pub(crate) fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
@@ -32,10 +55,11 @@ fn json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
 }
 
 pub(crate) async fn meta(c: &Client, key: &str) -> StoreResult<Option<String>> {
-    Ok(rows(c, "SELECT value FROM meta WHERE key = $1", &[&key])
+    rows(c, "SELECT value FROM meta WHERE key = $1", &[&key])
         .await?
         .pop()
-        .map(|r| r.get(0)))
+        .map(|r| r.col(0))
+        .transpose()
 }
 
 pub(crate) async fn tenant(
@@ -48,11 +72,17 @@ pub(crate) async fn tenant(
     } else {
         "SELECT id, name, created_at FROM tenants WHERE name = $1"
     };
-    Ok(rows(c, sql, &[&value]).await?.pop().map(|r| TenantRow {
-        id: TenantId::from_stored(r.get(0)),
-        name: r.get(1),
-        created_at: r.get(2),
-    }))
+    rows(c, sql, &[&value])
+        .await?
+        .pop()
+        .map(|r| {
+            Ok(TenantRow {
+                id: TenantId::from_stored(r.col(0)?),
+                name: r.col(1)?,
+                created_at: r.col(2)?,
+            })
+        })
+        .transpose()
 }
 
 pub(crate) async fn tenant_keys(c: &Client, tenant: &TenantId) -> StoreResult<Vec<TenantKeyRow>> {
@@ -66,9 +96,9 @@ pub(crate) async fn tenant_keys(c: &Client, tenant: &TenantId) -> StoreResult<Ve
     .map(|r| {
         Ok(TenantKeyRow {
             tenant: tenant.clone(),
-            version: u32::try_from(r.get::<_, i64>(0)).map_err(|_| corrupt("key version"))?,
-            wrapped: r.get(1),
-            created_at: r.get(2),
+            version: u32::try_from(r.col::<i64>(0)?).map_err(|_| corrupt("key version"))?,
+            wrapped: r.col(1)?,
+            created_at: r.col(2)?,
         })
     })
     .collect()
@@ -87,15 +117,15 @@ pub(crate) async fn api_keys(
         .into_iter()
         .map(|r| {
             Ok(ApiKeyRow {
-                id: ApiKeyId::from_stored(r.get(0)),
-                tenant: r.get::<_, Option<String>>(1).map(TenantId::from_stored),
-                name: r.get(2),
-                hash: hash32(r.get(3))?,
-                roles: json(r.get(4), "api key roles")?,
-                created_at: r.get(5),
-                expires_at: r.get(6),
-                last_used_at: r.get(7),
-                rotated_to: r.get::<_, Option<String>>(8).map(ApiKeyId::from_stored),
+                id: ApiKeyId::from_stored(r.col(0)?),
+                tenant: r.col::<Option<String>>(1)?.map(TenantId::from_stored),
+                name: r.col(2)?,
+                hash: hash32(r.col(3)?)?,
+                roles: json(r.col(4)?, "api key roles")?,
+                created_at: r.col(5)?,
+                expires_at: r.col(6)?,
+                last_used_at: r.col(7)?,
+                rotated_to: r.col::<Option<String>>(8)?.map(ApiKeyId::from_stored),
             })
         })
         .collect()
@@ -116,10 +146,10 @@ pub(crate) async fn collections(
     .map(|r| {
         Ok(CollectionRow {
             tenant: tenant.clone(),
-            name: r.get(0),
-            version: r.get::<_, i64>(1) as u64,
-            def: json(r.get(2), "collection definition")?,
-            updated_at: r.get(3),
+            name: r.col(0)?,
+            version: r.count(1)?,
+            def: json(r.col(2)?, "collection definition")?,
+            updated_at: r.col(3)?,
         })
     })
     .collect()
@@ -137,7 +167,7 @@ pub(crate) async fn roles(
     )
     .await?
     .into_iter()
-    .map(|r| Ok(RoleRow { tenant: tenant.clone(), name: r.get(0), def: json(r.get(1), "role definition")?, updated_at: r.get(2) }))
+    .map(|r| Ok(RoleRow { tenant: tenant.clone(), name: r.col(0)?, def: json(r.col(1)?, "role definition")?, updated_at: r.col(2)? }))
     .collect()
 }
 
@@ -154,12 +184,11 @@ pub(crate) async fn subject(
         .map(|r| {
             Ok(SubjectRow {
                 tenant: tenant.clone(),
-                id: SubjectId::from_stored(r.get(0)),
-                kek_version: u32::try_from(r.get::<_, i64>(1))
-                    .map_err(|_| corrupt("key version"))?,
-                wrapped_dek: r.get(2),
-                ref_index: r.get::<_, Option<Vec<u8>>>(3).map(hash32).transpose()?,
-                created_at: r.get(4),
+                id: SubjectId::from_stored(r.col(0)?),
+                kek_version: u32::try_from(r.col::<i64>(1)?).map_err(|_| corrupt("key version"))?,
+                wrapped_dek: r.col(2)?,
+                ref_index: r.col::<Option<Vec<u8>>>(3)?.map(hash32).transpose()?,
+                created_at: r.col(4)?,
             })
         })
         .transpose()
@@ -168,22 +197,22 @@ pub(crate) async fn subject(
 const RECORD_COLUMNS: &str =
     "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data";
 
-fn record_row(tenant: &TenantId, r: &Row) -> RecordRow {
-    RecordRow {
+fn record_row(tenant: &TenantId, r: &Row) -> StoreResult<RecordRow> {
+    Ok(RecordRow {
         tenant: tenant.clone(),
-        id: RecordId::from_stored(r.get(0)),
-        collection: r.get(1),
-        subject: SubjectId::from_stored(r.get(2)),
-        version: r.get::<_, i64>(3) as u64,
-        state: if r.get::<_, i64>(4) == 0 {
-            RecordState::Active
-        } else {
-            RecordState::Blocked
+        id: RecordId::from_stored(r.col(0)?),
+        collection: r.col(1)?,
+        subject: SubjectId::from_stored(r.col(2)?),
+        version: r.count(3)?,
+        state: match r.col::<i64>(4)? {
+            0 => RecordState::Active,
+            1 => RecordState::Blocked,
+            _ => return Err(corrupt("record state")),
         },
-        created_at: r.get(5),
-        updated_at: r.get(6),
-        data: r.get(7),
-    }
+        created_at: r.col(5)?,
+        updated_at: r.col(6)?,
+        data: r.col(7)?,
+    })
 }
 
 pub(crate) async fn record(
@@ -193,12 +222,11 @@ pub(crate) async fn record(
     id: &RecordId,
 ) -> StoreResult<Option<RecordRow>> {
     let sql = format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.tenant = $1 AND r.id = $2 AND r.collection = $3");
-    Ok(
-        rows(c, &sql, &[&tenant.as_str(), &id.as_str(), &collection])
-            .await?
-            .pop()
-            .map(|r| record_row(tenant, &r)),
-    )
+    rows(c, &sql, &[&tenant.as_str(), &id.as_str(), &collection])
+        .await?
+        .pop()
+        .map(|r| record_row(tenant, &r))
+        .transpose()
 }
 
 pub(crate) async fn records_by_index(
@@ -215,7 +243,7 @@ pub(crate) async fn records_by_index(
          ORDER BY r.ord LIMIT $5"
     );
     let limit = i64::from(limit);
-    Ok(rows(
+    rows(
         c,
         &sql,
         &[
@@ -229,7 +257,7 @@ pub(crate) async fn records_by_index(
     .await?
     .iter()
     .map(|r| record_row(tenant, r))
-    .collect())
+    .collect::<StoreResult<_>>()
 }
 
 pub(crate) async fn history(
@@ -237,15 +265,15 @@ pub(crate) async fn history(
     tenant: &TenantId,
     id: &RecordId,
 ) -> StoreResult<Vec<(u64, i64, Vec<u8>)>> {
-    Ok(rows(
+    rows(
         c,
         "SELECT version, updated_at, data FROM record_history WHERE tenant = $1 AND id = $2 ORDER BY version",
         &[&tenant.as_str(), &id.as_str()],
     )
     .await?
     .into_iter()
-    .map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2)))
-    .collect())
+    .map(|r| Ok((r.count(0)?, r.col(1)?, r.col(2)?)))
+    .collect::<StoreResult<_>>()
 }
 
 pub(crate) async fn users(
@@ -264,23 +292,23 @@ pub(crate) async fn users(
         .await?
         .into_iter()
         .map(|r| {
-            let codes: Vec<String> = json(r.get(15), "recovery codes")?;
+            let codes: Vec<String> = json(r.col(15)?, "recovery codes")?;
             Ok(UserRow {
-                id: UserId::from_stored(r.get(0)),
-                tenant: r.get::<_, Option<String>>(1).map(TenantId::from_stored),
-                username: r.get(2),
-                username_key: r.get(3),
-                password_hash: r.get(4),
-                password_changed_at: r.get(5),
-                password_history: json(r.get(6), "password history")?,
-                roles: json(r.get(7), "user roles")?,
-                disabled: r.get(8),
-                failed_count: r.get::<_, i64>(9) as u32,
-                lock_level: r.get::<_, i64>(10) as u32,
-                locked_until: r.get(11),
-                totp_secret: r.get(12),
-                totp_pending: r.get(13),
-                totp_last_step: r.get(14),
+                id: UserId::from_stored(r.col(0)?),
+                tenant: r.col::<Option<String>>(1)?.map(TenantId::from_stored),
+                username: r.col(2)?,
+                username_key: r.col(3)?,
+                password_hash: r.col(4)?,
+                password_changed_at: r.col(5)?,
+                password_history: json(r.col(6)?, "password history")?,
+                roles: json(r.col(7)?, "user roles")?,
+                disabled: r.col(8)?,
+                failed_count: r.small(9)?,
+                lock_level: r.small(10)?,
+                locked_until: r.col(11)?,
+                totp_secret: r.col(12)?,
+                totp_pending: r.col(13)?,
+                totp_last_step: r.col(14)?,
                 recovery_codes: codes
                     .iter()
                     .map(|c| {
@@ -289,15 +317,15 @@ pub(crate) async fn users(
                             .and_then(hash32)
                     })
                     .collect::<StoreResult<_>>()?,
-                created_at: r.get(16),
-                version: r.get::<_, i64>(17) as u64,
+                created_at: r.col(16)?,
+                version: r.count(17)?,
             })
         })
         .collect()
 }
 
 pub(crate) async fn session(c: &Client, hash: &[u8; 32]) -> StoreResult<Option<SessionRow>> {
-    Ok(rows(
+    rows(
         c,
         "SELECT id, tenant, user_id, created_at, last_seen_at, expires_at, idle_timeout_ms, revoked_at, restricted_to
          FROM sessions WHERE token_hash = $1",
@@ -305,30 +333,33 @@ pub(crate) async fn session(c: &Client, hash: &[u8; 32]) -> StoreResult<Option<S
     )
     .await?
     .pop()
-    .map(|r| SessionRow {
-        id: SessionId::from_stored(r.get(0)),
+    .map(|r| -> StoreResult<SessionRow> {
+        Ok(SessionRow {
+        id: SessionId::from_stored(r.col(0)?),
         token_hash: *hash,
-        tenant: r.get::<_, Option<String>>(1).map(TenantId::from_stored),
-        user: UserId::from_stored(r.get(2)),
-        created_at: r.get(3),
-        last_seen_at: r.get(4),
-        expires_at: r.get(5),
-        idle_timeout_ms: r.get(6),
-        revoked_at: r.get(7),
-        restricted_to: r.get(8),
-    }))
+        tenant: r.col::<Option<String>>(1)?.map(TenantId::from_stored),
+        user: UserId::from_stored(r.col(2)?),
+        created_at: r.col(3)?,
+        last_seen_at: r.col(4)?,
+        expires_at: r.col(5)?,
+        idle_timeout_ms: r.col(6)?,
+        revoked_at: r.col(7)?,
+        restricted_to: r.col(8)?,
+        })
+    })
+    .transpose()
 }
 
 pub(crate) async fn settings(c: &Client, scope: &str) -> StoreResult<Option<SecuritySettings>> {
     rows(c, "SELECT body FROM settings WHERE scope = $1", &[&scope])
         .await?
         .pop()
-        .map(|r| json(r.get(0), "security settings"))
+        .map(|r| json(r.col(0)?, "security settings"))
         .transpose()
 }
 
 pub(crate) async fn audit_logs(c: &Client) -> StoreResult<Vec<String>> {
-    Ok(rows(
+    rows(
         c,
         "SELECT log FROM audit_heads UNION SELECT log FROM audit_checkpoints UNION SELECT DISTINCT log FROM audit
          UNION SELECT DISTINCT log FROM audit_nodes UNION SELECT DISTINCT log FROM audit_subjects ORDER BY 1",
@@ -336,8 +367,8 @@ pub(crate) async fn audit_logs(c: &Client) -> StoreResult<Vec<String>> {
     )
     .await?
     .into_iter()
-    .map(|r| r.get(0))
-    .collect())
+    .map(|r| r.col(0))
+    .collect::<StoreResult<_>>()
 }
 
 pub(crate) async fn audit_heads(
@@ -353,11 +384,11 @@ pub(crate) async fn audit_heads(
     .into_iter()
     .map(|r| {
         let head = AuditHead {
-            size: r.get::<_, i64>(1) as u64,
-            last_hash: hash32(r.get(2))?,
-            compact: CompactRange::decode(r.get(3)).ok_or_else(|| corrupt("audit head"))?,
+            size: r.count(1)?,
+            last_hash: hash32(r.col(2)?)?,
+            compact: CompactRange::decode(r.col(3)?).ok_or_else(|| corrupt("audit head"))?,
         };
-        Ok((r.get(0), head))
+        Ok((r.col(0)?, head))
     })
     .collect()
 }
@@ -375,7 +406,7 @@ pub(crate) async fn audit_raw(
     )
     .await?
     .into_iter()
-    .map(|r| Ok((r.get::<_, i64>(0) as u64, r.get(1), hash32(r.get(2))?)))
+    .map(|r| Ok((r.count(0)?, r.col(1)?, hash32(r.col(2)?)?)))
     .collect()
 }
 
@@ -387,7 +418,7 @@ pub(crate) async fn audit_tail(c: &Client, log: &str) -> StoreResult<Option<(u64
     )
     .await?
     .pop()
-    .map(|r| Ok((r.get::<_, i64>(0) as u64, hash32(r.get(1))?)))
+    .map(|r| Ok((r.count(0)?, hash32(r.col(1)?)?)))
     .transpose()
 }
 
@@ -415,7 +446,7 @@ pub(crate) async fn audit_hashes(
         )
         .await?
     };
-    found.into_iter().map(|r| hash32(r.get(0))).collect()
+    found.into_iter().map(|r| hash32(r.col(0)?)).collect()
 }
 
 pub(crate) async fn audit_nodes(
@@ -435,9 +466,9 @@ pub(crate) async fn audit_nodes(
     .into_iter()
     .map(|r| {
         Ok((
-            r.get::<_, i32>(0) as u32,
-            r.get::<_, i64>(1) as u64,
-            hash32(r.get(2))?,
+            u32::try_from(r.col::<i32>(0)?).map_err(|_| corrupt("tree level"))?,
+            r.count(1)?,
+            hash32(r.col(2)?)?,
         ))
     })
     .collect()
@@ -450,7 +481,7 @@ pub(crate) async fn audit_subject_rows(
     limit: u32,
 ) -> StoreResult<Vec<(String, u64)>> {
     let (subject, seq) = after.map_or((String::new(), -1i64), |(s, q)| (s, q as i64));
-    Ok(rows(
+    rows(
         c,
         "SELECT subject, seq FROM audit_subjects WHERE log = $1 AND (subject, seq) > ($2, $3)
          ORDER BY subject, seq LIMIT $4",
@@ -458,8 +489,8 @@ pub(crate) async fn audit_subject_rows(
     )
     .await?
     .into_iter()
-    .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
-    .collect())
+    .map(|r| Ok((r.col(0)?, r.count(1)?)))
+    .collect::<StoreResult<_>>()
 }
 
 /// The generated columns of the audit table and their expressions as PostgreSQL prints them.
@@ -482,12 +513,17 @@ pub(crate) async fn check_audit_schema(c: &Client) -> StoreResult<Vec<String>> {
     )
     .await?;
     for (name, expr) in GENERATED {
-        match columns.iter().find(|r| r.get::<_, &str>(0) == name) {
+        let mut found = None;
+        for r in &columns {
+            if r.col::<&str>(0)? == name {
+                found = Some(r);
+            }
+        }
+        match found {
             None => problems.push(format!("audit.{name} is missing")),
-            Some(r) if r.get::<_, &str>(1) != "ALWAYS" || r.get::<_, &str>(2) != expr => problems
-                .push(format!(
-                    "audit.{name} is no longer generated from the entry body"
-                )),
+            Some(r) if r.col::<&str>(1)? != "ALWAYS" || r.col::<&str>(2)? != expr => problems.push(
+                format!("audit.{name} is no longer generated from the entry body"),
+            ),
             Some(_) => {}
         }
     }
@@ -503,8 +539,8 @@ pub(crate) async fn check_audit_schema(c: &Client) -> StoreResult<Vec<String>> {
     for r in triggers {
         problems.push(format!(
             "{} on {} is not part of the schema (a trigger, rule or policy could rewrite what is read or written)",
-            r.get::<_, &str>(0),
-            r.get::<_, &str>(1)
+            r.col::<&str>(0)?,
+            r.col::<&str>(1)?
         ));
     }
     Ok(problems)
@@ -514,7 +550,7 @@ pub(crate) async fn tenant_ids(c: &Client) -> StoreResult<Vec<TenantId>> {
     rows(c, "SELECT id FROM tenants ORDER BY id", &[])
         .await?
         .into_iter()
-        .map(|r| TenantId::parse(r.get(0)).ok_or_else(|| corrupt("tenant id")))
+        .map(|r| TenantId::parse(r.col(0)?).ok_or_else(|| corrupt("tenant id")))
         .collect()
 }
 
@@ -534,18 +570,18 @@ pub(crate) async fn checkpoints(
         .map(|r| {
             Ok(CheckpointRow {
                 log: log.to_owned(),
-                seq: r.get::<_, i64>(0) as u64,
-                size: r.get::<_, i64>(1) as u64,
-                root: hash32(r.get(2))?,
-                time: r.get(3),
-                prev: hash32(r.get(4))?,
+                seq: r.count(0)?,
+                size: r.count(1)?,
+                root: hash32(r.col(2)?)?,
+                time: r.col(3)?,
+                prev: hash32(r.col(4)?)?,
                 signature: r
-                    .get::<_, Vec<u8>>(5)
+                    .col::<Vec<u8>>(5)?
                     .try_into()
                     .map_err(|_| corrupt("checkpoint signature"))?,
                 // An unknown format fails verification instead of stopping it.
-                format: u8::try_from(r.get::<_, i16>(6)).unwrap_or(0),
-                origin: r.get(7),
+                format: u8::try_from(r.col::<i16>(6)?).unwrap_or(0),
+                origin: r.col(7)?,
             })
         })
         .collect()
@@ -587,6 +623,6 @@ pub(crate) async fn audit(c: &Client, log: &str, q: &AuditQuery) -> StoreResult<
     rows(c, &sql, &params)
         .await?
         .into_iter()
-        .map(|r| json(r.get::<_, &str>(0), "audit entry"))
+        .map(|r| json(r.col::<&str>(0)?, "audit entry"))
         .collect()
 }

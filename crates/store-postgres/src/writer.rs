@@ -14,11 +14,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
-use crate::read::hash32;
-use crate::{connect, unavailable, Job};
+use crate::read::{hash32, Col};
+use crate::{unavailable, Job, Target};
 
 pub(crate) async fn run(
-    url: String,
+    target: Target,
     mut client: Client,
     mut jobs: mpsc::Receiver<Job>,
     max_batch: usize,
@@ -33,7 +33,7 @@ pub(crate) async fn run(
             }
         }
         if client.is_closed() {
-            match connect(&url).await {
+            match target.connect().await {
                 Ok(c) => client = c,
                 Err(e) => {
                     for job in batch.drain(..) {
@@ -126,9 +126,9 @@ async fn lock_heads(tx: &Transaction<'_>, batch: &[Job]) -> StoreResult<HashMap<
             .await
             .map_err(unavailable)?;
         let head = Head {
-            size: row.get::<_, i64>(0) as u64,
-            last_hash: hash32(row.get(1))?,
-            compact: CompactRange::decode(row.get(2))
+            size: row.count(0)?,
+            last_hash: hash32(row.col(1)?)?,
+            compact: CompactRange::decode(row.col(2)?)
                 .ok_or_else(|| StoreError::Corrupt("audit head".into()))?,
         };
         heads.insert(log.clone(), head);

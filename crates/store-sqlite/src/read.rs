@@ -206,7 +206,7 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<StoreResult<UserRow>> {
         totp_last_step: r.get(14)?,
         recovery_codes,
         created_at: r.get(16)?,
-        version: r.get::<_, i64>(17)? as u64,
+        version: r.get::<_, u64>(17)?,
     }))
 }
 
@@ -387,11 +387,11 @@ fn record_row(tenant: &TenantId, r: &Row<'_>) -> rusqlite::Result<RecordRow> {
         id: RecordId::from_stored(r.get(0)?),
         collection: r.get(1)?,
         subject: SubjectId::from_stored(r.get(2)?),
-        version: r.get::<_, i64>(3)? as u64,
-        state: if r.get::<_, i64>(4)? == 0 {
-            RecordState::Active
-        } else {
-            RecordState::Blocked
+        version: r.get::<_, u64>(3)?,
+        state: match r.get::<_, i64>(4)? {
+            0 => RecordState::Active,
+            1 => RecordState::Blocked,
+            _ => return Err(rusqlite::Error::IntegralValueOutOfRange(4, 0)),
         },
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
@@ -445,7 +445,7 @@ pub(crate) fn history(
         conn,
         "SELECT version, updated_at, data FROM record_history WHERE tenant = ?1 AND id = ?2 ORDER BY version",
         params![tenant.as_str(), id.as_str()],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get::<_, u64>(0)?, r.get(1)?, r.get(2)?)),
     )
 }
 

@@ -1,5 +1,7 @@
 //! A throwaway PostgreSQL for tests: started once per test process (initdb into a temporary
-//! directory, a random port, loopback only), one fresh database per test. Set
+//! directory, a random port, loopback only), one fresh database per test. The server takes
+//! TLS only (its certificate signed by a CA made for the run; plain TCP is refused), and tests
+//! connect with `sslmode=verify-full`. Set
 //! `STRONGROOM_TEST_DATABASE_URL` to use a server of your own instead. Without either, tests
 //! that need PostgreSQL skip with a loud message — except in CI (`CI=true`), where they fail.
 
@@ -11,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 struct Server {
-    /// `host=… port=… user=…` without a database name.
+    /// `host=… port=… user=… sslmode=verify-full sslrootcert=…` without a database name.
     base: String,
     _dir: Option<tempfile::TempDir>,
 }
@@ -115,13 +117,36 @@ fn start() -> Result<Server, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    // TLS on TCP, and nothing else: no `host` line, so plain TCP is refused.
+    let (ca, cert, key) = certificates()?;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).map_err(|e| e.to_string())?;
+    std::fs::write(data.join("server.crt"), cert).map_err(|e| e.to_string())?;
+    std::fs::write(data.join("server.key"), key).map_err(|e| e.to_string())?;
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+    )
+    .map_err(|e| e.to_string())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = data.join("server.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        if as_postgres {
+            let (uid, gid) = uid_gid_of_postgres().ok_or("no `postgres` user")?;
+            for f in ["server.crt", "server.key", "pg_hba.conf"] {
+                chown(data.join(f), Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+        }
+    }
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
     // A watchdog stops the server when this test process ends, however it ends.
     let cmd = format!(
-        "{} {} -D '{}' -p {port} -k '{}' -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=on > '{}/log' 2>&1 & \
+        "{} {} -D '{}' -p {port} -k '{}' -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=on -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key > '{}/log' 2>&1 & \
          PG=$!; while kill -0 {} 2>/dev/null && kill -0 $PG 2>/dev/null; do sleep 1; done; \
          kill -INT \"$(head -n 1 '{}/postmaster.pid' 2>/dev/null)\" 2>/dev/null; wait; rm -rf '{}'",
         if as_postgres { "runuser -u postgres --" } else { "" },
@@ -142,7 +167,10 @@ fn start() -> Result<Server, String> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let base = format!("host=127.0.0.1 port={port} user=strongroom");
+    let base = format!(
+        "host=127.0.0.1 port={port} user=strongroom sslmode=verify-full sslrootcert={}",
+        ca_file.display()
+    );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             std::thread::sleep(Duration::from_millis(200));
@@ -176,6 +204,22 @@ pub async fn fresh_database() -> Option<String> {
     Some(create_database(base).await)
 }
 
+/// A CA and a certificate it signed for `localhost` and `127.0.0.1` (PEM: CA, certificate, key).
+fn certificates() -> Result<(String, String, String), String> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let e = |e: rcgen::Error| e.to_string();
+    let ca_key = KeyPair::generate().map_err(e)?;
+    let mut ca = CertificateParams::new(Vec::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
+    let key = KeyPair::generate().map_err(e)?;
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .map_err(e)?
+        .signed_by(&key, &ca_cert, &ca_key)
+        .map_err(e)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}
+
 /// The throwaway server of this process (started on first use): `host=… port=… user=…`
 /// without a database name, or why it could not be started.
 pub fn server_base() -> Result<&'static str, String> {
@@ -183,6 +227,15 @@ pub fn server_base() -> Result<&'static str, String> {
         Ok(s) => Ok(s.base.as_str()),
         Err(why) => Err(why.clone()),
     }
+}
+
+/// A connection to `conninfo` as Strongroom makes it (TLS settings honoured).
+pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
+    strongroom_store_postgres::Target::parse(conninfo)
+        .expect("a valid connection string")
+        .connect()
+        .await
+        .expect("connect to the test server")
 }
 
 /// Creates a fresh, empty database on the server `base` and returns its connection string.
@@ -193,11 +246,7 @@ pub async fn create_database(base: &str) -> String {
             &strongroom_core::OsRng
         ))
     );
-    let admin = format!("{base} dbname=postgres");
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(conn);
+    let client = connect(&format!("{base} dbname=postgres")).await;
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await

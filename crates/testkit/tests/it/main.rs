@@ -11,6 +11,7 @@ mod health;
 mod identity;
 mod multinode;
 mod postgres_conformance;
+mod postgres_ops;
 mod quickstart;
 mod records;
 mod sqlite_conformance;

@@ -31,12 +31,7 @@ impl Db {
     }
 
     async fn pg_admin(base: &str) -> tokio_postgres::Client {
-        let (c, conn) =
-            tokio_postgres::connect(&Self::url(base, "postgres"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        c
+        postgres::connect(&Self::url(base, "postgres")).await
     }
 
     /// A fresh copy to spoil.
@@ -71,11 +66,7 @@ impl Db {
                     .map_err(|e| e.to_string())
             }
             Db::Pg { base, name } => {
-                let (c, conn) =
-                    tokio_postgres::connect(&Self::url(base, name), tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                tokio::spawn(conn);
+                let c = postgres::connect(&Self::url(base, name)).await;
                 c.batch_execute(&format!("BEGIN; {sql}; COMMIT;"))
                     .await
                     .map_err(|e| e.to_string())
@@ -610,11 +601,7 @@ impl Db {
                 .collect()
             }
             Db::Pg { base, name } => {
-                let (c, conn) =
-                    tokio_postgres::connect(&Self::url(base, name), tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                tokio::spawn(conn);
+                let c = postgres::connect(&Self::url(base, name)).await;
                 c.query(&sql, &[])
                     .await
                     .unwrap()
@@ -676,11 +663,7 @@ impl Db {
                     .map_err(|e| e.to_string())
             }
             Db::Pg { base, name } => {
-                let (c, conn) =
-                    tokio_postgres::connect(&Self::url(base, name), tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                tokio::spawn(conn);
+                let c = postgres::connect(&Self::url(base, name)).await;
                 let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = all
                     .iter()
                     .map(
