@@ -13,13 +13,15 @@ mod read;
 mod writer;
 
 use async_trait::async_trait;
+use std::sync::Arc;
+
 use deadpool_postgres::Pool;
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Receipt, RecordRow, RoleRow,
-    SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork,
-    UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Faults, Receipt, RecordRow,
+    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
+    UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +41,8 @@ pub struct PgOptions {
     pub max_batch: usize,
     pub queue_depth: usize,
     pub readers: usize,
+    /// Faults injected into the writer (tests only).
+    pub faults: Faults,
 }
 
 impl Default for PgOptions {
@@ -47,6 +51,7 @@ impl Default for PgOptions {
             max_batch: 512,
             queue_depth: 8192,
             readers: 8,
+            faults: Faults::default(),
         }
     }
 }
@@ -91,7 +96,13 @@ impl PgStore {
         migrate(&mut client).await?;
         let pool = target.pool(options.readers)?;
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        tokio::spawn(writer::run(target, client, rx, options.max_batch.max(1)));
+        let writer = writer::Writer {
+            target,
+            jobs: Arc::new(tokio::sync::Mutex::new(rx)),
+            max_batch: options.max_batch.max(1),
+            faults: options.faults,
+        };
+        tokio::spawn(writer.supervise(client));
         Ok(Self { jobs: tx, pool })
     }
 

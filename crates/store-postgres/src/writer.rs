@@ -3,13 +3,15 @@
 //! all nodes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 
 use strongroom_core::audit::GENESIS;
 use strongroom_core::store::{
-    AuditHead as Head, Op, Receipt, Sealed, StoreError, StoreResult, UnitOfWork,
+    AuditHead as Head, FaultPoint, Faults, Op, Receipt, Sealed, StoreError, StoreResult, UnitOfWork,
 };
 use strongroom_crypto::merkle::CompactRange;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
@@ -17,12 +19,63 @@ use tokio_postgres::{Client, Transaction};
 use crate::read::{hash32, Col};
 use crate::{unavailable, Job, Target};
 
-pub(crate) async fn run(
+/// This node's writer and what it needs to start again after a fault.
+pub(crate) struct Writer {
+    pub(crate) target: Target,
+    pub(crate) jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    pub(crate) max_batch: usize,
+    pub(crate) faults: Faults,
+}
+
+impl Writer {
+    /// Runs the writer as its own task and starts a new one (on a new connection) whenever it
+    /// dies, so that a fault fails the batch it hit and not every later request. Ends when
+    /// the store is dropped.
+    pub(crate) async fn supervise(self, first: Client) {
+        let mut client = Some(first);
+        loop {
+            let task = tokio::spawn(run(
+                self.target.clone(),
+                client.take(),
+                self.jobs.clone(),
+                self.max_batch,
+                self.faults.clone(),
+            ));
+            match task.await {
+                Ok(()) => return,
+                Err(e) if e.is_cancelled() => return,
+                Err(_) => {
+                    tracing::error!(
+                        "the PostgreSQL writer stopped on a fault; its batch failed; restarting it"
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn run(
     target: Target,
-    mut client: Client,
-    mut jobs: mpsc::Receiver<Job>,
+    client: Option<Client>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: usize,
+    faults: Faults,
 ) {
+    // A writer that died while holding the queue released it as it unwound.
+    let mut jobs = jobs.lock().await;
+    let mut client = match client {
+        Some(c) => c,
+        None => loop {
+            match target.connect().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::error!(error = %e, "the PostgreSQL writer cannot connect; retrying");
+                    // Requests meanwhile wait in the queue; /readyz reports the node not ready.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        },
+    };
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = jobs.recv().await {
         batch.push(first);
@@ -43,14 +96,20 @@ pub(crate) async fn run(
                 }
             }
         }
-        commit_batch(&mut client, &mut batch).await;
+        commit_batch(&target, &mut client, &mut batch, &faults).await;
     }
 }
 
-async fn commit_batch(client: &mut Client, batch: &mut Vec<Job>) {
+async fn commit_batch(target: &Target, client: &mut Client, batch: &mut Vec<Job>, faults: &Faults) {
     let mut results: Vec<StoreResult<Receipt>> = Vec::with_capacity(batch.len());
     let outcome: StoreResult<()> = async {
         let mut tx = client.transaction().await.map_err(unavailable)?;
+        // The transaction's id, to find out after a lost link whether COMMIT took effect.
+        let xid: i64 = tx
+            .query_one("SELECT txid_current()", &[])
+            .await
+            .map_err(unavailable)?
+            .col(0)?;
         let mut heads = lock_heads(&tx, batch).await?;
         let mut changed = Vec::new();
         for job in batch.iter() {
@@ -86,7 +145,14 @@ async fn commit_batch(client: &mut Client, batch: &mut Vec<Job>) {
                 .map_err(unavailable)?;
             }
         }
-        tx.commit().await.map_err(unavailable)
+        faults.hit(FaultPoint::BeforeCommit);
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // The server answered: it did not commit.
+            Err(e) if e.as_db_error().is_some() => Err(unavailable(e)),
+            // The link failed during COMMIT: it may have landed. Ask.
+            Err(e) => resolve(target, xid, &e).await,
+        }
     }
     .await;
     match outcome {
@@ -102,6 +168,40 @@ async fn commit_batch(client: &mut Client, batch: &mut Vec<Job>) {
             }
         }
     }
+}
+
+/// Whether transaction `xid`, whose COMMIT failed with `e` on the link, committed: asked on a
+/// new connection with `txid_status`, waiting while it is still in progress.
+async fn resolve(target: &Target, xid: i64, e: &tokio_postgres::Error) -> StoreResult<()> {
+    let unknown = |why: String| {
+        StoreError::Indeterminate(format!("COMMIT failed ({}); {why}", crate::describe(e)))
+    };
+    let client = target
+        .connect()
+        .await
+        .map_err(|c| unknown(format!("and the database cannot be reached to check: {c}")))?;
+    for _ in 0..50 {
+        let status: Option<String> = client
+            .query_one("SELECT txid_status($1)", &[&xid])
+            .await
+            .map_err(|c| unknown(format!("and the check failed: {}", crate::describe(&c))))?
+            .col(0)?;
+        match status.as_deref() {
+            Some("committed") => {
+                tracing::warn!("the link failed during COMMIT, but the batch had committed");
+                return Ok(());
+            }
+            Some("aborted") => {
+                return Err(StoreError::Unavailable(format!(
+                    "COMMIT failed ({}); the transaction was rolled back",
+                    crate::describe(e)
+                )))
+            }
+            Some("in progress") => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => return Err(unknown("and the transaction is no longer known".into())),
+        }
+    }
+    Err(unknown("and it was still in progress after 5 s".into()))
 }
 
 /// Locks (creating if needed) the heads of every log the batch writes to, in log order.

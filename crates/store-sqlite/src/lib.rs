@@ -19,9 +19,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Receipt, RecordRow, RoleRow,
-    SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork,
-    UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Faults, Receipt, RecordRow,
+    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
+    UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -46,6 +46,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Depth of the writer's queue; callers wait when it is full.
     pub queue_depth: usize,
+    /// Faults injected into the writer (tests only).
+    pub faults: Faults,
 }
 
 impl Default for SqliteOptions {
@@ -53,6 +55,7 @@ impl Default for SqliteOptions {
         Self {
             max_batch: 512,
             queue_depth: 8192,
+            faults: Faults::default(),
         }
     }
 }
@@ -102,7 +105,7 @@ fn owner_only(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-fn configure(conn: &Connection) -> StoreResult<()> {
+pub(crate) fn configure(conn: &Connection) -> StoreResult<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(unavailable)?;
     conn.execute_batch(
@@ -132,10 +135,15 @@ impl SqliteStore {
         }
         migrate(&conn)?;
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        let max_batch = options.max_batch.max(1);
+        let writer = writer::Writer {
+            path: path.to_owned(),
+            jobs: Arc::new(Mutex::new(rx)),
+            max_batch: options.max_batch.max(1),
+            faults: options.faults,
+        };
         std::thread::Builder::new()
-            .name("strongroom-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, max_batch))
+            .name("strongroom-sqlite-supervisor".into())
+            .spawn(move || writer.supervise(conn))
             .map_err(unavailable)?;
         Ok(Self {
             jobs: tx,

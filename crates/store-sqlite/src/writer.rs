@@ -2,17 +2,76 @@
 //! per-log hash chains (it is the sequencer of every log of this database).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use strongroom_core::store::{
-    AuditHead as Head, Op, Receipt, Sealed, StoreError, StoreResult, UnitOfWork,
+    AuditHead as Head, FaultPoint, Faults, Op, Receipt, Sealed, StoreError, StoreResult, UnitOfWork,
 };
 use strongroom_crypto::merkle::CompactRange;
 use tokio::sync::mpsc;
 
 use crate::{unavailable, Job};
 
-pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
+/// The writer of a store and what it needs to start again after a fault.
+pub(crate) struct Writer {
+    pub(crate) path: PathBuf,
+    pub(crate) jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    pub(crate) max_batch: usize,
+    pub(crate) faults: Faults,
+}
+
+impl Writer {
+    /// Runs the writer on its own thread, and starts a new one (with a new connection and
+    /// heads read afresh) whenever it dies, so that a fault fails the batch it hit and not
+    /// every later request. Ends when the store is dropped.
+    pub(crate) fn supervise(self, first: Connection) {
+        let mut conn = Some(first);
+        loop {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => match self.reopen() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the SQLite writer cannot reopen the database; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                },
+            };
+            let (jobs, max_batch, faults) =
+                (self.jobs.clone(), self.max_batch, self.faults.clone());
+            let ended = std::thread::Builder::new()
+                .name("strongroom-sqlite-writer".into())
+                .spawn(move || run(c, &jobs, max_batch, &faults))
+                .map(|h| h.join());
+            match ended {
+                Ok(Ok(())) => return,
+                Ok(Err(_)) => {
+                    tracing::error!(
+                        "the SQLite writer stopped on a fault; its batch failed; restarting it"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the SQLite writer; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    fn reopen(&self) -> StoreResult<Connection> {
+        let conn = Connection::open(&self.path).map_err(unavailable)?;
+        crate::configure(&conn)?;
+        Ok(conn)
+    }
+}
+
+fn run(mut conn: Connection, jobs: &Mutex<mpsc::Receiver<Job>>, max_batch: usize, faults: &Faults) {
+    // A writer that died while holding the queue leaves it intact: take it back.
+    let mut jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
     let mut heads: HashMap<String, Head> = HashMap::new();
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = jobs.blocking_recv() {
@@ -23,11 +82,16 @@ pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut heads, &mut batch);
+        commit_batch(&mut conn, &mut heads, &mut batch, faults);
     }
 }
 
-fn commit_batch(conn: &mut Connection, heads: &mut HashMap<String, Head>, batch: &mut Vec<Job>) {
+fn commit_batch(
+    conn: &mut Connection,
+    heads: &mut HashMap<String, Head>,
+    batch: &mut Vec<Job>,
+    faults: &Faults,
+) {
     let mut results: Vec<StoreResult<Receipt>> = Vec::with_capacity(batch.len());
     let mut moved: HashMap<String, Head> = HashMap::new();
     let outcome = (|| -> rusqlite::Result<()> {
@@ -54,6 +118,7 @@ fn commit_batch(conn: &mut Connection, heads: &mut HashMap<String, Head>, batch:
             )?
             .execute(params![log, head.size as i64, &head.last_hash[..], head.compact.encode()])?;
         }
+        faults.hit(FaultPoint::BeforeCommit);
         tx.commit()
     })();
     match outcome {

@@ -1153,3 +1153,59 @@ pub async fn identity_ops_are_atomic_and_conditional(store: Arc<dyn Store>) {
     );
     assert_eq!(store.find_settings("platform").await.unwrap(), None);
 }
+
+/// A writer `Faults` that panics at the next commit once `armed` is set (and disarms itself).
+pub fn panic_once(armed: Arc<std::sync::atomic::AtomicBool>) -> Faults {
+    Faults::new(move |point| {
+        if point == FaultPoint::BeforeCommit
+            && armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected fault: the writer dies before COMMIT");
+        }
+    })
+}
+
+/// A writer that dies fails the batch it held — nothing of it lands — and a new writer takes
+/// every later unit, with the log's chain intact. Run with a store built with [`panic_once`].
+pub async fn a_dead_writer_is_replaced(
+    store: Arc<dyn Store>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (t, _) = setup(&store, "before").await;
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let doomed = tenant("doomed");
+    let unit = UnitOfWork {
+        ops: vec![Op::InsertTenant(doomed.clone())],
+        audit: vec![event(None, "tenant.create")],
+    };
+    assert!(
+        matches!(store.commit(unit).await, Err(StoreError::Unavailable(_))),
+        "the unit of a dead writer's batch must fail"
+    );
+    assert_eq!(store.find_tenant(&doomed.id).await.unwrap(), None);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let unit = UnitOfWork {
+                ops: vec![Op::InsertTenant(tenant(&format!("after{i}")))],
+                audit: vec![event(None, "tenant.create")],
+            };
+            store.commit(unit).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("a new writer takes the units");
+    }
+    assert!(store.find_tenant(&t).await.unwrap().is_some());
+    let entries = all_entries(&store, PLATFORM_LOG).await;
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.action == "tenant.create")
+            .count(),
+        20,
+        "one entry for each later unit, none for the failed one"
+    );
+    verify_log(&store, PLATFORM_LOG).await;
+}

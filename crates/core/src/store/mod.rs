@@ -2,6 +2,8 @@
 //! events that describe them — atomically and durably, and answers tenant-scoped queries.
 //! Every backend passes the same conformance suite (`strongroom-testkit`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use strongroom_proto::{CollectionDef, RoleDef, SecuritySettings};
 
@@ -281,6 +283,10 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("store corrupt: {0}")]
     Corrupt(String),
+    /// The link failed while the unit was being committed and whether it landed could not be
+    /// found out: it may have taken effect. Not to be recorded as a failure.
+    #[error("commit outcome unknown: {0}")]
+    Indeterminate(String),
 }
 
 impl From<StoreError> for Error {
@@ -297,12 +303,50 @@ impl From<StoreError> for Error {
                 Code::Unavailable,
                 "storage is unavailable; nothing was changed, retry later",
             ),
+            StoreError::Indeterminate(_) => Error::new(
+                Code::Unavailable,
+                "storage failed while committing; the change may or may not have been made: \
+                 read before retrying",
+            ),
             StoreError::Corrupt(_) => Error::internal(),
         }
     }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A point in a store's writer where a test may inject a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// A batch is applied and about to be committed.
+    BeforeCommit,
+}
+
+/// Fault injection for tests (a writer that panics, a link that drops): called by a store's
+/// writer at each [`FaultPoint`]. Empty, and free, in production.
+#[derive(Clone, Default)]
+pub struct Faults(Option<Arc<dyn Fn(FaultPoint) + Send + Sync>>);
+
+impl Faults {
+    pub fn new(f: impl Fn(FaultPoint) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+    pub fn hit(&self, point: FaultPoint) {
+        if let Some(f) = &self.0 {
+            f(point);
+        }
+    }
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Faults(set)"
+        } else {
+            "Faults(none)"
+        })
+    }
+}
 
 /// A storage backend. Every query that reads tenant data takes the tenant id: there is no way
 /// to ask for a record without saying whose it is.

@@ -408,6 +408,12 @@ impl Vault {
                 let unit = UnitOfWork { ops, audit };
                 match self.store.commit(unit).await {
                     Ok(_) => Ok(value),
+                    Err(StoreError::Indeterminate(why)) => {
+                        // It may have landed with its audit event: recording a failure could
+                        // contradict the log. The caller is told to read before retrying.
+                        tracing::error!(action = ev.action, error = %why, "commit outcome unknown");
+                        Err(StoreError::Indeterminate(why).into())
+                    }
                     Err(e) => {
                         // Every unit carries its audit event: if the store cannot take the unit,
                         // the event is not durable and the operation must not take effect.

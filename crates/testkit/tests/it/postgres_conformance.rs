@@ -12,3 +12,17 @@ async fn postgres() -> Option<(Arc<dyn Store>, ())> {
 }
 
 strongroom_testkit::store_conformance!(postgres);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_writer_is_replaced() {
+    let Some(url) = strongroom_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let options = PgOptions {
+        faults: strongroom_testkit::conformance::panic_once(armed.clone()),
+        ..PgOptions::default()
+    };
+    let store = PgStore::open(&url, options).await.unwrap();
+    strongroom_testkit::conformance::a_dead_writer_is_replaced(Arc::new(store), armed).await;
+}

@@ -154,3 +154,160 @@ async fn spoiled_rows_are_errors_not_panics() {
         assert_eq!(ok.status, 200, "{sql}: {}", ok.text);
     }
 }
+
+/// A TCP relay to the test server that can lose the link at the worst moment: `Cut::Reply`
+/// drops the next bytes the server sends (the answer to COMMIT, once the writer is about to
+/// commit) and closes the connection; `Cut::Request` does so with the next bytes the client
+/// sends (COMMIT itself never arrives).
+mod relay {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub const PASS: u8 = 0;
+    pub const CUT_REPLY: u8 = 1;
+    pub const CUT_REQUEST: u8 = 2;
+
+    pub async fn start(upstream: u16, mode: Arc<AtomicU8>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let (m1, m2) = (mode.clone(), mode.clone());
+                tokio::spawn(async move {
+                    // Whichever direction stops first closes the whole link.
+                    tokio::select! {
+                        _ = pump(cr, sw, m1, CUT_REQUEST) => {}
+                        _ = pump(sr, cw, m2, CUT_REPLY) => {}
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    async fn pump(
+        mut from: impl AsyncRead + Unpin,
+        mut to: impl AsyncWrite + Unpin,
+        mode: Arc<AtomicU8>,
+        cut_on: u8,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if mode
+                .compare_exchange(cut_on, PASS, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The link fails during COMMIT. If the batch landed, the writer finds out (`txid_status`) and
+/// acknowledges it — no failure is reported for a change that happened; if COMMIT never
+/// arrived, the units fail and nothing of them is stored. The chain stays whole either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_resolved() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    use strongroom_core::audit::{AuditEvent, PLATFORM_LOG};
+    use strongroom_core::ids::{RequestId, TenantId};
+    use strongroom_core::store::{FaultPoint, Faults, Op, StoreError, TenantRow, UnitOfWork};
+    use strongroom_core::{OsRng, Store};
+
+    let Some(url) = postgres::fresh_database().await else {
+        return;
+    };
+    let port: u16 = url
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("port="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mode = Arc::new(AtomicU8::new(relay::PASS));
+    let relay_port = relay::start(port, mode.clone()).await;
+    let via_relay = url.replace(&format!("port={port}"), &format!("port={relay_port}"));
+    // At the commit point the test's chosen cut is armed.
+    let next_cut = Arc::new(AtomicU8::new(relay::PASS));
+    let arm = next_cut.clone();
+    let armed_mode = mode.clone();
+    let options = PgOptions {
+        faults: Faults::new(move |p| {
+            if p == FaultPoint::BeforeCommit {
+                armed_mode.store(arm.swap(relay::PASS, Ordering::SeqCst), Ordering::SeqCst);
+            }
+        }),
+        ..PgOptions::default()
+    };
+    let store = PgStore::open(&via_relay, options).await.unwrap();
+    let unit = |name: &str| {
+        let t = TenantRow {
+            id: TenantId::generate(&OsRng),
+            name: name.into(),
+            created_at: 1,
+        };
+        let ev = AuditEvent::new(
+            None,
+            1,
+            RequestId::generate(&OsRng),
+            "key:test".into(),
+            "tenant.create",
+        );
+        (
+            t.id.clone(),
+            UnitOfWork {
+                ops: vec![Op::InsertTenant(t)],
+                audit: vec![ev],
+            },
+        )
+    };
+
+    // The answer to COMMIT is lost: the batch landed, and the caller is told so.
+    next_cut.store(relay::CUT_REPLY, Ordering::SeqCst);
+    let (landed, u) = unit("landed");
+    let receipt = store
+        .commit(u)
+        .await
+        .expect("a commit that landed is acknowledged");
+    assert_eq!(receipt.audit.len(), 1);
+    assert!(store.find_tenant(&landed).await.unwrap().is_some());
+
+    // COMMIT itself is lost: the batch is rolled back, and the caller is told it failed.
+    next_cut.store(relay::CUT_REQUEST, Ordering::SeqCst);
+    let (lost, u) = unit("lost");
+    match store.commit(u).await {
+        Err(StoreError::Unavailable(why)) => assert!(why.contains("rolled back"), "{why}"),
+        other => panic!("expected a definite failure, got {other:?}"),
+    }
+    assert!(store.find_tenant(&lost).await.unwrap().is_none());
+
+    // The writer reconnects; the log has exactly the entries of what landed, and verifies.
+    let (after, u) = unit("after");
+    store.commit(u).await.unwrap();
+    assert!(store.find_tenant(&after).await.unwrap().is_some());
+    let store: Arc<dyn Store> = Arc::new(store);
+    let entries = store
+        .find_audit_entries(
+            PLATFORM_LOG,
+            &strongroom_core::store::AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    strongroom_testkit::conformance::verify_log(&store, PLATFORM_LOG).await;
+}
