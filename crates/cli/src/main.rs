@@ -165,6 +165,13 @@ struct ServeArgs {
     /// sign-in rate limits. Repeatable. Without it the header is ignored.
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
     trusted_proxy: Vec<ipnet::IpNet>,
+    /// Longest a request may run, in seconds (body upload included); it is then answered
+    /// `503 request_timeout`.
+    #[arg(long, env = "STRONGROOM_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_seconds: u64,
+    /// Most connections open at once; further clients wait until one closes.
+    #[arg(long, env = "STRONGROOM_MAX_CONNECTIONS", default_value_t = strongroom_server::limits::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
 }
 
 /// An address (a /32 or /128) or a network in CIDR notation.
@@ -192,6 +199,8 @@ impl Default for ServeArgs {
             witness_dir: None,
             accept_audit_mismatch: Vec::new(),
             trusted_proxy: Vec::new(),
+            request_timeout_seconds: 30,
+            max_connections: strongroom_server::limits::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -302,6 +311,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         witness_dir: args.witness_dir,
         accept_audit_mismatch: args.accept_audit_mismatch,
         trusted_proxies: args.trusted_proxy,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
+        max_connections: args.max_connections,
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;

@@ -17,6 +17,8 @@ pub enum Kind {
     Unsupported,
     RateLimited,
     Unavailable,
+    /// A condition of the request (`If-Match`) does not hold.
+    Precondition,
     Internal,
 }
 
@@ -61,6 +63,10 @@ pub enum Code {
     Unavailable,
     /// The node cannot serve (its store cannot commit): `/readyz` says so.
     NotReady,
+    /// The request ran longer than the server allows; it may have taken effect.
+    RequestTimeout,
+    /// `If-Match` names another version than the current one.
+    PreconditionFailed,
     Internal,
 }
 
@@ -81,7 +87,8 @@ impl Code {
             Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             AlreadyExists | VersionConflict => Kind::Conflict,
-            AuditUnavailable | Unavailable | NotReady => Kind::Unavailable,
+            AuditUnavailable | Unavailable | NotReady | RequestTimeout => Kind::Unavailable,
+            PreconditionFailed => Kind::Precondition,
             IntegrityError | Internal => Kind::Internal,
         }
     }
@@ -126,6 +133,8 @@ impl Code {
             AuditUnavailable => "audit_unavailable",
             Unavailable => "unavailable",
             NotReady => "not_ready",
+            RequestTimeout => "request_timeout",
+            PreconditionFailed => "precondition_failed",
             Internal => "internal",
         }
     }

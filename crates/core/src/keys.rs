@@ -257,6 +257,11 @@ impl KeyRing {
         )
     }
 
+    /// The key that names clients in the audit log by a pseudonym instead of their address.
+    pub fn client_pseudonym_key(&self) -> Key32 {
+        derive_key(&self.root, b"client-pseudonym")
+    }
+
     /// The key that blind-indexes applications' subject references.
     pub fn subject_ref_key(kek: &Key32) -> Key32 {
         derive_key(kek, b"subject-ref")

@@ -21,6 +21,38 @@ macro_rules! debug_showing {
     };
 }
 
+/// A password as received: wiped from memory when dropped, never printed (`Debug` shows
+/// `Password(..)`), and serialised only by tools that send one (clients, tests).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(zeroize::Zeroizing<String>);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(zeroize::Zeroizing::new(s.into()))
+    }
+    /// The password's text, for checking and hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// A copy of its bytes in a buffer that is wiped when dropped.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(self.0.as_bytes().to_vec())
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+impl From<&str> for Password {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
 /// Deserialises a JSON object refusing a key that appears twice (serde_json keeps the last one
 /// silently, so `{"email": "a", "email": "b"}` would store a value the caller did not mean).
 fn unique_keys<'de, D>(d: D) -> Result<serde_json::Map<String, serde_json::Value>, D::Error>
@@ -460,7 +492,8 @@ pub struct EffectiveSettings {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: Password,
     #[serde(default)]
     pub roles: Vec<String>,
     /// Operators only: the tenant of the user (with the `admin` or `auditor` role).
@@ -499,7 +532,8 @@ pub struct Login {
     #[serde(default)]
     pub tenant: Option<String>,
     pub username: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: Password,
     /// A current TOTP code, or a recovery code.
     #[serde(default)]
     pub totp: Option<String>,
@@ -517,8 +551,10 @@ pub struct Session {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
-    pub current_password: String,
-    pub new_password: String,
+    #[schema(value_type = String)]
+    pub current_password: Password,
+    #[schema(value_type = String)]
+    pub new_password: Password,
 }
 
 #[derive(Clone, Serialize, Deserialize, ToSchema)]

@@ -6,6 +6,7 @@ pub mod audit_check;
 pub mod audit_tools;
 pub mod datadir;
 pub mod hashing;
+pub mod limits;
 pub mod ratelimit;
 pub mod siem;
 pub mod tls;
@@ -53,6 +54,10 @@ pub struct ServeOptions {
     pub accept_audit_mismatch: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest a request may take (answered `503 request_timeout` then).
+    pub request_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -72,6 +77,8 @@ impl Default for ServeOptions {
             witness_dir: None,
             accept_audit_mismatch: Vec::new(),
             trusted_proxies: Vec::new(),
+            request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -141,6 +148,7 @@ impl Running {
         for t in self.background {
             let _ = t.await;
         }
+        self.vault.flush_refusals(true).await;
         match self.vault.checkpoint_due(1, 0).await {
             Ok(made) => publish(&self.vault, &self.publisher, &made).await,
             Err(e) => tracing::error!(error = %e, "could not sign the final checkpoints"),
@@ -208,8 +216,10 @@ pub async fn start(
         vault: vault.clone(),
         max_body_bytes: opts.max_body_bytes,
         login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
+        bearer_limiter: Arc::new(ratelimit::LoginLimiter::default()),
         readiness: Default::default(),
         trusted_proxies: Arc::new(opts.trusted_proxies.clone()),
+        request_timeout: opts.request_timeout,
     });
     let (shutdown, rx) = watch::channel(false);
     let publisher = Arc::new(tokio::sync::Mutex::new(publisher));
@@ -231,7 +241,7 @@ pub async fn start(
             rx.clone(),
         )));
     }
-    let task = tokio::spawn(tls::serve(listener, tls, app, rx));
+    let task = tokio::spawn(tls::serve(listener, tls, app, rx, opts.max_connections));
     Ok(Running {
         addr,
         vault,
@@ -306,6 +316,7 @@ async fn checkpointer(
             _ = tokio::time::sleep(tick) => {}
             _ = shutdown.changed() => return,
         }
+        vault.flush_refusals(false).await;
         match vault
             .checkpoint_due(every_entries, every.as_millis() as i64)
             .await

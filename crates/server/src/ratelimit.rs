@@ -38,6 +38,20 @@ pub enum ClientKey {
     V6Prefix([u8; 8]),
 }
 
+impl std::fmt::Display for ClientKey {
+    /// `192.0.2.7`, or `2001:db8:1:2::/64`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientKey::V4(o) => write!(f, "{}", std::net::Ipv4Addr::from(*o)),
+            ClientKey::V6Prefix(p) => {
+                let mut o = [0u8; 16];
+                o[..8].copy_from_slice(p);
+                write!(f, "{}/64", std::net::Ipv6Addr::from(o))
+            }
+        }
+    }
+}
+
 impl ClientKey {
     pub fn of(ip: IpAddr) -> Self {
         match ip {
@@ -102,6 +116,21 @@ impl LoginLimiter {
     /// Takes one attempt for `ip` at `now_ms`; false when the client must wait.
     pub fn allow(&self, ip: IpAddr, now_ms: i64) -> bool {
         self.allow_key(ClientKey::of(ip), now_ms, MAX_TRACKED)
+    }
+
+    /// Whether `ip` has no attempt left at `now_ms`, without taking one.
+    pub fn exhausted(&self, ip: IpAddr, now_ms: i64) -> bool {
+        let key = ClientKey::of(ip);
+        let g = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let fresh = now_ms.saturating_sub(g.started_at) < GENERATION_MS;
+        let known = fresh
+            .then(|| g.current.get(&key))
+            .flatten()
+            .or_else(|| g.previous.get(&key));
+        known.is_some_and(|&(tokens, at)| refill(tokens, at, now_ms) < 1.0)
     }
 
     fn allow_key(&self, key: ClientKey, now_ms: i64, max: usize) -> bool {

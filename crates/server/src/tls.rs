@@ -52,8 +52,19 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     app: Router,
     mut shutdown: watch::Receiver<bool>,
+    max_connections: usize,
 ) {
+    // At most `max_connections` open: past it, new clients wait in the kernel's listen queue
+    // until one closes, instead of each taking a task, buffers and a TLS session.
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => break,
@@ -68,7 +79,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (app, tls) = (app.clone(), tls.clone());
-        tokio::spawn(async move { connection(stream, peer, tls, app).await });
+        tokio::spawn(async move {
+            connection(stream, peer, tls, app).await;
+            drop(permit);
+        });
     }
 }
 

@@ -139,7 +139,7 @@ impl Vault {
             "anonymous".into(),
             "auth.login",
         );
-        let password = Zeroizing::new(req.password.clone().into_bytes());
+        let password = req.password.to_bytes();
         let tenant = self.resolve_tenant(req.tenant.as_deref()).await?;
         let user = match (&tenant, normalise_username(&req.username)) {
             (Some(t), Ok((_, key))) => {
@@ -258,21 +258,15 @@ impl Vault {
     }
 
     /// Records a sign-in attempt refused by the per-address rate limit, and returns its error.
-    pub async fn login_throttled(&self, request_id: RequestId) -> Error {
-        let err = Error::new(
+    /// A sign-in refused by the per-client limit: counted (one audit entry per client and
+    /// minute), not recorded one by one.
+    pub async fn login_throttled(&self, client: &str) -> Error {
+        self.note_refusal(client, super::Refusal::LoginThrottled)
+            .await;
+        Error::new(
             Code::RateLimited,
             "too many sign-in attempts from this address; wait a minute",
-        );
-        let mut ev = AuditEvent::new(
-            None,
-            self.now(),
-            request_id,
-            "anonymous".into(),
-            "auth.login",
-        );
-        ev.fail(&err);
-        self.record(ev).await;
-        err
+        )
     }
 
     async fn login_refused(
@@ -475,7 +469,7 @@ impl Vault {
             let (user, _) = self.session_user(ctx).await?;
             ev.objects.push(user.id.to_string());
             let settings = self.effective_settings(user.tenant.as_ref()).await?;
-            let current = Zeroizing::new(req.current_password.clone().into_bytes());
+            let current = req.current_password.to_bytes();
             let now = self.now();
             let wrong = || Error::new(Code::InvalidCredentials, "the current password is wrong");
             if !self.admit_password_check(&user.id, now, &settings).await? {
@@ -509,7 +503,7 @@ impl Vault {
             let context = self.context_words(&user).await?;
             let refs: Vec<&str> = context.iter().map(String::as_str).collect();
             check_password(
-                &req.new_password,
+                req.new_password.expose(),
                 &settings,
                 user.totp_secret.is_some(),
                 &refs,
@@ -522,10 +516,7 @@ impl Vault {
                 }
                 reused = self
                     .hasher
-                    .verify(
-                        Zeroizing::new(req.new_password.clone().into_bytes()),
-                        old.clone(),
-                    )
+                    .verify(req.new_password.to_bytes(), old.clone())
                     .await;
             }
             if reused {
@@ -538,7 +529,7 @@ impl Vault {
                 ));
             }
             let mut next = user.clone();
-            next.password_hash = self.hash_password(&req.new_password).await?;
+            next.password_hash = self.hash_password(req.new_password.expose()).await?;
             next.password_changed_at = self.now();
             next.password_history.insert(0, user.password_hash.clone());
             next.password_history.truncate(settings.history as usize);

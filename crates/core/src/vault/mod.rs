@@ -5,7 +5,10 @@
 //! [`Vault::conclude`]s — committing the changes and the event together on success, or the event
 //! alone (with the error code) on failure. Data leaves a read only after its event is durable.
 
+mod abuse;
 mod admin;
+
+pub use abuse::{Refusal, WINDOW_MS as REFUSAL_WINDOW_MS};
 mod audit_log;
 mod auth;
 mod records;
@@ -118,6 +121,8 @@ pub struct Vault {
     key_cache: TtlCache<[u8; 32], ApiKeyRow>,
     pub(crate) collection_cache: TtlCache<(TenantId, String), Option<crate::store::CollectionRow>>,
     pub(crate) role_cache: TtlCache<(TenantId, String), Option<crate::store::RoleRow>>,
+    /// Refused anonymous requests, counted per client and minute (see `abuse`).
+    refusals: abuse::Refusals,
 }
 
 /// How long a cached lookup may be served before it is read again.
@@ -155,7 +160,9 @@ impl Vault {
         config: VaultConfig,
     ) -> Self {
         let keys = KeyRing::new(root, config.dek_cache_entries);
+        let refusals = abuse::Refusals::new(keys.client_pseudonym_key());
         Self {
+            refusals,
             store,
             clock,
             rng,
@@ -268,12 +275,14 @@ impl Vault {
         (token, row)
     }
 
-    /// Resolves a bearer token to its principal. Failures are audited (in the platform log when
-    /// the key is unknown) and say nothing about which part was wrong.
+    /// Resolves a bearer token to its principal. Failures say nothing about which part was
+    /// wrong. They are audited: one entry each when the credential is known (expired, ended);
+    /// counted per client and minute (see [`Vault::note_refusal`]) when it is not.
     pub async fn authenticate(
         &self,
         token: Option<&str>,
         request_id: &RequestId,
+        client: &str,
     ) -> Result<Principal> {
         let mut ev = AuditEvent::new(
             None,
@@ -285,6 +294,10 @@ impl Vault {
         let result = self.authenticate_inner(token, &mut ev).await;
         match result {
             Ok(p) => Ok(p),
+            Err(err) if err.code == Code::Unauthenticated && ev.actor == "anonymous" => {
+                self.note_refusal(client, Refusal::UnknownToken).await;
+                Err(err)
+            }
             Err(err) => {
                 ev.fail(&err);
                 self.record(ev).await;

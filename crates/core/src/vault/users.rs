@@ -207,14 +207,14 @@ impl Vault {
                 }
             }
             let refs: Vec<&str> = context.iter().map(String::as_str).collect();
-            check_password(&req.password, &settings, will_have_mfa, &refs)?;
+            check_password(req.password.expose(), &settings, will_have_mfa, &refs)?;
             let now = self.now();
             let row = UserRow {
                 id: UserId::generate(self.rng.as_ref()),
                 tenant,
                 username,
                 username_key,
-                password_hash: self.hash_password(&req.password).await?,
+                password_hash: self.hash_password(req.password.expose()).await?,
                 password_changed_at: now,
                 password_history: vec![],
                 roles,

@@ -30,6 +30,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Kind::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Precondition => StatusCode::PRECONDITION_FAILED,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

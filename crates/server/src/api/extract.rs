@@ -35,7 +35,48 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let principal = state.vault.authenticate(token, &request_id).await?;
+        // Failed authentications are limited per client: past the budget, a scanner is
+        // refused before any lookup, and its attempts are only counted.
+        let client = parts
+            .extensions
+            .get::<super::PeerAddr>()
+            .map(|p| crate::ratelimit::client_ip(p.0, &parts.headers, &state.trusted_proxies));
+        let client_name = client.map_or_else(
+            || "unknown".to_owned(),
+            |ip| crate::ratelimit::ClientKey::of(ip).to_string(),
+        );
+        let now = state.vault.now();
+        if client.is_some_and(|ip| state.bearer_limiter.exhausted(ip, now)) {
+            state
+                .vault
+                .note_refusal(
+                    &client_name,
+                    strongroom_core::vault::Refusal::TokenThrottled,
+                )
+                .await;
+            return Err(Error::new(
+                Code::RateLimited,
+                "too many failed authentications from this address; wait a minute",
+            )
+            .into());
+        }
+        let principal = match state
+            .vault
+            .authenticate(token, &request_id, &client_name)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let auth_failure = matches!(
+                    e.code,
+                    Code::Unauthenticated | Code::KeyExpired | Code::SessionExpired
+                );
+                if let Some(ip) = client.filter(|_| auth_failure) {
+                    state.bearer_limiter.allow(ip, now);
+                }
+                return Err(e.into());
+            }
+        };
         let purpose = parts.headers.get("x-purpose").map(|v| match v.to_str() {
             Ok(s) if s.len() <= MAX_PURPOSE_LEN => s.trim().to_owned(),
             _ => "?".to_owned(),
@@ -88,9 +129,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
                 ))));
             }
         };
-        Ok(Body(
-            serde_json::from_slice(&bytes).map_err(|e| json_error(&e)),
-        ))
+        let parsed = serde_json::from_slice(&bytes).map_err(|e| json_error(&e));
+        // The body may hold a password or personal data: wipe the buffer once parsed (when this
+        // is its only owner; the TLS layer's own buffers are beyond reach).
+        if let Ok(mut owned) = bytes.try_into_mut() {
+            zeroize::Zeroize::zeroize(owned.as_mut());
+        }
+        Ok(Body(parsed))
     }
 }
 

@@ -27,7 +27,8 @@ pub async fn post_login(
     if let Some(Extension(PeerAddr(addr))) = peer {
         let client = crate::ratelimit::client_ip(addr, &headers, &s.trusted_proxies);
         if !s.login_limiter.allow(client, s.vault.now()) {
-            return Err(s.vault.login_throttled(request_id).await.into());
+            let client = crate::ratelimit::ClientKey::of(client).to_string();
+            return Err(s.vault.login_throttled(&client).await.into());
         }
     }
     let req = b.0?;

@@ -29,9 +29,14 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub max_body_bytes: usize,
     pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
+    /// Failed bearer authentications per client: past the budget, requests are refused
+    /// before any lookup.
+    pub bearer_limiter: Arc<crate::ratelimit::LoginLimiter>,
     pub readiness: Arc<handlers::Readiness>,
     /// Proxies whose `X-Forwarded-For` names the client (sign-in rate limits).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Longest a request may run.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The client's address, set per connection by the accept loop.
@@ -228,6 +233,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/tile/{*path}", get(audit::get_audit_tile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::bounded_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::request_timeout,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

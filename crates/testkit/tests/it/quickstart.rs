@@ -63,5 +63,6 @@ async fn quickstart_script_fails_when_a_step_misbehaves() {
         .await
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected HTTP 201, got 401"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected HTTP 201, got 401"), "{err}");
 }
