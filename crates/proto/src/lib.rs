@@ -288,6 +288,8 @@ pub struct RoleDef {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Role {
     pub name: String,
+    /// 1 when created, one more at each change (0 for built-in roles); also the `ETag`.
+    pub version: u64,
     pub builtin: bool,
     pub collections: BTreeMap<String, CollectionGrant>,
     pub updated_at: i64,

@@ -30,7 +30,11 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 2] = [include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("schema.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x5354_524f_4e47;

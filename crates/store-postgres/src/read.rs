@@ -162,12 +162,12 @@ pub(crate) async fn roles(
 ) -> StoreResult<Vec<RoleRow>> {
     rows(
         c,
-        "SELECT name, def, updated_at FROM roles WHERE tenant = $1 AND ($2::TEXT IS NULL OR name = $2) ORDER BY name",
+        "SELECT name, def, updated_at, version FROM roles WHERE tenant = $1 AND ($2::TEXT IS NULL OR name = $2) ORDER BY name",
         &[&tenant.as_str(), &name],
     )
     .await?
     .into_iter()
-    .map(|r| Ok(RoleRow { tenant: tenant.clone(), name: r.col(0)?, def: json(r.col(1)?, "role definition")?, updated_at: r.col(2)? }))
+    .map(|r| Ok(RoleRow { tenant: tenant.clone(), name: r.col(0)?, version: r.count(3)?, def: json(r.col(1)?, "role definition")?, updated_at: r.col(2)? }))
     .collect()
 }
 

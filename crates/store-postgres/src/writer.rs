@@ -403,15 +403,29 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 conflict_unless_one(n)?;
             }
         }
-        Op::PutRole(r) => {
-            exec(
-                tx,
-                "INSERT INTO roles (tenant, name, def, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, name) DO UPDATE SET def = excluded.def, updated_at = excluded.updated_at",
-                &[&r.tenant.as_str(), &r.name, &json(&r.def)?, &r.updated_at],
-                "role",
-            )
-            .await?;
+        Op::PutRole {
+            row: r,
+            expected_version,
+        } => {
+            let def = json(&r.def)?;
+            if *expected_version == 0 {
+                exec(
+                    tx,
+                    "INSERT INTO roles (tenant, name, version, def, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&r.tenant.as_str(), &r.name, &(r.version as i64), &def, &r.updated_at],
+                    "role",
+                )
+                .await?;
+            } else {
+                let n = exec(
+                    tx,
+                    "UPDATE roles SET version = $3, def = $4, updated_at = $5 WHERE tenant = $1 AND name = $2 AND version = $6",
+                    &[&r.tenant.as_str(), &r.name, &(r.version as i64), &def, &r.updated_at, &(*expected_version as i64)],
+                    "role",
+                )
+                .await?;
+                conflict_unless_one(n)?;
+            }
         }
         Op::InsertSubject(s) => {
             exec(

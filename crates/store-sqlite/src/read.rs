@@ -309,15 +309,16 @@ pub(crate) fn roles(
 ) -> StoreResult<Vec<RoleRow>> {
     let raw = query(
         conn,
-        "SELECT name, def, updated_at FROM roles WHERE tenant = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
+        "SELECT name, def, updated_at, version FROM roles WHERE tenant = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
         params![tenant.as_str(), name],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u64>(3)?)),
     )?;
     raw.into_iter()
-        .map(|(name, def, updated_at)| {
+        .map(|(name, def, updated_at, version)| {
             Ok(RoleRow {
                 tenant: tenant.clone(),
                 name,
+                version,
                 def: serde_json::from_str(&def).map_err(|_| corrupt("role definition"))?,
                 updated_at,
             })

@@ -316,14 +316,37 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 }
             }
         }
-        Op::PutRole(r) => {
-            exec(
-                conn,
-                "INSERT INTO roles (tenant, name, def, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (tenant, name) DO UPDATE SET def = excluded.def, updated_at = excluded.updated_at",
-                params![r.tenant.as_str(), r.name, json(&r.def)?, r.updated_at],
-                "role",
-            )?;
+        Op::PutRole {
+            row: r,
+            expected_version,
+        } => {
+            let def = json(&r.def)?;
+            if *expected_version == 0 {
+                exec(
+                    conn,
+                    "INSERT INTO roles (tenant, name, version, def, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![r.tenant.as_str(), r.name, r.version as i64, def, r.updated_at],
+                    "role",
+                )?;
+            } else {
+                let n = exec(
+                    conn,
+                    "UPDATE roles SET version = ?3, def = ?4, updated_at = ?5
+                     WHERE tenant = ?1 AND name = ?2 AND version = ?6",
+                    params![
+                        r.tenant.as_str(),
+                        r.name,
+                        r.version as i64,
+                        def,
+                        r.updated_at,
+                        *expected_version as i64
+                    ],
+                    "role",
+                )?;
+                if n != 1 {
+                    return Err(StoreError::Conflict("version"));
+                }
+            }
         }
         Op::InsertSubject(s) => {
             exec(

@@ -807,29 +807,35 @@ pub async fn definitions_keys_and_meta_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.find_collections(&t).await.unwrap().len(), 1);
 
     let role_def: RoleDef = serde_json::from_value(crate::support_agent()).unwrap();
-    for at in [1, 2] {
-        let role = RoleRow {
-            tenant: t.clone(),
-            name: "agent".into(),
-            def: role_def.clone(),
-            updated_at: at,
-        };
-        store
-            .commit(UnitOfWork {
-                ops: vec![Op::PutRole(role)],
-                audit: vec![],
-            })
-            .await
-            .unwrap();
-    }
+    let role = |version: u64| RoleRow {
+        tenant: t.clone(),
+        name: "agent".into(),
+        version,
+        def: role_def.clone(),
+        updated_at: version as i64,
+    };
+    let put = |row: RoleRow, expected_version: u64| UnitOfWork {
+        ops: vec![Op::PutRole {
+            row,
+            expected_version,
+        }],
+        audit: vec![],
+    };
+    store.commit(put(role(1), 0)).await.unwrap();
+    // A second creation, and a replacement of a version that is no longer current, conflict.
     assert_eq!(
-        store
-            .find_role(&t, "agent")
-            .await
-            .unwrap()
-            .unwrap()
-            .updated_at,
-        2,
+        store.commit(put(role(1), 0)).await,
+        Err(StoreError::Conflict("role"))
+    );
+    store.commit(put(role(2), 1)).await.unwrap();
+    assert_eq!(
+        store.commit(put(role(2), 1)).await,
+        Err(StoreError::Conflict("version"))
+    );
+    let found = store.find_role(&t, "agent").await.unwrap().unwrap();
+    assert_eq!(
+        (found.version, found.updated_at),
+        (2, 2),
         "roles are replaced"
     );
     assert_eq!(store.find_roles(&t).await.unwrap().len(), 1);

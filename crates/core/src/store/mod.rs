@@ -111,6 +111,8 @@ pub struct CollectionRow {
 pub struct RoleRow {
     pub tenant: TenantId,
     pub name: String,
+    /// 1 when created, one more at each change.
+    pub version: u64,
     pub def: RoleDef,
     pub updated_at: i64,
 }
@@ -170,7 +172,11 @@ pub enum Op {
         row: CollectionRow,
         expected_version: u64,
     },
-    PutRole(RoleRow),
+    /// Creates the role (`expected_version` 0) or replaces the version expected.
+    PutRole {
+        row: RoleRow,
+        expected_version: u64,
+    },
     InsertSubject(SubjectRow),
     InsertRecord {
         row: RecordRow,

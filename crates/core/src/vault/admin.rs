@@ -32,6 +32,57 @@ fn check_label(name: &str) -> Result<()> {
     }
 }
 
+/// A condition on the version of a definition a change replaces (HTTP `If-Match` and
+/// `If-None-Match`), so that two administrators cannot silently overwrite each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// None: the change replaces whatever is there.
+    #[default]
+    Any,
+    /// Only if the current version is this one (`If-Match: "3"`).
+    Version(u64),
+    /// Only if it exists (`If-Match: *`).
+    Exists,
+    /// Only if it does not exist yet (`If-None-Match: *`).
+    Absent,
+    /// A condition that names no version this server gives out: never holds.
+    Unmatchable,
+}
+
+impl Precondition {
+    fn check(self, what: &str, current: Option<u64>) -> Result<()> {
+        let holds = match (self, current) {
+            (Precondition::Any, _) => true,
+            (Precondition::Version(v), Some(c)) => v == c,
+            (Precondition::Exists, Some(_)) | (Precondition::Absent, None) => true,
+            _ => false,
+        };
+        if holds {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::PreconditionFailed,
+            match current {
+                Some(c) => format!(
+                    "the {what} is at version {c} (ETag \"{c}\"), not the one this change was \
+                     made against; read it again, merge, and retry"
+                ),
+                None => format!("the {what} does not exist"),
+            },
+        ))
+    }
+}
+
+pub(super) fn role_view(row: &RoleRow) -> proto::Role {
+    proto::Role {
+        name: row.name.clone(),
+        version: row.version,
+        builtin: false,
+        collections: row.def.collections.clone(),
+        updated_at: row.updated_at,
+    }
+}
+
 pub(super) fn collection_view(row: &CollectionRow) -> proto::Collection {
     proto::Collection {
         name: row.name.clone(),
@@ -217,9 +268,12 @@ impl Vault {
         ctx: &RequestCtx,
         name: &str,
         def: proto::CollectionDef,
+        pre: Precondition,
     ) -> Result<(proto::Collection, bool)> {
         let mut ev = self.event(ctx, "collection.put");
-        let res = self.put_collection_inner(ctx, &mut ev, name, def).await;
+        let res = self
+            .put_collection_inner(ctx, &mut ev, name, def, pre)
+            .await;
         self.conclude(ev, res).await
     }
 
@@ -229,12 +283,14 @@ impl Vault {
         ev: &mut AuditEvent,
         name: &str,
         def: proto::CollectionDef,
+        pre: Precondition,
     ) -> Result<((proto::Collection, bool), Vec<Op>)> {
         let tenant = self.require_admin(ctx)?;
         check_name("collection", name)?;
         ev.collection = Some(name.to_owned());
         validate_collection(&def)?;
         let old = self.store.find_collection(&tenant, name).await?;
+        pre.check("collection", old.as_ref().map(|o| o.version))?;
         if let Some(old) = &old {
             check_compatible(&old.def, &def)?;
         }
@@ -288,6 +344,7 @@ impl Vault {
         ctx: &RequestCtx,
         name: &str,
         def: proto::RoleDef,
+        pre: Precondition,
     ) -> Result<(proto::Role, bool)> {
         let mut ev = self.event(ctx, "role.put");
         let res = async {
@@ -308,20 +365,46 @@ impl Vault {
                 .map(|c| (c.name.clone(), c))
                 .collect();
             validate_role(&def, |n| collections.get(n).map(|c| &c.def))?;
-            let created = self.store.find_role(&tenant, name).await?.is_none();
+            let current = self
+                .store
+                .find_role(&tenant, name)
+                .await?
+                .map(|r| r.version);
+            pre.check("role", current)?;
+            let expected_version = current.unwrap_or(0);
             let row = RoleRow {
                 tenant,
                 name: name.to_owned(),
+                version: expected_version + 1,
                 def,
                 updated_at: self.now(),
             };
-            let view = proto::Role {
-                name: row.name.clone(),
-                builtin: false,
-                collections: row.def.collections.clone(),
-                updated_at: row.updated_at,
-            };
-            Ok(((view, created), vec![Op::PutRole(row)]))
+            let view = role_view(&row);
+            Ok((
+                (view, current.is_none()),
+                vec![Op::PutRole {
+                    row,
+                    expected_version,
+                }],
+            ))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    /// One role the tenant defined.
+    pub async fn get_role(&self, ctx: &RequestCtx, name: &str) -> Result<proto::Role> {
+        let mut ev = self.event(ctx, "role.get");
+        let res = async {
+            let tenant = self.require_admin(ctx)?;
+            check_name("role", name)?;
+            ev.objects.push(format!("role:{name}"));
+            let row = self
+                .store
+                .find_role(&tenant, name)
+                .await?
+                .ok_or_else(|| Error::new(Code::NotFound, "no such role"))?;
+            Ok((role_view(&row), vec![]))
         }
         .await;
         self.conclude(ev, res).await
@@ -336,18 +419,14 @@ impl Vault {
                 .into_iter()
                 .map(|n| proto::Role {
                     name: n.into(),
+                    version: 0,
                     builtin: true,
                     collections: BTreeMap::new(),
                     updated_at: 0,
                 })
                 .collect();
             for r in self.store.find_roles(&tenant).await? {
-                roles.push(proto::Role {
-                    name: r.name,
-                    builtin: false,
-                    collections: r.def.collections,
-                    updated_at: r.updated_at,
-                });
+                roles.push(role_view(&r));
             }
             Ok((proto::RoleList { roles }, vec![]))
         }

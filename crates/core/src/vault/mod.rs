@@ -9,6 +9,7 @@ mod abuse;
 mod admin;
 
 pub use abuse::{Refusal, WINDOW_MS as REFUSAL_WINDOW_MS};
+pub use admin::Precondition;
 mod audit_log;
 mod auth;
 mod records;
@@ -455,7 +456,9 @@ impl Vault {
                 Op::PutCollection { row, .. } => self
                     .collection_cache
                     .remove(&(row.tenant.clone(), row.name.clone())),
-                Op::PutRole(r) => self.role_cache.remove(&(r.tenant.clone(), r.name.clone())),
+                Op::PutRole { row: r, .. } => {
+                    self.role_cache.remove(&(r.tenant.clone(), r.name.clone()))
+                }
                 Op::RotateApiKey { .. } | Op::InsertApiKey(_) => self.key_cache.clear(),
                 _ => {}
             }

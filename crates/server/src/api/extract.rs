@@ -248,3 +248,38 @@ impl FromRequestParts<AppState> for QueryPairs {
         }
     }
 }
+
+/// `If-Match` / `If-None-Match` of a definition change. `If-Match` takes one ETag this server
+/// gave out (`"3"`, also written `W/"3"`) or `*`; `If-None-Match` only `*` (create, never
+/// replace). Anything else can never match: the change is refused with 412.
+pub struct Conditions(pub strongroom_core::vault::Precondition);
+
+impl<S: Send + Sync> FromRequestParts<S> for Conditions {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        use strongroom_core::vault::Precondition;
+        let value = |name| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("").trim().to_owned())
+        };
+        let pre = match (value(header::IF_MATCH), value(header::IF_NONE_MATCH)) {
+            (Some(_), Some(_)) => Precondition::Unmatchable,
+            (Some(m), None) if m == "*" => Precondition::Exists,
+            (Some(m), None) => m
+                .strip_prefix("W/")
+                .unwrap_or(&m)
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|v| *v > 0)
+                .map_or(Precondition::Unmatchable, Precondition::Version),
+            (None, Some(n)) if n == "*" => Precondition::Absent,
+            (None, Some(_)) => Precondition::Unmatchable,
+            (None, None) => Precondition::Any,
+        };
+        Ok(Conditions(pre))
+    }
+}

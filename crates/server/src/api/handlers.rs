@@ -10,7 +10,7 @@ use strongroom_core::{Code, Error, Term};
 use strongroom_proto as proto;
 
 use super::error::ApiResult;
-use super::extract::{Body, Caller, PathParams, QueryPairs};
+use super::extract::{Body, Caller, Conditions, PathParams, QueryPairs};
 use super::AppState;
 
 /// Unwraps a parsed body, auditing the rejection under `action` when it did not parse.
@@ -112,19 +112,24 @@ pub async fn post_api_key(
 }
 
 #[utoipa::path(put, path = "/v1/collections/{name}", tag = "admin", request_body = proto::CollectionDef,
-    params(("name" = String, Path, description = "collection name")),
-    responses((status = 201, body = proto::Collection), (status = 200, body = proto::Collection),
-              (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody)),
+    params(("name" = String, Path, description = "collection name"),
+           ("If-Match" = Option<String>, Header, description = "the ETag (version) the change was made against, or `*`: refused with 412 otherwise"),
+           ("If-None-Match" = Option<String>, Header, description = "`*`: create only, refused with 412 if it exists")),
+    responses((status = 201, body = proto::Collection, headers(("ETag" = String))), (status = 200, body = proto::Collection, headers(("ETag" = String))),
+              (status = 400, body = proto::ErrorBody), (status = 403, body = proto::ErrorBody),
+              (status = 409, body = proto::ErrorBody, description = "`version_conflict`: changed while this request ran"),
+              (status = 412, body = proto::ErrorBody, description = "`precondition_failed`")),
     security(("bearer" = [])))]
 pub async fn put_collection(
     State(s): State<AppState>,
     c: Caller,
     PathParams(name): PathParams<String>,
+    pre: Conditions,
     b: Body<proto::CollectionDef>,
 ) -> ApiResult<impl IntoResponse> {
     let def = body(&s, &c, "collection.put", b).await?;
-    let (col, created) = s.vault.put_collection(&c.0, &name, def).await?;
-    Ok((created_or_ok(created), Json(col)))
+    let (col, created) = s.vault.put_collection(&c.0, &name, def, pre.0).await?;
+    Ok((created_or_ok(created), etag(col.version), Json(col)))
 }
 
 #[utoipa::path(get, path = "/v1/collections", tag = "admin",
@@ -138,30 +143,55 @@ pub async fn get_collections(
 
 #[utoipa::path(get, path = "/v1/collections/{name}", tag = "admin",
     params(("name" = String, Path, description = "collection name")),
-    responses((status = 200, body = proto::Collection), (status = 404, body = proto::ErrorBody)),
+    responses((status = 200, body = proto::Collection, headers(("ETag" = String, description = "the collection's version, for `If-Match`"))), (status = 404, body = proto::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_collection(
     State(s): State<AppState>,
     c: Caller,
     PathParams(name): PathParams<String>,
-) -> ApiResult<Json<proto::Collection>> {
-    Ok(Json(s.vault.get_collection(&c.0, &name).await?))
+) -> ApiResult<impl IntoResponse> {
+    let col = s.vault.get_collection(&c.0, &name).await?;
+    Ok((etag(col.version), Json(col)))
 }
 
 #[utoipa::path(put, path = "/v1/roles/{name}", tag = "admin", request_body = proto::RoleDef,
-    params(("name" = String, Path, description = "role name")),
-    responses((status = 201, body = proto::Role), (status = 200, body = proto::Role),
-              (status = 400, body = proto::ErrorBody)),
+    params(("name" = String, Path, description = "role name"),
+           ("If-Match" = Option<String>, Header, description = "the ETag (version) the change was made against, or `*`: refused with 412 otherwise"),
+           ("If-None-Match" = Option<String>, Header, description = "`*`: create only, refused with 412 if it exists")),
+    responses((status = 201, body = proto::Role, headers(("ETag" = String))), (status = 200, body = proto::Role, headers(("ETag" = String))),
+              (status = 400, body = proto::ErrorBody),
+              (status = 409, body = proto::ErrorBody, description = "`version_conflict`: changed while this request ran"),
+              (status = 412, body = proto::ErrorBody, description = "`precondition_failed`")),
     security(("bearer" = [])))]
 pub async fn put_role(
     State(s): State<AppState>,
     c: Caller,
     PathParams(name): PathParams<String>,
+    pre: Conditions,
     b: Body<proto::RoleDef>,
 ) -> ApiResult<impl IntoResponse> {
     let def = body(&s, &c, "role.put", b).await?;
-    let (role, created) = s.vault.put_role(&c.0, &name, def).await?;
-    Ok((created_or_ok(created), Json(role)))
+    let (role, created) = s.vault.put_role(&c.0, &name, def, pre.0).await?;
+    Ok((created_or_ok(created), etag(role.version), Json(role)))
+}
+
+#[utoipa::path(get, path = "/v1/roles/{name}", tag = "admin",
+    params(("name" = String, Path, description = "role name")),
+    responses((status = 200, body = proto::Role, headers(("ETag" = String, description = "the role's version, for `If-Match`"))),
+              (status = 404, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_role(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<impl IntoResponse> {
+    let role = s.vault.get_role(&c.0, &name).await?;
+    Ok((etag(role.version), Json(role)))
+}
+
+/// `ETag: "<version>"`.
+fn etag(version: u64) -> [(axum::http::HeaderName, String); 1] {
+    [(axum::http::header::ETAG, format!("\"{version}\""))]
 }
 
 #[utoipa::path(get, path = "/v1/roles", tag = "admin",

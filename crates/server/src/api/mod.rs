@@ -55,6 +55,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         handlers::get_collections,
         handlers::get_collection,
         handlers::put_role,
+        handlers::get_role,
         handlers::get_roles,
         handlers::post_record,
         handlers::post_records_batch,
@@ -203,7 +204,7 @@ pub fn router(state: AppState) -> Router {
             put(put_collection).get(get_collection),
         )
         .route("/v1/roles", get(get_roles))
-        .route("/v1/roles/{name}", put(put_role))
+        .route("/v1/roles/{name}", put(put_role).get(get_role))
         .route(records, post(post_record).get(get_records))
         .route(&format!("{records}/batch"), post(post_records_batch))
         .route(&format!("{records}/lookup"), post(post_records_lookup))

@@ -341,3 +341,137 @@ async fn roles_are_validated_against_collections() {
         403
     );
 }
+
+/// Two administrators changing one definition: each change names the version it was made
+/// against (`If-Match`), and the one made against an old version is refused, not applied over
+/// the other — in sequence and when sent at once. Roles and collections alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_change_only_against_the_version_read() {
+    let v = TestVault::start().await;
+    let t = v.tenant("acme").await;
+    v.people(&t.admin).await;
+    let put = |path: String, body: serde_json::Value, headers: Vec<(&'static str, String)>| {
+        let mut req = v
+            .client
+            .put(format!("{}{path}", v.base))
+            .bearer_auth(&t.admin)
+            .json(&body);
+        for (k, val) in headers {
+            req = req.header(k, val);
+        }
+        TestVault::finish(req)
+    };
+    let mut narrower = strongroom_testkit::support_agent();
+    narrower["collections"]["people"]["operations"] = json!(["read"]);
+    let mut extended = people_schema();
+    extended["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "city", "type": "string", "classification": "personal"}));
+    let mut extended2 = extended.clone();
+    extended2["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "zip", "type": "string", "classification": "personal"}));
+    for (path, first, second, third) in [
+        (
+            "/v1/roles/agent".to_owned(),
+            strongroom_testkit::support_agent(),
+            narrower.clone(),
+            strongroom_testkit::support_agent(),
+        ),
+        (
+            "/v1/collections/people".to_owned(),
+            people_schema(),
+            extended.clone(),
+            extended2.clone(),
+        ),
+    ] {
+        // Create (or, for `people`, find) the definition and its version.
+        let created = put(path.clone(), first.clone(), vec![]).await;
+        assert!(
+            created.status == 201 || created.status == 200,
+            "{}",
+            created.text
+        );
+        let base = created.body["version"].as_u64().unwrap();
+        let raw = v
+            .client
+            .get(format!("{}{path}", v.base))
+            .bearer_auth(&t.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            raw.headers()["etag"].to_str().unwrap(),
+            format!("\"{base}\""),
+            "{path}"
+        );
+        // If-None-Match: * refuses to replace; If-Match with nonsense never matches.
+        for (h, val) in [
+            ("If-None-Match", "*".to_owned()),
+            ("If-Match", "\"banana\"".to_owned()),
+            ("If-Match", format!("\"{}\"", base + 7)),
+        ] {
+            let r = put(path.clone(), second.clone(), vec![(h, val.clone())]).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (412, "precondition_failed"),
+                "{path} {h}: {val}"
+            );
+        }
+        // Admin A changes it against the version read: done.
+        let a = put(
+            path.clone(),
+            second.clone(),
+            vec![("If-Match", format!("\"{base}\""))],
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(a.body["version"].as_u64(), Some(base + 1));
+        // Admin B, who read the same version, is refused and told the current one.
+        let b = put(
+            path.clone(),
+            third.clone(),
+            vec![("If-Match", format!("W/\"{base}\""))],
+        )
+        .await;
+        assert_eq!(
+            (b.status, b.code()),
+            (412, "precondition_failed"),
+            "{}",
+            b.text
+        );
+        assert!(
+            b.text.contains(&format!("version {}", base + 1)),
+            "{}",
+            b.text
+        );
+        let now = v.get(&path, &t.admin, None).await;
+        assert_eq!(now.body["version"].as_u64(), Some(base + 1));
+        // Ten at once against the same version: exactly one lands.
+        let current = base + 1;
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            tasks.push(put(
+                path.clone(),
+                third.clone(),
+                vec![("If-Match", format!("\"{current}\""))],
+            ));
+        }
+        let results = futures_util::future::join_all(tasks).await;
+        let ok = results.iter().filter(|r| r.status == 200).count();
+        assert_eq!(
+            ok,
+            1,
+            "{:?}",
+            results.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        assert!(results.iter().all(|r| r.status == 200
+            || r.code() == "precondition_failed"
+            || r.code() == "version_conflict"));
+        let now = v.get(&path, &t.admin, None).await;
+        assert_eq!(now.body["version"].as_u64(), Some(current + 1), "{path}");
+    }
+    v.assert_audit_verifies().await;
+}
