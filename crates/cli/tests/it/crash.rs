@@ -155,7 +155,8 @@ async fn crash_loop(database: Option<String>) {
                     // before an earlier crash.
                     let earlier = {
                         let a = acked.lock().unwrap();
-                        (n % 3 == 0 && !a.is_empty()).then(|| a[(n * 7919 + w) % a.len()].clone())
+                        (n.is_multiple_of(3) && !a.is_empty())
+                            .then(|| a[(n * 7919 + w) % a.len()].clone())
                     };
                     if let Some((id, email)) = earlier {
                         let path = format!("/v1/collections/people/records/{id}");
