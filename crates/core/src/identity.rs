@@ -32,7 +32,9 @@ pub fn blocklist_len() -> usize {
 /// The display form and the comparison key of a username: NFKC, then case folding, then NFKC
 /// again, so `ＡＤＡ`, `Ada` and `ada` are the same user.
 pub fn normalise_username(raw: &str) -> Result<(String, String)> {
-    let display: String = raw.trim().nfkc().collect();
+    // Trimmed after NFKC as well: compatibility forms can decompose to a leading space (U+00A8
+    // DIAERESIS is " \u{308}"), which would make a name that normalises to another key again.
+    let display: String = raw.nfkc().collect::<String>().trim().to_owned();
     let chars = display.chars().count();
     if chars == 0 || chars > 64 || display.chars().any(|c| c.is_control()) {
         return Err(Error::new(

@@ -13,6 +13,8 @@ pub mod ids;
 pub mod keys;
 pub mod policy;
 pub mod proofs;
+#[cfg(test)]
+mod proptests;
 pub mod rng;
 pub mod schema;
 pub mod store;

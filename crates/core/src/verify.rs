@@ -673,4 +673,32 @@ mod tests {
         dropped.remove(0);
         assert!(run(&e, dropped, &pk).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// The fast path never reads a link the full parser would read differently, and no
+        /// body — random bytes or a sealed body with one byte changed — makes either panic.
+        #[test]
+        fn the_fast_link_reader_agrees_with_the_parser(
+            seq in proptest::prelude::any::<u64>(),
+            pos in proptest::prelude::any::<usize>(),
+            byte in proptest::prelude::any::<u8>(),
+            junk in ".{0,200}",
+        ) {
+            let ev = AuditEvent::new(None, 1, RequestId::generate(&SeededRng::new(seq)), "a".into(), "x");
+            let (_, body, _) = seal_entry(&ev, seq.max(1), &[7; 32]);
+            let mut bytes = body.into_bytes();
+            let at = pos % bytes.len();
+            bytes[at] = byte;
+            for text in [String::from_utf8_lossy(&bytes).into_owned(), junk] {
+                let fast = Link::from_prefix(&text);
+                let full: Option<Link<'_>> = serde_json::from_str(&text).ok();
+                if let (Some(f), Some(p)) = (&fast, &full) {
+                    proptest::prop_assert_eq!((&f.log, f.seq, &f.prev), (&p.log, p.seq, &p.prev));
+                }
+                let _ = Link::read(&text);
+            }
+        }
+    }
 }

@@ -183,4 +183,38 @@ mod tests {
             Err(EnvelopeError::Malformed)
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever is sealed opens only with the same key and the same associated data, and
+        /// no changed byte, cut or random input opens (or panics).
+        #[test]
+        fn envelopes_open_only_intact_and_in_their_place(
+            plaintext in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            parts in proptest::collection::vec(".{0,12}", 0..4),
+            other in ".{0,12}",
+            nonce in proptest::prelude::any::<[u8; NONCE_LEN]>(),
+            version in proptest::prelude::any::<u32>(),
+            pos in proptest::prelude::any::<usize>(),
+            bit in 0u8..8,
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            let aad = parts.iter().fold(Aad::new("field"), |a, p| a.str(p));
+            let env = seal(&key(1), version, nonce, &aad, &plaintext);
+            proptest::prop_assert_eq!(key_version(&env).unwrap(), version);
+            proptest::prop_assert_eq!(&open(&key(1), &aad, &env).unwrap()[..], &plaintext[..]);
+            proptest::prop_assert!(open(&key(2), &aad, &env).is_err());
+            // Associated data is length-prefixed: moving text between parts changes it too.
+            let moved = parts.iter().fold(Aad::new("field"), |a, p| a.str(p)).str(&other);
+            proptest::prop_assert!(open(&key(1), &moved, &env).is_err());
+            let mut flipped = env.clone();
+            let at = pos % flipped.len();
+            flipped[at] ^= 1 << bit;
+            proptest::prop_assert!(open(&key(1), &aad, &flipped).is_err());
+            proptest::prop_assert!(open(&key(1), &aad, &env[..env.len() - 1]).is_err());
+            proptest::prop_assert!(open(&key(1), &aad, &junk).is_err());
+            let _ = key_version(&junk);
+        }
+    }
 }

@@ -283,3 +283,98 @@ impl<S: Send + Sync> FromRequestParts<S> for Conditions {
         Ok(Conditions(pre))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use strongroom_proto as proto;
+
+    use super::json_error;
+
+    const MARK: &str = "Zq7Secret";
+
+    /// Bodies shaped like requests, with the marker in keys and values of every type.
+    fn body() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            Just(format!("\"{MARK}\"")),
+            Just(format!("[\"{MARK}\"]")),
+            Just(format!("{{\"{MARK}\": 1}}")),
+            Just(format!("\"{MARK}@example.com\"")),
+            Just("1e999".to_owned()),
+            Just("-0".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+            Just(format!("\"\\u0000{MARK}\"")),
+        ];
+        let key = prop_oneof![
+            Just("fields".to_owned()),
+            Just("email".to_owned()),
+            Just("password".to_owned()),
+            Just("username".to_owned()),
+            Just("roles".to_owned()),
+            Just("name".to_owned()),
+            Just("subject".to_owned()),
+            Just("expires_in_days".to_owned()),
+            Just(MARK.to_owned()),
+        ];
+        (
+            proptest::collection::vec((key, value), 0..5),
+            any::<bool>(),
+            any::<usize>(),
+        )
+            .prop_map(|(pairs, nest, cut)| {
+                let inner: Vec<String> =
+                    pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                let obj = format!("{{{}}}", inner.join(", "));
+                let s = if nest {
+                    format!("{{\"fields\": {obj}, \"values\": {obj}}}")
+                } else {
+                    obj
+                };
+                // Sometimes cut short, to exercise syntax errors too.
+                if cut % 4 == 0 {
+                    let at = cut % (s.len() + 1);
+                    let mut at = at;
+                    while !s.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    s[..at].to_owned()
+                } else {
+                    s
+                }
+            })
+    }
+
+    fn check<T: serde::de::DeserializeOwned>(text: &str) -> Result<(), TestCaseError> {
+        if let Err(e) = serde_json::from_str::<T>(text) {
+            let err = json_error(&e);
+            prop_assert!(
+                !err.message.contains(MARK),
+                "a value was echoed: {}",
+                err.message
+            );
+            prop_assert!(!err.message.is_empty());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever a body holds, the error that explains it quotes no value from it.
+        #[test]
+        fn json_errors_never_echo_a_value(text in body(), junk in ".{0,60}") {
+            for t in [text.as_str(), junk.as_str()] {
+                check::<proto::CreateRecord>(t)?;
+                check::<proto::UpdateRecord>(t)?;
+                check::<proto::SearchRequest>(t)?;
+                check::<proto::Login>(t)?;
+                check::<proto::CreateUser>(t)?;
+                check::<proto::CreateApiKey>(t)?;
+                check::<proto::CollectionDef>(t)?;
+                check::<proto::RoleDef>(t)?;
+                check::<proto::SecuritySettings>(t)?;
+            }
+        }
+    }
+}
