@@ -172,6 +172,10 @@ struct ServeArgs {
     /// Most connections open at once; further clients wait until one closes.
     #[arg(long, env = "STRONGROOM_MAX_CONNECTIONS", default_value_t = strongroom_server::limits::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     max_connections: usize,
+    /// Failed bearer authentications one client (address or IPv6 /64) may make at once, and
+    /// per minute, before its requests get 429 for a while.
+    #[arg(long, env = "STRONGROOM_FAILED_AUTH_BUDGET", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    failed_auth_budget: u32,
 }
 
 /// An address (a /32 or /128) or a network in CIDR notation.
@@ -201,6 +205,7 @@ impl Default for ServeArgs {
             trusted_proxy: Vec::new(),
             request_timeout_seconds: 30,
             max_connections: strongroom_server::limits::DEFAULT_MAX_CONNECTIONS,
+            failed_auth_budget: 20,
         }
     }
 }
@@ -313,6 +318,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         trusted_proxies: args.trusted_proxy,
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
         max_connections: args.max_connections,
+        failed_auth_budget: args.failed_auth_budget,
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;

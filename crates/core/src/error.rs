@@ -19,6 +19,8 @@ pub enum Kind {
     Unavailable,
     /// A condition of the request (`If-Match`) does not hold.
     Precondition,
+    /// Well-formed, but names something this tenant does not have (a role, a purpose).
+    Unprocessable,
     Internal,
 }
 
@@ -74,10 +76,14 @@ impl Code {
     pub fn kind(self) -> Kind {
         use Code::*;
         match self {
-            InvalidJson | InvalidRequest | UnknownField | ValidationFailed | InvalidId
-            | InvalidName | InvalidSchema | SchemaIncompatible | InvalidRole | UnknownRole
-            | ReservedName | PurposeRequired | UnknownPurpose | FieldNotSearchable
-            | WeakPassword => Kind::BadRequest,
+            // The request breaks a rule its documented schema states.
+            InvalidJson | InvalidRequest | UnknownField | InvalidId | InvalidName
+            | PurposeRequired => Kind::BadRequest,
+            // It fits the schema, but not the tenant's state or a rule across its parts (a
+            // value against the collection's schema, a role that does not exist, a password
+            // under the tenant's policy, a mask that does not suit its field's type).
+            ValidationFailed | InvalidSchema | SchemaIncompatible | InvalidRole | UnknownRole
+            | UnknownPurpose | FieldNotSearchable | WeakPassword => Kind::Unprocessable,
             BodyTooLarge => Kind::TooLarge,
             UnsupportedMediaType | MethodNotAllowed => Kind::Unsupported,
             Unauthenticated | KeyExpired | InvalidCredentials | MfaRequired | SessionExpired => {
@@ -86,7 +92,8 @@ impl Code {
             RateLimited => Kind::RateLimited,
             Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
-            AlreadyExists | VersionConflict => Kind::Conflict,
+            // The name is taken, by an object or by a built-in.
+            AlreadyExists | VersionConflict | ReservedName => Kind::Conflict,
             AuditUnavailable | Unavailable | NotReady | RequestTimeout => Kind::Unavailable,
             PreconditionFailed => Kind::Precondition,
             IntegrityError | Internal => Kind::Internal,
@@ -162,8 +169,14 @@ impl Error {
         self.code.kind()
     }
 
+    /// A value the tenant's definitions do not allow (422 `validation_failed`).
     pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Code::ValidationFailed, message)
+    }
+
+    /// A parameter outside the range its documented schema states (400 `invalid_request`).
+    pub fn out_of_range(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Code::InvalidRequest, message)
     }
 
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {

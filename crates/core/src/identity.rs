@@ -56,7 +56,7 @@ fn bounded(
     if range.contains(&v) {
         Ok(v)
     } else {
-        Err(Error::invalid(format!(
+        Err(Error::out_of_range(format!(
             "{name} must be between {} and {}",
             range.start(),
             range.end()

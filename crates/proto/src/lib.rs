@@ -21,6 +21,16 @@ macro_rules! debug_showing {
     };
 }
 
+/// A purpose's name: 1–64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
+pub struct PurposeName(pub String);
+
+/// A role's name: 1–64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
+pub struct RoleName(pub String);
+
 /// A password as received: wiped from memory when dropped, never printed (`Debug` shows
 /// `Password(..)`), and serialised only by tools that send one (clients, tests).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +133,7 @@ pub struct Health {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// Unique name: 1–64 characters of `a-z`, `0-9`, `-` and `_`, starting with a letter.
+    #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
     pub name: String,
 }
 
@@ -137,14 +148,23 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A label for people (1–64 printable characters).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: String,
     /// Role names; for an operator key leave empty.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
     /// Days until the key expires: 1 to 730. Mandatory: keys never live forever.
+    #[schema(minimum = 1, maximum = 730)]
     pub expires_in_days: u32,
-    /// Operators only: the tenant the key belongs to. Without it, an operator key is created.
+    /// Operators only: the tenant the key belongs to (its id or name). Without it, an
+    /// operator key is created.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub tenant: Option<String>,
 }
 
@@ -202,7 +222,8 @@ pub enum MaskRule {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldDef {
-    /// 1–64 characters of `a-z`, `0-9` and `_`, starting with a letter.
+    /// 1–64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
+    #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
     pub name: String,
     #[serde(rename = "type")]
     pub field_type: FieldType,
@@ -216,14 +237,19 @@ pub struct FieldDef {
     pub required: bool,
     /// Purposes for which this field may be processed; empty means all of the collection's.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<PurposeName>)]
     pub purposes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionDef {
-    /// The purposes declared for this collection; every data request names one of them.
+    /// The purposes declared for this collection (1 to 64, each once); every data request
+    /// names one of them.
+    #[schema(inline, value_type = Vec<PurposeName>, min_items = 1, max_items = 64)]
     pub purposes: Vec<String>,
+    /// 1 to 256 fields, each name once.
+    #[schema(min_items = 1, max_items = 256)]
     pub fields: Vec<FieldDef>,
 }
 
@@ -270,18 +296,21 @@ pub enum Visibility {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionGrant {
+    /// At least one, each once.
+    #[schema(min_items = 1)]
     pub operations: Vec<Operation>,
     /// Field name to visibility; fields not listed are not visible.
     #[serde(default)]
     pub fields: BTreeMap<String, Visibility>,
-    /// The purposes this role may state for this collection.
+    /// The purposes this role may state for this collection (at least one).
+    #[schema(inline, value_type = Vec<PurposeName>, min_items = 1)]
     pub purposes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleDef {
-    /// Collection name to the rights granted on it.
+    /// Collection name to the rights granted on it (at least one collection).
     pub collections: BTreeMap<String, CollectionGrant>,
 }
 
@@ -306,10 +335,12 @@ pub struct CreateRecord {
     /// An existing data subject of this tenant (as returned earlier); a new one is created when
     /// neither `subject` nor `subject_ref` is given.
     #[serde(default)]
+    #[schema(pattern = "^sub_[0-9a-f]{32}$")]
     pub subject: Option<String>,
     /// The application's own reference for the person (stored encrypted, blind-indexed): the
-    /// subject with this reference is used, or created.
+    /// subject with this reference is used, or created. 1 to 256 bytes.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub subject_ref: Option<String>,
     #[schema(value_type = Object)]
     #[serde(deserialize_with = "unique_keys")]
@@ -355,6 +386,7 @@ pub struct RecordList {
 #[serde(deny_unknown_fields)]
 pub struct BatchCreate {
     /// 1 to 1,000 records, stored all together or not at all.
+    #[schema(min_items = 1, max_items = 1000)]
     pub records: Vec<CreateRecord>,
 }
 
@@ -367,6 +399,7 @@ pub struct BatchCreated {
 #[serde(deny_unknown_fields)]
 pub struct BatchRead {
     /// 1 to 1,000 record ids. Ids not found (or not visible) are listed in `missing`.
+    #[schema(min_items = 1, max_items = 1000)]
     pub ids: Vec<String>,
 }
 
@@ -441,15 +474,19 @@ pub enum PasswordProfile {
 pub struct PasswordRules {
     #[serde(default)]
     pub profile: PasswordProfile,
-    /// Shortest password for accounts without MFA.
+    /// Shortest password for accounts without MFA (8 to 64).
+    #[schema(minimum = 8, maximum = 64)]
     pub min_length: Option<u32>,
-    /// Shortest password for accounts with MFA.
+    /// Shortest password for accounts with MFA (8 to 64).
+    #[schema(minimum = 8, maximum = 64)]
     pub min_length_with_mfa: Option<u32>,
     /// Require upper case, lower case, digit and special character.
     pub require_classes: Option<bool>,
-    /// Days after which a password must be changed; 0 = never.
+    /// Days after which a password must be changed; 0 = never (at most 3650).
+    #[schema(minimum = 0, maximum = 3650)]
     pub max_age_days: Option<u32>,
-    /// How many previous passwords may not be reused.
+    /// How many previous passwords may not be reused (0 to 24).
+    #[schema(minimum = 0, maximum = 24)]
     pub history: Option<u32>,
 }
 
@@ -460,15 +497,21 @@ pub struct SecuritySettings {
     #[serde(default)]
     pub password: PasswordRules,
     /// Consecutive failures (password and TOTP together) that lock an account: 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
     pub lockout_threshold: Option<u32>,
-    /// First lock duration; it doubles with each further lock, up to 24 hours.
+    /// First lock duration in seconds (1 to 3600); it doubles with each further lock, up to
+    /// 24 hours.
+    #[schema(minimum = 1, maximum = 3600)]
     pub lockout_base_seconds: Option<u32>,
     /// Session idle timeout in minutes (1 to 1440).
+    #[schema(minimum = 1, maximum = 1440)]
     pub session_idle_minutes: Option<u32>,
     /// Session absolute lifetime in hours (1 to 168).
+    #[schema(minimum = 1, maximum = 168)]
     pub session_absolute_hours: Option<u32>,
     /// Roles whose users must use MFA (always includes `admin` and `operator`).
     #[serde(default)]
+    #[schema(inline, value_type = Vec<RoleName>)]
     pub mfa_required_roles: Vec<String>,
 }
 
@@ -493,10 +536,13 @@ pub struct EffectiveSettings {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// 1–64 printable characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
     #[schema(value_type = String)]
     pub password: Password,
     #[serde(default)]
+    #[schema(inline, value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
     /// Operators only: the tenant of the user (with the `admin` or `auditor` role).
     #[serde(default)]
@@ -524,6 +570,8 @@ pub struct UserList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRoles {
+    /// At least one role.
+    #[schema(inline, value_type = Vec<RoleName>, min_items = 1)]
     pub roles: Vec<String>,
 }
 
@@ -584,6 +632,7 @@ pub struct RecoveryCodes {
 pub struct RotateApiKey {
     /// Minutes the old key keeps working (0 to 1440); 0 stops it at once.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1440)]
     pub overlap_minutes: u32,
 }
 

@@ -58,6 +58,9 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Failed bearer authentications a client may make at once (and per minute) before its
+    /// requests are refused for a while.
+    pub failed_auth_budget: u32,
 }
 
 impl Default for ServeOptions {
@@ -79,6 +82,7 @@ impl Default for ServeOptions {
             trusted_proxies: Vec::new(),
             request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            failed_auth_budget: 20,
         }
     }
 }
@@ -216,7 +220,7 @@ pub async fn start(
         vault: vault.clone(),
         max_body_bytes: opts.max_body_bytes,
         login_limiter: Arc::new(ratelimit::LoginLimiter::default()),
-        bearer_limiter: Arc::new(ratelimit::LoginLimiter::default()),
+        bearer_limiter: Arc::new(ratelimit::LoginLimiter::with_burst(opts.failed_auth_budget)),
         readiness: Default::default(),
         trusted_proxies: Arc::new(opts.trusted_proxies.clone()),
         request_timeout: opts.request_timeout,

@@ -25,9 +25,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default most connections open at once; further clients wait in the listen queue.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
-/// Reads a request body of unknown or excessive size ahead of the handler: one within the
-/// limit is handed on as it is; one beyond it is drained (bounded) and handed on cut just past
-/// the limit, so the handler still answers — and audits — `413 body_too_large`.
+/// Reads a request's body ahead of the handler: one within the limit is handed on whole; one
+/// beyond it is drained (bounded) and handed on cut just past the limit, so the handler still
+/// answers — and audits — `413 body_too_large`. Reading it first also means that an answer
+/// given before the handler would have read the body (a 401, say) never leaves the client
+/// uploading into a connection the server closes.
 pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = state.max_body_bytes;
     let declared = req
@@ -35,8 +37,10 @@ pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Nex
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let bodiless = matches!(req.method(), &Method::GET | &Method::HEAD) && declared.is_none();
-    if bodiless || declared.is_some_and(|n| n <= limit as u64) {
+    let bodiless = declared == Some(0)
+        || (matches!(req.method(), &Method::GET | &Method::HEAD | &Method::DELETE)
+            && declared.is_none());
+    if bodiless {
         return next.run(req).await;
     }
     let (parts, mut body) = req.into_parts();

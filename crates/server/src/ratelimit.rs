@@ -98,6 +98,8 @@ struct Generations {
 
 pub struct LoginLimiter {
     inner: Mutex<Generations>,
+    /// Attempts a client may burst; also the number regained per minute.
+    burst: f64,
 }
 
 impl Default for LoginLimiter {
@@ -108,11 +110,20 @@ impl Default for LoginLimiter {
                 previous: HashMap::new(),
                 started_at: i64::MIN,
             }),
+            burst: BURST,
         }
     }
 }
 
 impl LoginLimiter {
+    /// A limiter allowing `burst` attempts at once and regaining as many per minute.
+    pub fn with_burst(burst: u32) -> Self {
+        Self {
+            burst: f64::from(burst.max(1)),
+            ..Self::default()
+        }
+    }
+
     /// Takes one attempt for `ip` at `now_ms`; false when the client must wait.
     pub fn allow(&self, ip: IpAddr, now_ms: i64) -> bool {
         self.allow_key(ClientKey::of(ip), now_ms, MAX_TRACKED)
@@ -130,7 +141,7 @@ impl LoginLimiter {
             .then(|| g.current.get(&key))
             .flatten()
             .or_else(|| g.previous.get(&key));
-        known.is_some_and(|&(tokens, at)| refill(tokens, at, now_ms) < 1.0)
+        known.is_some_and(|&(tokens, at)| refill(tokens, at, now_ms, self.burst) < 1.0)
     }
 
     fn allow_key(&self, key: ClientKey, now_ms: i64, max: usize) -> bool {
@@ -149,8 +160,8 @@ impl LoginLimiter {
         if known.is_none() && g.current.len() >= max {
             return false;
         }
-        let (tokens, at) = known.unwrap_or((BURST, now_ms));
-        let available = refill(tokens, at, now_ms);
+        let (tokens, at) = known.unwrap_or((self.burst, now_ms));
+        let available = refill(tokens, at, now_ms, self.burst);
         let allowed = available >= 1.0;
         let left = if allowed { available - 1.0 } else { available };
         g.current.insert(key, (left, now_ms));
@@ -158,9 +169,9 @@ impl LoginLimiter {
     }
 }
 
-fn refill(tokens: f64, at: i64, now: i64) -> f64 {
+fn refill(tokens: f64, at: i64, now: i64, burst: f64) -> f64 {
     let elapsed_min = (now - at).max(0) as f64 / 60_000.0;
-    (tokens + elapsed_min * PER_MINUTE).min(BURST)
+    (tokens + elapsed_min * burst * (PER_MINUTE / BURST)).min(burst)
 }
 
 #[cfg(test)]

@@ -8,52 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+use super::api::Api;
 use super::{serve_anywhere, strongroom, text};
 
 const CYCLES: usize = 20;
 const WORKERS: usize = 4;
-
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(cert: &std::path::Path, addr: &str) -> Self {
-        let pem = std::fs::read(cert).unwrap();
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .timeout(std::time::Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Self {
-            client,
-            base: format!("https://{addr}"),
-        }
-    }
-
-    /// `None` when the connection failed (the server is gone).
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> Option<(u16, Value)> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .header("X-Purpose", "support");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.ok()?;
-        let status = resp.status().as_u16();
-        let body = resp.json().await.ok()?;
-        Some((status, body))
-    }
-}
 
 fn kill_9(child: &mut std::process::Child) {
     std::process::Command::new("kill")
@@ -82,60 +41,7 @@ async fn crash_loop(database: Option<String>) {
     let (mut child, printed, addr) = serve_anywhere(&argv(&args));
     let operator = token.or(printed).expect("a bootstrap token");
     let api = Api::new(&cert, &addr);
-    let post = reqwest::Method::POST;
-    let (s, t) = api
-        .call(
-            post.clone(),
-            "/v1/tenants",
-            &operator,
-            Some(json!({"name": "acme"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{t}");
-    let (s, k) = api
-        .call(
-            post.clone(),
-            "/v1/api-keys",
-            &operator,
-            Some(json!({"name": "admin", "roles": ["admin"], "expires_in_days": 30, "tenant": t["id"]})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{k}");
-    let admin = k["key"].as_str().unwrap().to_owned();
-    let put = reqwest::Method::PUT;
-    let (s, b) = api
-        .call(
-            put.clone(),
-            "/v1/collections/people",
-            &admin,
-            Some(strongroom_testkit::people_schema()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{b}");
-    let (s, b) = api
-        .call(
-            put,
-            "/v1/roles/support_agent",
-            &admin,
-            Some(strongroom_testkit::support_agent()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{b}");
-    let (s, k) = api
-        .call(
-            post.clone(),
-            "/v1/api-keys",
-            &admin,
-            Some(json!({"name": "app", "roles": ["support_agent"], "expires_in_days": 30})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{k}");
-    let app = k["key"].as_str().unwrap().to_owned();
+    let (_, app) = api.scenario(&operator).await;
     kill_9(&mut child);
 
     let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();

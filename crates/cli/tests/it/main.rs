@@ -1,7 +1,9 @@
 //! The `strongroom` binary, run as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod crash;
+mod schemathesis;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

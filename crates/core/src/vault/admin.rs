@@ -180,7 +180,7 @@ impl Vault {
     ) -> Result<(proto::CreatedApiKey, Vec<Op>)> {
         check_label(&req.name)?;
         if !(1..=MAX_KEY_DAYS).contains(&req.expires_in_days) {
-            return Err(Error::invalid(format!(
+            return Err(Error::out_of_range(format!(
                 "expires_in_days must be 1 to {MAX_KEY_DAYS}"
             )));
         }
@@ -457,7 +457,9 @@ impl Vault {
                 q.limit = 100;
             }
             if q.limit > MAX_AUDIT_PAGE {
-                return Err(Error::invalid(format!("limit is at most {MAX_AUDIT_PAGE}")));
+                return Err(Error::out_of_range(format!(
+                    "limit is at most {MAX_AUDIT_PAGE}"
+                )));
             }
             let entries = self.store.find_audit_entries(&log, &q).await?;
             let next = (entries.len() as u32 == q.limit)

@@ -170,7 +170,10 @@ impl Vault {
         let head = self.store.find_audit_head(log).await?.map_or(0, |h| h.size);
         match size {
             Some(s) if s <= head => Ok(s),
-            Some(_) => Err(Error::invalid(format!("the log has {head} entries"))),
+            Some(_) => Err(Error::new(
+                Code::NotFound,
+                format!("the log has {head} entries"),
+            )),
             None => Ok(self
                 .store
                 .find_latest_checkpoint(log)
@@ -190,8 +193,14 @@ impl Vault {
         let res = async {
             let log = self.readable_log(ctx)?;
             let size = self.tree_size(&log, size).await?;
-            if seq == 0 || seq > size {
-                return Err(Error::invalid(format!("seq must be 1 to {size}")));
+            if seq == 0 {
+                return Err(Error::out_of_range("seq starts at 1"));
+            }
+            if seq > size {
+                return Err(Error::new(
+                    Code::NotFound,
+                    format!("no entry {seq} in a tree of {size}"),
+                ));
             }
             let index = seq - 1;
             let mut ranges = merkle::inclusion_ranges(index, size);
@@ -225,8 +234,14 @@ impl Vault {
         let res = async {
             let log = self.readable_log(ctx)?;
             let to = self.tree_size(&log, to).await?;
-            if from == 0 || from > to {
-                return Err(Error::invalid(format!("from must be 1 to {to}")));
+            if from == 0 {
+                return Err(Error::out_of_range("from starts at 1"));
+            }
+            if from > to {
+                return Err(Error::new(
+                    Code::NotFound,
+                    format!("no tree of {from} entries yet (the log has {to})"),
+                ));
             }
             let mut ranges = merkle::consistency_ranges(from, to);
             ranges.push((0, from));
@@ -265,7 +280,7 @@ impl Vault {
         let res = async {
             let log = self.readable_log(ctx)?;
             if !(1..=256).contains(&width) {
-                return Err(Error::invalid("a tile holds 1 to 256 hashes"));
+                return Err(Error::out_of_range("a tile holds 1 to 256 hashes"));
             }
             let tree_level = level
                 .checked_mul(crate::store::NODE_LEVEL_STEP)
@@ -315,7 +330,7 @@ impl Vault {
                 Error::new(Code::InvalidId, "not a subject id (sub_ and 32 hex digits)")
             })?;
             if !(1..=1000).contains(&limit) {
-                return Err(Error::invalid("`limit` must be 1 to 1000"));
+                return Err(Error::out_of_range("`limit` must be 1 to 1000"));
             }
             ev.subject = Some(id.clone());
             let q = AuditQuery {

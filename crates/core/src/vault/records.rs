@@ -188,7 +188,7 @@ impl Vault {
                 let (kek_version, kek) = self.current_kek(tenant).await?;
                 let ref_index = match r {
                     Some(r) if r.is_empty() || r.len() > MAX_SUBJECT_REF => {
-                        return Err(Error::invalid(format!(
+                        return Err(Error::out_of_range(format!(
                             "`subject_ref` is 1 to {MAX_SUBJECT_REF} bytes"
                         )));
                     }
@@ -326,7 +326,7 @@ impl Vault {
                 .prepare(ctx, &mut ev, collection, Operation::Create)
                 .await?;
             if req.records.is_empty() || req.records.len() > self.config.max_batch {
-                return Err(Error::invalid(format!(
+                return Err(Error::out_of_range(format!(
                     "a batch holds 1 to {} records",
                     self.config.max_batch
                 )));
@@ -483,7 +483,7 @@ impl Vault {
                 .prepare(ctx, &mut ev, collection, Operation::Read)
                 .await?;
             if req.ids.is_empty() || req.ids.len() > self.config.max_batch {
-                return Err(Error::invalid(format!(
+                return Err(Error::out_of_range(format!(
                     "a batch names 1 to {} ids",
                     self.config.max_batch
                 )));
@@ -533,7 +533,7 @@ impl Vault {
                 .await?;
             let id = parse_record_id(id)?;
             if req.fields.is_empty() {
-                return Err(Error::invalid("name at least one field to change"));
+                return Err(Error::out_of_range("name at least one field to change"));
             }
             let mut changes = Vec::with_capacity(req.fields.len());
             for (name, value) in &req.fields {
@@ -642,7 +642,7 @@ impl Vault {
                 .await?;
             let limit = limit.unwrap_or(SEARCH_DEFAULT);
             if !(1..=SEARCH_MAX).contains(&limit) {
-                return Err(Error::invalid(format!("limit is 1 to {SEARCH_MAX}")));
+                return Err(Error::out_of_range(format!("limit is 1 to {SEARCH_MAX}")));
             }
             let [(name, term)] = <[(String, Term); 1]>::try_from(terms).map_err(|_| {
                 Error::new(

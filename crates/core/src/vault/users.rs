@@ -409,7 +409,7 @@ impl Vault {
             })?;
             ev.objects.push(id.to_string());
             if overlap_minutes > MAX_OVERLAP_MINUTES {
-                return Err(Error::invalid(format!(
+                return Err(Error::out_of_range(format!(
                     "overlap_minutes is at most {MAX_OVERLAP_MINUTES}"
                 )));
             }

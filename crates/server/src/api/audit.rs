@@ -19,12 +19,17 @@ fn numbers(pairs: Vec<(String, String)>, allowed: &[&str]) -> Result<Vec<(String
             if !allowed.contains(&k.as_str()) {
                 return Err(Error::new(Code::UnknownField, "unknown query parameter"));
             }
-            let n = v.parse().map_err(|_| {
-                Error::new(
-                    Code::InvalidRequest,
-                    format!("`{k}` must be a whole number"),
-                )
-            })?;
+            // Sequence numbers and sizes are stored as signed 64-bit integers.
+            let n = v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| i64::try_from(*n).is_ok())
+                .ok_or_else(|| {
+                    Error::new(
+                        Code::InvalidRequest,
+                        format!("`{k}` must be a whole number from 0 to {}", i64::MAX),
+                    )
+                })?;
             Ok((k, n))
         })
         .collect()

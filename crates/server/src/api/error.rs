@@ -31,6 +31,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Precondition => StatusCode::PRECONDITION_FAILED,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

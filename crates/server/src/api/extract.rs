@@ -129,7 +129,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
                 ))));
             }
         };
-        let parsed = serde_json::from_slice(&bytes).map_err(|e| json_error(&e));
+        let parsed = serde_json::from_slice(&bytes).or_else(|e| {
+            // JSON Schema counts `746.0` as an integer: read integral numbers written with a
+            // zero fraction as the integers they are, then parse again.
+            match integral_numbers(&bytes) {
+                Some(fixed) if e.classify() == serde_json::error::Category::Data => {
+                    serde_json::from_slice(&fixed).map_err(|e| json_error(&e))
+                }
+                _ => Err(json_error(&e)),
+            }
+        });
         // The body may hold a password or personal data: wipe the buffer once parsed (when this
         // is its only owner; the TLS layer's own buffers are beyond reach).
         if let Ok(mut owned) = bytes.try_into_mut() {
@@ -137,6 +146,64 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         }
         Ok(Body(parsed))
     }
+}
+
+/// `body` with every number token of the form `-?digits.zeros` written without its fraction,
+/// or `None` if there is none. Strings are left exactly as they are.
+fn integral_numbers(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut changed = false;
+    let mut i = 0;
+    let mut in_string = false;
+    while i < body.len() {
+        let c = body[i];
+        if in_string {
+            out.push(c);
+            if c == b'\\' && i + 1 < body.len() {
+                out.push(body[i + 1]);
+                i += 2;
+                continue;
+            }
+            in_string = c != b'"';
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            i += 1;
+            while i < body.len()
+                && matches!(body[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+            {
+                i += 1;
+            }
+            let token = &body[start..i];
+            match token.iter().position(|&b| b == b'.') {
+                Some(dot)
+                    if dot > 0
+                        && token[dot + 1..].iter().all(|&b| b == b'0')
+                        && dot + 1 < token.len()
+                        && token[..dot]
+                            .iter()
+                            .skip(usize::from(token[0] == b'-'))
+                            .all(u8::is_ascii_digit) =>
+                {
+                    out.extend_from_slice(&token[..dot]);
+                    changed = true;
+                }
+                _ => out.extend_from_slice(token),
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    changed.then_some(out)
 }
 
 fn is_too_large(e: &dyn std::error::Error) -> bool {
@@ -263,7 +330,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Conditions {
             parts
                 .headers
                 .get(name)
-                .map(|v| v.to_str().unwrap_or("").trim().to_owned())
+                .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_owned())
+                // An empty header says nothing: as if it were not sent.
+                .filter(|v| !v.is_empty())
         };
         let pre = match (value(header::IF_MATCH), value(header::IF_NONE_MATCH)) {
             (Some(_), Some(_)) => Precondition::Unmatchable,
@@ -358,8 +427,32 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn integral_numbers_lose_their_zero_fraction_and_nothing_else() {
+        let fix =
+            |s: &str| super::integral_numbers(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            fix(r#"{"a": 746.0, "b": -3.00}"#).as_deref(),
+            Some(r#"{"a": 746, "b": -3}"#)
+        );
+        assert_eq!(fix(r#"{"a": "746.0", "b": 1.5, "c": 1e3, "d": 7}"#), None);
+        assert_eq!(fix(r#"{"a\"": 2.0}"#).as_deref(), Some(r#"{"a\"": 2}"#));
+        assert_eq!(fix("[1.0e5, 2.]"), None);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The rewrite never touches strings and never panics, whatever the bytes.
+        #[test]
+        fn integral_number_rewriting_keeps_strings(text in ".{0,120}", s in "[a-z0-9. ]{0,20}") {
+            let _ = super::integral_numbers(text.as_bytes());
+            let body = format!(r#"{{"k": "{s}", "n": 3.0}}"#);
+            let fixed = super::integral_numbers(body.as_bytes()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&fixed).unwrap();
+            prop_assert_eq!(v["k"].as_str(), Some(s.as_str()));
+            prop_assert_eq!(v["n"].as_u64(), Some(3));
+        }
 
         /// Whatever a body holds, the error that explains it quotes no value from it.
         #[test]

@@ -70,12 +70,7 @@ async fn api_keys_are_scoped_and_expire() {
                 key(json!(["admin"]), days, None),
             )
             .await;
-        assert_eq!(
-            (r.status, r.code()),
-            (400, "validation_failed"),
-            "{}",
-            r.text
-        );
+        assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.text);
     }
     let r = v
         .post(
@@ -95,7 +90,7 @@ async fn api_keys_are_scoped_and_expire() {
             key(json!(["ghost"]), json!(5), None),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "unknown_role"));
+    assert_eq!((r.status, r.code()), (422, "unknown_role"));
     let r = v
         .post(
             "/v1/api-keys",
@@ -201,23 +196,23 @@ async fn collection_schemas_are_validated() {
     .await;
     assert_eq!(
         (r.status, r.code()),
-        (400, "invalid_schema"),
+        (422, "invalid_schema"),
         "duplicate field"
     );
     let r = put(json!({"purposes": ["support"], "fields": [{"name": "n", "type": "number", "classification": "personal", "mask": "email"}]})).await;
     assert_eq!(
         (r.status, r.code()),
-        (400, "invalid_schema"),
+        (422, "invalid_schema"),
         "mask rule does not fit the type"
     );
     let r = put(json!({"purposes": ["support"], "fields": [{"name": "j", "type": "json", "classification": "personal", "searchable": true}]})).await;
     assert_eq!(
         (r.status, r.code()),
-        (400, "invalid_schema"),
+        (422, "invalid_schema"),
         "json is not searchable"
     );
     let r = put(json!({"purposes": [], "fields": [field("a", "string")]})).await;
-    assert_eq!((r.status, r.code()), (400, "invalid_schema"), "no purposes");
+    assert_eq!((r.status, r.code()), (422, "invalid_schema"), "no purposes");
     let r =
         put(json!({"purposes": ["support"], "fields": [field("a", "string")], "owner": "x"})).await;
     assert_eq!((r.status, r.code()), (400, "unknown_field"));
@@ -244,7 +239,7 @@ async fn collection_schemas_are_validated() {
         .unwrap()
         .retain(|f| f["name"] != "phone");
     let r = put(shrunk).await;
-    assert_eq!((r.status, r.code()), (400, "schema_incompatible"));
+    assert_eq!((r.status, r.code()), (422, "schema_incompatible"));
 
     let list = v.get("/v1/collections", &t.admin, None).await;
     assert_eq!(list.body["collections"].as_array().unwrap().len(), 1);
@@ -271,7 +266,7 @@ async fn roles_are_validated_against_collections() {
             grant(json!(["support"]), json!({})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "reserved_name"));
+    assert_eq!((r.status, r.code()), (409, "reserved_name"));
     let r = v
         .put(
             "/v1/roles/agent",
@@ -279,7 +274,7 @@ async fn roles_are_validated_against_collections() {
             grant(json!(["spying"]), json!({})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_role"));
+    assert_eq!((r.status, r.code()), (422, "invalid_role"));
     let r = v
         .put(
             "/v1/roles/agent",
@@ -287,7 +282,7 @@ async fn roles_are_validated_against_collections() {
             grant(json!(["support"]), json!({"ssn": "plain"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_role"));
+    assert_eq!((r.status, r.code()), (422, "invalid_role"));
     let r = v
         .put(
             "/v1/roles/agent",
@@ -303,7 +298,7 @@ async fn roles_are_validated_against_collections() {
             json!({"collections": {"orders": {"operations": ["read"], "purposes": ["x"]}}}),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_role"));
+    assert_eq!((r.status, r.code()), (422, "invalid_role"));
     let r = v
         .put(
             "/v1/roles/agent",

@@ -75,7 +75,7 @@ async fn rejected_requests_change_nothing_and_echo_nothing() {
                 format!("{{\"fields\": {{\"email\": \"{SECRET}\", \"vip\": \"{SECRET}\"}}}}"),
                 "application/json",
             ),
-            400,
+            422,
             "validation_failed",
         ),
         (
@@ -83,7 +83,7 @@ async fn rejected_requests_change_nothing_and_echo_nothing() {
                 format!("{{\"fields\": {{\"email\": 42, \"name\": \"{SECRET}\"}}}}"),
                 "application/json",
             ),
-            400,
+            422,
             "validation_failed",
         ),
         (
@@ -91,7 +91,7 @@ async fn rejected_requests_change_nothing_and_echo_nothing() {
                 format!("{{\"fields\": {{\"email\": \"not an email {SECRET}\"}}}}"),
                 "application/json",
             ),
-            400,
+            422,
             "validation_failed",
         ),
         (
@@ -99,7 +99,7 @@ async fn rejected_requests_change_nothing_and_echo_nothing() {
                 format!("{{\"fields\": {{\"name\": \"{SECRET}\"}}}}"),
                 "application/json",
             ),
-            400,
+            422,
             "validation_failed",
         ),
         (
@@ -131,7 +131,7 @@ async fn rejected_requests_change_nothing_and_echo_nothing() {
                 format!("{{\"fields\": {{\"birth_date\": \"{SECRET}\", \"email\": \"a@b.co\"}}}}"),
                 "application/json",
             ),
-            400,
+            422,
             "validation_failed",
         ),
     ];

@@ -87,7 +87,7 @@ async fn password_profiles_accept_and_reject_the_right_passwords() {
         let r = create("dana", pw).await;
         assert_eq!(
             (r.status, r.code()),
-            (400, "weak_password"),
+            (422, "weak_password"),
             "{pw}: {}",
             r.text
         );
@@ -141,7 +141,7 @@ async fn password_profiles_accept_and_reject_the_right_passwords() {
             Some(&json!({"lockout_threshold": 500})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    assert_eq!((r.status, r.code()), (400, "invalid_request"));
 }
 
 #[tokio::test]
@@ -564,7 +564,7 @@ async fn password_change_and_disabling_end_every_session() {
         async move { v.post("/v1/auth/password", &token, None, body).await }
     };
     let r = change(a.clone(), GOOD, "tiny").await;
-    assert_eq!((r.status, r.code()), (400, "weak_password"));
+    assert_eq!((r.status, r.code()), (422, "weak_password"));
     let r = change(
         a.clone(),
         "not my password at all",
@@ -667,7 +667,7 @@ async fn strict_profile_forbids_reuse_and_forces_change_after_120_days() {
         .await;
     assert_eq!(
         (r.status, r.code()),
-        (400, "weak_password"),
+        (422, "weak_password"),
         "one of the last 5"
     );
     v.clock.advance_ms(120 * 24 * 60 * MIN);

@@ -40,7 +40,7 @@ async fn every_access_states_an_allowed_purpose() {
     let r = v.get(&path, &app, None).await;
     assert_eq!((r.status, r.code()), (400, "purpose_required"));
     let r = v.get(&path, &app, Some("astrology")).await;
-    assert_eq!((r.status, r.code()), (400, "unknown_purpose"));
+    assert_eq!((r.status, r.code()), (422, "unknown_purpose"));
     let r = v.get(&path, &app, Some("marketing")).await;
     assert_eq!((r.status, r.code()), (403, "purpose_denied"));
     assert!(r.body.get("fields").is_none());
@@ -166,7 +166,7 @@ async fn updates_keep_history_and_reindex() {
     let r = patch(json!({"fields": {"email": null}})).await;
     assert_eq!(
         (r.status, r.code()),
-        (400, "validation_failed"),
+        (422, "validation_failed"),
         "required fields cannot be cleared"
     );
     let r = patch(json!({"fields": {}})).await;
@@ -277,7 +277,7 @@ async fn search_uses_normalised_blind_indexes() {
     let r = v
         .get(&format!("{PEOPLE}?phone=123456"), &app, Some("support"))
         .await;
-    assert_eq!((r.status, r.code()), (400, "field_not_searchable"));
+    assert_eq!((r.status, r.code()), (422, "field_not_searchable"));
     let r = v
         .get(
             &format!("{PEOPLE}?email=a@b.c&name=x"),
@@ -293,7 +293,7 @@ async fn search_uses_normalised_blind_indexes() {
             Some("support"),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    assert_eq!((r.status, r.code()), (422, "validation_failed"));
     let r = v
         .get(&format!("{PEOPLE}?email=a@b.c"), &app, Some("marketing"))
         .await;
@@ -366,7 +366,7 @@ async fn batches_are_all_or_nothing() {
             json!({"records": bad.clone()}),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    assert_eq!((r.status, r.code()), (422, "validation_failed"));
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()
