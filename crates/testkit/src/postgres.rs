@@ -206,17 +206,25 @@ pub async fn fresh_database() -> Option<String> {
 
 /// A CA and a certificate it signed for `localhost` and `127.0.0.1` (PEM: CA, certificate, key).
 fn certificates() -> Result<(String, String, String), String> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
     let e = |e: rcgen::Error| e.to_string();
     let ca_key = KeyPair::generate().map_err(e)?;
     let mut ca = CertificateParams::new(Vec::new()).map_err(e)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (libpq, pgbench) takes a certificate whose issuer equals its
+    // subject for a self-signed one and refuses the chain.
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, "Strongroom test CA");
     let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
     let key = KeyPair::generate().map_err(e)?;
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .map_err(e)?
-        .signed_by(&key, &ca_cert, &ca_key)
-        .map_err(e)?;
+    let mut server =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(e)?;
+    server.distinguished_name = DistinguishedName::new();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = server.signed_by(&key, &ca_cert, &ca_key).map_err(e)?;
     Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
 
