@@ -48,6 +48,42 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The technical and organisational measures (TOMs) report, from live evidence.
+    Toms {
+        #[command(subcommand)]
+        command: TomsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TomsCommand {
+    /// Write the TOMs report of the platform or of one tenant (offline: the server may run).
+    Report {
+        #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Read from this PostgreSQL database instead of the data directory's.
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
+        /// A tenant's id or name: its DPA Annex II. Without it, the platform's report.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// `json` (signed), `md` or `html`.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// `art32` (GDPR Art. 32 headings) or `scc` (SCC Annex II measure types).
+        #[arg(long, default_value = "art32")]
+        layout: String,
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a signed JSON report offline. Exit 0 when the signature holds.
+    Verify {
+        file: PathBuf,
+        /// The audit signing key (hex), from a copy kept apart from the server.
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +283,7 @@ fn main() -> ExitCode {
                     },
             } => bootstrap_token(&data_dir, database.as_deref(), json).await,
             Command::Audit { command } => return audit(command).await,
+            Command::Toms { command } => toms(command).await,
         };
         done.map(|()| ExitCode::SUCCESS)
     });
@@ -392,7 +429,11 @@ async fn init(data_dir: &Path, database: Option<&str>, json: bool) -> Result<()>
     Ok(())
 }
 
-async fn bootstrap_token(data_dir: &Path, database: Option<&str>, json: bool) -> Result<()> {
+/// The vault of an initialised data directory (or database), for offline commands.
+async fn offline_vault(
+    data_dir: &Path,
+    database: Option<&str>,
+) -> Result<Arc<strongroom_core::Vault>> {
     let dir = DataDir::open(data_dir)?;
     if database.is_none() && !dir.has_database() {
         bail!(
@@ -410,6 +451,82 @@ async fn bootstrap_token(data_dir: &Path, database: Option<&str>, json: bool) ->
         strongroom_crypto::password::Cost::DEFAULT,
     )
     .await?;
+    Ok(vault)
+}
+
+async fn toms(command: TomsCommand) -> Result<()> {
+    use strongroom_compliance::evidence::{Context, Installation, Scope};
+    match command {
+        TomsCommand::Report {
+            data_dir,
+            database,
+            tenant,
+            format,
+            layout,
+            out,
+        } => {
+            let format: strongroom_server::api::compliance::Format =
+                format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let layout: strongroom_compliance::report::Layout =
+                layout.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let vault = offline_vault(&data_dir, database.as_deref()).await?;
+            let scope = match &tenant {
+                None => Scope::Platform,
+                Some(t) => {
+                    let store = vault.store();
+                    let found = match strongroom_core::ids::TenantId::parse(t) {
+                        Some(id) => store.find_tenant(&id).await?,
+                        None => store.find_tenant_by_name(t).await?,
+                    };
+                    Scope::Tenant(found.ok_or_else(|| anyhow::anyhow!("no tenant `{t}`"))?.id)
+                }
+            };
+            let (kind, database_tls) = vault.store().backend();
+            let ctx = Context {
+                vault: &vault,
+                scope,
+                now: vault.now(),
+                installation: Installation {
+                    store: kind.to_owned(),
+                    tls: None,
+                    database_tls,
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                },
+            };
+            let (bytes, _) = strongroom_server::api::compliance::produce(&ctx, format, layout)
+                .await
+                .map_err(|e| anyhow::anyhow!("the report could not be made: {e}"))?;
+            match out {
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+            Ok(())
+        }
+        TomsCommand::Verify { file, public_key } => {
+            let key = strongroom_server::audit_tools::parse_public_key(&public_key)
+                .ok_or_else(|| anyhow::anyhow!("--public-key is not 32 bytes of hex"))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let report = strongroom_compliance::report::verify(&bytes, &key)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "{}: signature valid; {} measures, made {} for {}",
+                file.display(),
+                report.measures.len(),
+                report.generated_at,
+                report.tenant_name.as_deref().unwrap_or(&report.scope)
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn bootstrap_token(data_dir: &Path, database: Option<&str>, json: bool) -> Result<()> {
+    let vault = offline_vault(data_dir, database).await?;
     let token = vault
         .issue_bootstrap_token()
         .await

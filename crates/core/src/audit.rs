@@ -14,6 +14,9 @@ use crate::ids::{RecordId, RequestId, SubjectId, TenantId};
 
 /// The log of platform-level events (tenant creation, operator keys, failed authentication).
 pub const PLATFORM_LOG: &str = "platform";
+/// The `meta` key holding the last audit verification's result (JSON: `at`, `ok`, `entries`,
+/// `logs`), evidence for IN-02.
+pub const META_LAST_VERIFY: &str = "audit.last_verify";
 /// The action of a tenant log's first entry.
 pub const LOG_GENESIS: &str = "log.genesis";
 /// The `prev` of the first entry of a log.

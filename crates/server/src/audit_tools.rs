@@ -113,6 +113,29 @@ fn check_logs_exist(
     Ok(())
 }
 
+/// Verifies every log of the vault's store with its own public key and records the result as
+/// evidence (IN-02). Returns the report or why it failed.
+pub async fn verify_and_record(vault: &strongroom_core::Vault) -> Result<Report, VerifyError> {
+    let key = vault
+        .public_key()
+        .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+    let result = verify_store(vault.store().as_ref(), &key, None).await;
+    let (ok, entries, logs) = match &result {
+        Ok(r) => (
+            true,
+            r.logs.iter().map(|l| l.entries).sum(),
+            r.logs.len() as u64,
+        ),
+        Err(VerifyError::Failed(_)) => (false, 0, 0),
+        // Not a verdict on the log: nothing is recorded.
+        Err(_) => return result,
+    };
+    if let Err(e) = vault.record_audit_verification(ok, entries, logs).await {
+        tracing::error!(error = %e, "could not record the audit verification");
+    }
+    result
+}
+
 /// Verifies every log of a store: entries, checkpoints, heads, the derived subject index and
 /// tree nodes, the definition of the audit tables, one log per tenant, and (with a witness)
 /// that no log is shorter than or forks from a checkpoint the witness holds.

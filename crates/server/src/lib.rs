@@ -61,6 +61,8 @@ pub struct ServeOptions {
     /// Failed bearer authentications a client may make at once (and per minute) before its
     /// requests are refused for a while.
     pub failed_auth_budget: u32,
+    /// Verify every audit log this often and record the result (none: never in the background).
+    pub audit_verify_every: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -83,6 +85,7 @@ impl Default for ServeOptions {
             request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             failed_auth_budget: 20,
+            audit_verify_every: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -129,6 +132,24 @@ pub async fn open_vault(
         .await
         .map_err(|e| SetupError::Invalid(e.message.into_owned()))?;
     Ok((vault, token))
+}
+
+/// What the TOMs report says of this installation.
+fn installation(
+    opts: &ServeOptions,
+    store: &dyn Store,
+) -> strongroom_compliance::evidence::Installation {
+    let (kind, database_tls) = store.backend();
+    strongroom_compliance::evidence::Installation {
+        store: kind.to_owned(),
+        tls: Some(if opts.insecure_http {
+            Vec::new()
+        } else {
+            vec!["1.2".into(), "1.3".into()]
+        }),
+        database_tls,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
 }
 
 /// A running server.
@@ -224,6 +245,7 @@ pub async fn start(
         readiness: Default::default(),
         trusted_proxies: Arc::new(opts.trusted_proxies.clone()),
         request_timeout: opts.request_timeout,
+        installation: Arc::new(installation(&opts, vault.store().as_ref())),
     });
     let (shutdown, rx) = watch::channel(false);
     let publisher = Arc::new(tokio::sync::Mutex::new(publisher));
@@ -234,6 +256,9 @@ pub async fn start(
         opts.checkpoint_every,
         rx.clone(),
     ))];
+    if let Some(every) = opts.audit_verify_every {
+        background.push(tokio::spawn(verifier(vault.clone(), every, rx.clone())));
+    }
     if let Some(target) = &opts.audit_stream {
         let sink = siem::Sink::open(target)
             .map_err(|e| SetupError::Invalid(format!("audit stream: {e}")))?;
@@ -327,6 +352,39 @@ async fn checkpointer(
         {
             Ok(made) => publish(&vault, &publisher, &made).await,
             Err(e) => tracing::error!(error = %e, "checkpointing failed"),
+        }
+    }
+}
+
+/// Verifies every audit log every `every` (on the vault's clock; the first time `every` after
+/// start unless an earlier result says sooner) and records the result as evidence for the TOMs
+/// report. The job runner will take this over.
+async fn verifier(vault: Arc<Vault>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let every_ms = every.as_millis() as i64;
+    let last = vault
+        .store()
+        .get_meta(strongroom_core::audit::META_LAST_VERIFY)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+        .and_then(|v| v["at"].as_i64());
+    let mut due = last.map_or(vault.now(), |t| t) + every_ms;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = vault.now();
+        if now < due {
+            continue;
+        }
+        due = now + every_ms;
+        match audit_tools::verify_and_record(&vault).await {
+            Ok(_) => tracing::info!("scheduled audit verification: intact"),
+            Err(e) => {
+                tracing::error!(alert = "audit_verification_failed", error = %e, "scheduled audit verification failed")
+            }
         }
     }
 }

@@ -89,6 +89,8 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
 pub struct PgStore {
     jobs: mpsc::Sender<Job>,
     pool: Pool,
+    /// The connection's `sslmode`, for evidence.
+    tls: &'static str,
 }
 
 impl PgStore {
@@ -96,6 +98,12 @@ impl PgStore {
     /// Must be called inside a Tokio runtime.
     pub async fn open(url: &str, options: PgOptions) -> StoreResult<Self> {
         let target = Target::parse(url)?;
+        let tls = match target.mode() {
+            TlsMode::Disable => "disable",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        };
         let mut client = target.connect().await?;
         migrate(&mut client).await?;
         let pool = target.pool(options.readers)?;
@@ -107,7 +115,11 @@ impl PgStore {
             faults: options.faults,
         };
         tokio::spawn(writer.supervise(client));
-        Ok(Self { jobs: tx, pool })
+        Ok(Self {
+            jobs: tx,
+            pool,
+            tls,
+        })
     }
 
     async fn reader(&self) -> StoreResult<deadpool_postgres::Object> {
@@ -308,6 +320,9 @@ impl Store for PgStore {
     }
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>> {
         read::settings(&*self.reader().await?, scope).await
+    }
+    fn backend(&self) -> (&'static str, Option<String>) {
+        ("postgresql", Some(self.tls.to_owned()))
     }
     async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
         read::tenant_ids(&*self.reader().await?).await

@@ -440,6 +440,9 @@ impl Store for SqliteStore {
         self.read(move |c| read::settings(c, &scope)).await
     }
 
+    fn backend(&self) -> (&'static str, Option<String>) {
+        ("sqlite", None)
+    }
     async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
         self.read(read::tenant_ids).await
     }

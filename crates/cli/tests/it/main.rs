@@ -615,3 +615,55 @@ fn help_hides_the_database_url_and_loose_tls_keys_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn toms_report_is_written_offline_and_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    let d = d.to_str().unwrap();
+    assert!(strongroom(&["init", "--data-dir", d]).status.success());
+    let out = tmp.path().join("toms.json");
+    let made = strongroom(&[
+        "toms",
+        "report",
+        "--data-dir",
+        d,
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let key = text(&strongroom(&["audit", "public-key", "--data-dir", d]).stdout)
+        .trim()
+        .to_owned();
+    let ok = strongroom(&[
+        "toms",
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        &key,
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("signature valid; 43 measures"));
+    // One byte changed: refused, exit 1.
+    let mut bytes = std::fs::read(&out).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x02;
+    std::fs::write(&out, &bytes).unwrap();
+    let bad = strongroom(&[
+        "toms",
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        &key,
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stdout));
+    // Markdown in the SCC layout: every measure in full once.
+    let md = strongroom(&["toms", "report", "--data-dir", d, "--layout", "scc"]);
+    assert!(md.status.success(), "{}", text(&md.stderr));
+    assert_eq!(text(&md.stdout).matches("\n### ").count(), 43);
+    let wrong = strongroom(&["toms", "report", "--data-dir", d, "--format", "pdf"]);
+    assert!(!wrong.status.success());
+    assert!(text(&wrong.stderr).contains("not one of json, md, html"));
+}

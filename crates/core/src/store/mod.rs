@@ -425,4 +425,7 @@ pub trait Store: AuditStore + Send + Sync + 'static {
     async fn find_settings(&self, scope: &str) -> StoreResult<Option<SecuritySettings>>;
     /// Every tenant's id (for verification: each must have its audit log).
     async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>>;
+
+    /// What this store is, for evidence: `("sqlite", None)`, or `("postgresql", Some(tls mode))`.
+    fn backend(&self) -> (&'static str, Option<String>);
 }

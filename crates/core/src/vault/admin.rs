@@ -392,6 +392,55 @@ impl Vault {
         self.conclude(ev, res).await
     }
 
+    /// Who may read a TOMs report of which scope: a tenant's `admin` or `auditor` their own
+    /// tenant's; an operator the platform's or, naming it, any tenant's (the report holds
+    /// counts and settings, never data). Records the request. Returns the tenant (`None`: the
+    /// platform).
+    pub async fn authorize_compliance_report(
+        &self,
+        ctx: &RequestCtx,
+        tenant: Option<&str>,
+    ) -> Result<Option<TenantId>> {
+        let mut ev = self.event(ctx, "compliance.report");
+        let res = async {
+            if let Some(r) = &ctx.principal.restricted_to {
+                return Err(Error::forbidden(format!(
+                    "this session must first complete `{r}` (see /v1/auth)"
+                )));
+            }
+            let scope = if ctx.principal.is_operator() {
+                match tenant {
+                    None => None,
+                    Some(t) => Some(
+                        self.resolve_tenant(Some(t))
+                            .await?
+                            .flatten()
+                            .ok_or_else(|| Error::new(Code::NotFound, "no such tenant"))?,
+                    ),
+                }
+            } else {
+                let own = self.tenant_of(ctx)?;
+                if !(ctx.principal.has_role(ROLE_ADMIN) || ctx.principal.has_role(ROLE_AUDITOR)) {
+                    return Err(Error::forbidden(
+                        "the TOMs report needs the tenant's `admin` or `auditor` role",
+                    ));
+                }
+                if tenant.is_some_and(|t| t != own.as_str()) {
+                    return Err(Error::forbidden("a tenant reads its own report only"));
+                }
+                Some(own)
+            };
+            ev.objects.push(
+                scope
+                    .as_ref()
+                    .map_or("scope:platform".into(), |t| format!("scope:{t}")),
+            );
+            Ok((scope, vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
     /// One role the tenant defined.
     pub async fn get_role(&self, ctx: &RequestCtx, name: &str) -> Result<proto::Role> {
         let mut ev = self.event(ctx, "role.get");

@@ -71,6 +71,46 @@ impl Vault {
         Ok(())
     }
 
+    /// Signs a document (a TOMs report, an erasure receipt) with the audit signing key and
+    /// returns the public key with the signature. `bytes` must begin with a line naming the
+    /// document kind, so that no such signature can pass for a checkpoint's.
+    pub async fn sign_document(&self, bytes: &[u8]) -> Result<([u8; 32], [u8; 64])> {
+        if !bytes.starts_with(b"strongroom ") || bytes.starts_with(b"strongroom/") {
+            return Err(Error::internal());
+        }
+        self.ensure_signing_key().await?;
+        let key = self.signing_key.get().ok_or_else(Error::internal)?;
+        Ok((sign::public_key(key), sign::sign(key, bytes)))
+    }
+
+    /// Records the result of a verification of every audit log (evidence for IN-02), with an
+    /// audit entry of its own.
+    pub async fn record_audit_verification(&self, ok: bool, entries: u64, logs: u64) -> Result<()> {
+        let now = self.now();
+        let mut ev = crate::audit::AuditEvent::new(
+            None,
+            now,
+            crate::ids::RequestId::generate(self.rng.as_ref()),
+            "system:verifier".into(),
+            "audit.verify",
+        );
+        if !ok {
+            ev.fail(&Error::integrity());
+        }
+        ev.objects = vec![format!("entries:{entries}"), format!("logs:{logs}")];
+        let value = format!("{{\"at\":{now},\"ok\":{ok},\"entries\":{entries},\"logs\":{logs}}}");
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutMeta {
+                    key: crate::audit::META_LAST_VERIFY.into(),
+                    value,
+                }],
+                audit: vec![ev],
+            })
+            .await?;
+        Ok(())
+    }
+
     pub fn public_key(&self) -> Result<[u8; 32]> {
         self.signing_key
             .get()

@@ -120,7 +120,10 @@ impl Vault {
             .ok_or_else(Error::internal)
     }
 
-    async fn resolve_tenant(&self, tenant: Option<&str>) -> Result<Option<Option<TenantId>>> {
+    pub(super) async fn resolve_tenant(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Option<Option<TenantId>>> {
         let Some(t) = tenant else {
             return Ok(Some(None));
         };

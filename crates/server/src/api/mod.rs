@@ -2,6 +2,7 @@
 //! access logs that never contain query strings, bodies or tokens).
 
 mod audit;
+pub mod compliance;
 mod error;
 mod extract;
 mod handlers;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Longest a request may run.
     pub request_timeout: std::time::Duration,
+    /// Facts about this installation for the TOMs report.
+    pub installation: Arc<strongroom_compliance::evidence::Installation>,
 }
 
 /// The client's address, set per connection by the accept loop.
@@ -87,6 +90,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         audit::get_consistency_proof,
         audit::get_subject_accesses,
         audit::get_audit_tile,
+        compliance::get_toms,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -234,6 +238,7 @@ pub fn router(state: AppState) -> Router {
             get(audit::get_subject_accesses),
         )
         .route("/v1/audit/tile/{*path}", get(audit::get_audit_tile))
+        .route("/v1/compliance/toms", get(compliance::get_toms))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

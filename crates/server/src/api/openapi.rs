@@ -44,6 +44,15 @@ fn integer(min: i64, max: i64) -> RefOr<Schema> {
     ))
 }
 
+fn one_of(values: &[&str]) -> RefOr<Schema> {
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .enum_values(Some(values.iter().copied()))
+            .build(),
+    ))
+}
+
 fn id_pattern(prefix: &str) -> String {
     format!("^{prefix}_[0-9a-f]{{32}}$")
 }
@@ -90,6 +99,12 @@ fn tighten(path: &str, p: &mut Parameter) {
             p.schema = Some(integer(0, i64::MAX))
         }
         (ParameterIn::Query, "after") => p.schema = Some(integer(0, i64::MAX)),
+        (ParameterIn::Query, "format") if path == "/v1/compliance/toms" => {
+            p.schema = Some(one_of(&["json", "md", "html"]))
+        }
+        (ParameterIn::Query, "layout") if path == "/v1/compliance/toms" => {
+            p.schema = Some(one_of(&["art32", "scc"]))
+        }
         (ParameterIn::Query, "limit") => {
             p.schema = Some(RefOr::T(Schema::Object(
                 ObjectBuilder::new()

@@ -214,6 +214,7 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/audit/subjects/{subject}/accesses", "get"),
         ("/v1/audit/tile/{path}", "get"),
         ("/v1/roles/{name}", "get"),
+        ("/v1/compliance/toms", "get"),
         ("/readyz", "get"),
     ];
     for (path, method) in expected {

@@ -7,6 +7,7 @@ mod audit;
 mod audit_log;
 mod bad_input;
 mod boot;
+mod compliance;
 mod health;
 mod identity;
 mod multinode;

@@ -1,0 +1,100 @@
+//! The compliance endpoints: the TOMs report.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use strongroom_compliance::evidence::{Context, Scope};
+use strongroom_compliance::render;
+use strongroom_compliance::report::{self, Layout};
+use strongroom_core::{Code, Error};
+
+use super::error::ApiResult;
+use super::extract::{Caller, QueryPairs};
+use super::AppState;
+
+/// The report's output format.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Markdown,
+    Html,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Format::Json),
+            "md" => Ok(Format::Markdown),
+            "html" => Ok(Format::Html),
+            other => Err(format!("format `{other}` is not one of json, md, html")),
+        }
+    }
+}
+
+/// Generates a report and renders it: signed JSON, Markdown or HTML (the bytes and a media type).
+pub async fn produce(
+    ctx: &Context<'_>,
+    format: Format,
+    layout: Layout,
+) -> Result<(Vec<u8>, &'static str), String> {
+    let report = report::generate(ctx).await?;
+    Ok(match format {
+        Format::Json => {
+            let signed = report::sign(ctx.vault, report).await?;
+            let mut bytes = serde_json::to_vec(&signed).map_err(|e| e.to_string())?;
+            bytes.push(b'\n');
+            (bytes, "application/json")
+        }
+        Format::Markdown => (
+            render::markdown(&report, layout).into_bytes(),
+            "text/markdown; charset=utf-8",
+        ),
+        Format::Html => (
+            render::html(&report, layout).into_bytes(),
+            "text/html; charset=utf-8",
+        ),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/compliance/toms", tag = "compliance",
+    params(("format" = Option<String>, Query, description = "`json` (signed; the default), `md` or `html`"),
+           ("layout" = Option<String>, Query, description = "`art32` (the default) or `scc`"),
+           ("tenant" = Option<String>, Query, description = "operators: a tenant's id or name (default: the platform)")),
+    responses((status = 200, description = "the TOMs report (signed JSON, Markdown or HTML)")),
+    security(("bearer" = [])))]
+pub async fn get_toms(
+    State(s): State<AppState>,
+    c: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Response> {
+    let (mut format, mut layout, mut tenant) = (Format::Json, Layout::Art32, None);
+    for (k, v) in &pairs {
+        let bad = |e: String| Error::new(Code::InvalidRequest, e);
+        match k.as_str() {
+            "format" => format = v.parse().map_err(bad)?,
+            "layout" => layout = v.parse().map_err(bad)?,
+            "tenant" => tenant = Some(v.clone()),
+            _ => return Err(Error::new(Code::UnknownField, "unknown query parameter").into()),
+        }
+    }
+    let scope = match s
+        .vault
+        .authorize_compliance_report(&c.0, tenant.as_deref())
+        .await?
+    {
+        Some(t) => Scope::Tenant(t),
+        None => Scope::Platform,
+    };
+    let ctx = Context {
+        vault: &s.vault,
+        scope,
+        now: s.vault.now(),
+        installation: s.installation.as_ref().clone(),
+    };
+    let (body, media) = produce(&ctx, format, layout).await.map_err(|e| {
+        tracing::error!(error = %e, "the TOMs report could not be made");
+        Error::internal()
+    })?;
+    Ok(([(header::CONTENT_TYPE, media)], body).into_response())
+}
