@@ -63,7 +63,7 @@ static ALL: &[&dyn Collector] = &[
     &NotBuilt("dsar", "the data-subject request register is not built yet"),
     &NotBuilt("ropa", "the records of processing are not derived yet"),
     &NotBuilt("toms_review", "no review of these measures is recorded yet"),
-    &NotBuilt("declarations", "the declarations register is not built yet"),
+    &Declarations,
     &NotBuilt("offboarding", "tenant offboarding with a deletion certificate is not built yet"),
 ];
 
@@ -850,6 +850,61 @@ impl Collector for Redundancy {
                 ..f.missing("this installation runs one node on embedded SQLite")
             }
         }
+    }
+}
+
+/// The declarations in force for the report's scope: its own and, for a tenant, the
+/// platform's (withdrawn ones left out).
+pub async fn declarations_in_force(
+    ctx: &Context<'_>,
+) -> Option<Vec<strongroom_core::store::DeclarationRow>> {
+    let store = ctx.vault.store();
+    let mut out = crate::registers::current(store.find_declarations(None).await.ok()?);
+    if let Some(t) = ctx.scope.tenant() {
+        out.extend(crate::registers::current(
+            store.find_declarations(Some(t)).await.ok()?,
+        ));
+    }
+    out.retain(|d| !d.withdrawn);
+    Some(out)
+}
+
+struct Declarations;
+#[async_trait]
+impl Collector for Declarations {
+    fn name(&self) -> &'static str {
+        "declarations"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let Some(decls) = declarations_in_force(ctx).await else {
+            return unreadable("the declarations register");
+        };
+        let how = "Measures the software cannot observe are declared in the register by a named \
+                   owner with a review date; the report shows them as declared, never as \
+                   verified, and as stale once their review date has passed.";
+        if decls.is_empty() {
+            return Finding::new(Status::Gap, how)
+                .missing("no physical or organisational measure is declared");
+        }
+        let mut f = Finding::new(Status::Declared, how);
+        for d in &decls {
+            f = f.with(
+                &format!("{} declared by {}", d.measure, d.owner),
+                format!("review by {}", crate::render::date(d.review_by)),
+                &format!("declaration {} v{}", d.id, d.version),
+                d.declared_at,
+            );
+            if d.review_by < ctx.now {
+                f.status = Status::Stale;
+                f = f.missing(format!(
+                    "the declaration of {} ({}) was due for review on {}",
+                    d.measure,
+                    d.id,
+                    crate::render::date(d.review_by)
+                ));
+            }
+        }
+        f
     }
 }
 

@@ -10,5 +10,6 @@
 pub mod catalogue;
 pub mod collectors;
 pub mod evidence;
+pub mod registers;
 pub mod render;
 pub mod report;

@@ -10,6 +10,11 @@ use crate::catalogue::{Catalogue, Heading};
 use crate::evidence::Status;
 use crate::report::{Layout, MeasureReport, Report};
 
+/// The civil date (UTC) of a time in ms since the epoch.
+pub fn date(ms: i64) -> String {
+    when(ms).chars().take(10).collect()
+}
+
 fn when(ms: i64) -> String {
     // Days since the epoch to a civil date (Howard Hinnant's algorithm), UTC.
     let secs = ms.div_euclid(1000);

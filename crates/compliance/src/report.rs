@@ -98,14 +98,18 @@ pub struct Signed {
 /// Builds the report of `ctx.scope`: every measure of the catalogue, judged by its collector.
 pub async fn generate(ctx: &Context<'_>) -> Result<Report, String> {
     let catalogue = Catalogue::get();
+    let declared = collectors::declarations_in_force(ctx)
+        .await
+        .ok_or("the declarations register could not be read")?;
     let mut measures = Vec::with_capacity(catalogue.measures.len());
     for m in &catalogue.measures {
+        let finding = collectors::find(&m.collector).collect(ctx, m).await;
         let Finding {
             status,
             how,
             evidence,
             missing,
-        } = collectors::find(&m.collector).collect(ctx, m).await;
+        } = apply_declarations(finding, m, &declared, ctx.now);
         measures.push(MeasureReport {
             id: m.id.clone(),
             title: m.title.clone(),
@@ -166,6 +170,54 @@ pub async fn generate(ctx: &Context<'_>) -> Result<Report, String> {
         summary: Summary { counts, open },
         measures,
     })
+}
+
+/// An organisational measure the vault has no evidence of (a gap) but that a named owner has
+/// declared is `declared` — or `stale` past the declaration's review date. Technical measures
+/// are never settled by a declaration.
+fn apply_declarations(
+    finding: Finding,
+    m: &crate::catalogue::Measure,
+    declared: &[strongroom_core::store::DeclarationRow],
+    now: i64,
+) -> Finding {
+    if m.kind != Kind::Organisational
+        || finding.status != Status::Gap
+        || m.collector == "declarations"
+    {
+        return finding;
+    }
+    let mine: Vec<_> = declared.iter().filter(|d| d.measure == m.id).collect();
+    if mine.is_empty() {
+        return finding;
+    }
+    let mut f = Finding::new(
+        Status::Declared,
+        "Declared in the register by a named owner (the vault cannot observe it itself).",
+    );
+    for d in mine {
+        f = f.with(
+            &format!("declared by {}", d.owner),
+            &d.statement,
+            &format!("declaration {} v{}", d.id, d.version),
+            d.declared_at,
+        );
+        if d.review_by < now {
+            f.status = Status::Stale;
+            f = f.missing(format!(
+                "the declaration {} was due for review on {}",
+                d.id,
+                crate::render::date(d.review_by)
+            ));
+        }
+    }
+    f.missing.extend(
+        finding
+            .missing
+            .into_iter()
+            .map(|m| format!("in the vault: {m}")),
+    );
+    f
 }
 
 fn signed_bytes(report: &Report) -> Result<Vec<u8>, String> {

@@ -93,6 +93,12 @@ id_type!(
     "ses_"
 );
 id_type!(
+    /// An entry of a compliance register (a declaration, say); the same for all its versions.
+    RegisterEntryId,
+    "dcl_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

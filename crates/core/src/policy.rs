@@ -14,10 +14,16 @@ pub const ROLE_ADMIN: &str = "admin";
 pub const ROLE_AUDITOR: &str = "auditor";
 /// The platform operator: creates tenants and their first keys; no tenant data.
 pub const ROLE_OPERATOR: &str = "operator";
+/// Keeps the compliance registers (of a tenant, or without a tenant of the platform) and reads
+/// the TOMs report; no data.
+pub const ROLE_COMPLIANCE: &str = "compliance";
 
 /// Roles that exist in every tenant and cannot be redefined.
 pub fn is_builtin(role: &str) -> bool {
-    matches!(role, ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR)
+    matches!(
+        role,
+        ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR | ROLE_COMPLIANCE
+    )
 }
 
 /// Validates a role definition against the tenant's collections.

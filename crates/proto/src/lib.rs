@@ -862,3 +862,58 @@ mod tests {
         }
     }
 }
+
+/// A declaration to make or change (OR-07): an organisational or physical measure the software
+/// cannot observe.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclarationInput {
+    /// The catalogue id it covers (`OR-07`, `AC-03`…).
+    #[schema(pattern = "^[A-Z]{2}-[0-9]{2}$")]
+    pub measure: String,
+    /// What is in place, in a sentence or a paragraph (1 to 4,000 characters).
+    #[schema(min_length = 1, max_length = 4000)]
+    pub statement: String,
+    /// Who answers for it: a name or a function (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
+    pub owner: String,
+    /// The document that shows it (1 to 200 characters).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub evidence_name: Option<String>,
+    /// The SHA-256 of that document's file (hex).
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub evidence_sha256: Option<String>,
+    /// When it was declared (ms since the epoch; default now).
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub declared_at: Option<i64>,
+    /// When it must be reviewed again (ms since the epoch), after `declared_at`.
+    #[schema(minimum = 0)]
+    pub review_by: i64,
+}
+
+/// One version of a declaration.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Declaration {
+    pub id: String,
+    pub version: u32,
+    /// `platform`, or the tenant's id.
+    pub scope: String,
+    pub measure: String,
+    pub statement: String,
+    pub owner: String,
+    pub evidence_name: Option<String>,
+    pub evidence_sha256: Option<String>,
+    pub declared_at: i64,
+    pub review_by: i64,
+    pub withdrawn: bool,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeclarationList {
+    pub declarations: Vec<Declaration>,
+}

@@ -19,9 +19,9 @@ use deadpool_postgres::Pool;
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Faults, Receipt, RecordRow,
-    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
-    UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, Receipt,
+    RecordRow, RegisterStore, RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow,
+    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -30,10 +30,11 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -326,6 +327,16 @@ impl Store for PgStore {
     }
     async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
         read::tenant_ids(&*self.reader().await?).await
+    }
+}
+
+#[async_trait]
+impl RegisterStore for PgStore {
+    async fn find_declarations(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> StoreResult<Vec<DeclarationRow>> {
+        read::declarations(&*self.reader().await?, tenant).await
     }
 }
 

@@ -54,6 +54,40 @@ fn json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
     serde_json::from_str(s).map_err(|_| corrupt(what))
 }
 
+pub(crate) async fn declarations(
+    c: &Client,
+    tenant: Option<&TenantId>,
+) -> StoreResult<Vec<strongroom_core::store::DeclarationRow>> {
+    let t = tenant.map(|t| t.as_str());
+    rows(
+        c,
+        "SELECT id, version, measure, statement, owner, evidence_name, evidence_sha256, declared_at,
+                review_by, withdrawn, recorded_by, recorded_at
+         FROM declarations WHERE tenant IS NOT DISTINCT FROM $1 ORDER BY id, version",
+        &[&t],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(strongroom_core::store::DeclarationRow {
+            id: r.col(0)?,
+            version: r.small(1)?,
+            tenant: tenant.cloned(),
+            measure: r.col(2)?,
+            statement: r.col(3)?,
+            owner: r.col(4)?,
+            evidence_name: r.col(5)?,
+            evidence_sha256: r.col::<Option<Vec<u8>>>(6)?.map(hash32).transpose()?,
+            declared_at: r.col(7)?,
+            review_by: r.col(8)?,
+            withdrawn: r.col(9)?,
+            recorded_by: r.col(10)?,
+            recorded_at: r.col(11)?,
+        })
+    })
+    .collect()
+}
+
 pub(crate) async fn meta(c: &Client, key: &str) -> StoreResult<Option<String>> {
     rows(c, "SELECT value FROM meta WHERE key = $1", &[&key])
         .await?

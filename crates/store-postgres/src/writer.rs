@@ -341,6 +341,31 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
         Op::PutMeta { key, value } => {
             exec(tx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", &[key, value], "meta").await?;
         }
+        Op::PutDeclaration(d) => {
+            exec(
+                tx,
+                "INSERT INTO declarations (id, version, tenant, measure, statement, owner, evidence_name,
+                     evidence_sha256, declared_at, review_by, withdrawn, recorded_by, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &[
+                    &d.id,
+                    &i64::from(d.version),
+                    &d.tenant.as_ref().map(|t| t.as_str()),
+                    &d.measure,
+                    &d.statement,
+                    &d.owner,
+                    &d.evidence_name,
+                    &d.evidence_sha256.as_ref().map(|h| h.as_slice()),
+                    &d.declared_at,
+                    &d.review_by,
+                    &d.withdrawn,
+                    &d.recorded_by,
+                    &d.recorded_at,
+                ],
+                "version",
+            )
+            .await?;
+        }
         Op::InsertTenant(t) => {
             exec(
                 tx,

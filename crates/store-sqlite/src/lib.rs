@@ -19,21 +19,22 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, Faults, Receipt, RecordRow,
-    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
-    UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, Receipt,
+    RecordRow, RegisterStore, RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow,
+    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -445,6 +446,18 @@ impl Store for SqliteStore {
     }
     async fn find_tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
         self.read(read::tenant_ids).await
+    }
+}
+
+#[async_trait]
+impl RegisterStore for SqliteStore {
+    async fn find_declarations(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> StoreResult<Vec<DeclarationRow>> {
+        let tenant = tenant.cloned();
+        self.read(move |c| read::declarations(c, tenant.as_ref()))
+            .await
     }
 }
 

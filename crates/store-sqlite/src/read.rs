@@ -33,6 +33,53 @@ fn query<T>(
         .map_err(unavailable)
 }
 
+pub(crate) fn declarations(
+    conn: &Connection,
+    tenant: Option<&TenantId>,
+) -> StoreResult<Vec<strongroom_core::store::DeclarationRow>> {
+    let raw = query(
+        conn,
+        "SELECT id, version, measure, statement, owner, evidence_name, evidence_sha256, declared_at,
+                review_by, withdrawn, recorded_by, recorded_at
+         FROM declarations WHERE tenant IS ?1 ORDER BY id, version",
+        [tenant.map(|t| t.as_str())],
+        |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?),
+                (r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, Option<String>>(5)?),
+                (r.get::<_, Option<Vec<u8>>>(6)?, r.get::<_, i64>(7)?, r.get::<_, i64>(8)?),
+                (r.get::<_, bool>(9)?, r.get::<_, String>(10)?, r.get::<_, i64>(11)?),
+            ))
+        },
+    )?;
+    raw.into_iter()
+        .map(
+            |(
+                (id, version, measure),
+                (statement, owner, evidence_name),
+                (sha, declared_at, review_by),
+                (withdrawn, recorded_by, recorded_at),
+            )| {
+                Ok(strongroom_core::store::DeclarationRow {
+                    id,
+                    version,
+                    tenant: tenant.cloned(),
+                    measure,
+                    statement,
+                    owner,
+                    evidence_name,
+                    evidence_sha256: sha.map(hash32).transpose()?,
+                    declared_at,
+                    review_by,
+                    withdrawn,
+                    recorded_by,
+                    recorded_at,
+                })
+            },
+        )
+        .collect()
+}
+
 pub(crate) fn meta(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()

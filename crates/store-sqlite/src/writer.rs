@@ -249,6 +249,30 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "meta",
             )?;
         }
+        Op::PutDeclaration(d) => {
+            exec(
+                conn,
+                "INSERT INTO declarations (id, version, tenant, measure, statement, owner, evidence_name,
+                     evidence_sha256, declared_at, review_by, withdrawn, recorded_by, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    d.id,
+                    d.version,
+                    d.tenant.as_ref().map(|t| t.as_str()),
+                    d.measure,
+                    d.statement,
+                    d.owner,
+                    d.evidence_name,
+                    d.evidence_sha256.as_ref().map(|h| &h[..]),
+                    d.declared_at,
+                    d.review_by,
+                    d.withdrawn,
+                    d.recorded_by,
+                    d.recorded_at
+                ],
+                "version",
+            )?;
+        }
         Op::InsertTenant(t) => {
             exec(
                 conn,

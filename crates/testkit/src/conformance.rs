@@ -28,7 +28,8 @@ macro_rules! store_conformance {
             audit_filters_match_the_bodies_exactly,
             audit_proofs_come_from_stored_nodes,
             definitions_keys_and_meta_round_trip,
-            identity_ops_are_atomic_and_conditional
+            identity_ops_are_atomic_and_conditional,
+            register_versions_are_never_rewritten
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -1214,4 +1215,59 @@ pub async fn a_dead_writer_is_replaced(
         "one entry for each later unit, none for the failed one"
     );
     verify_log(&store, PLATFORM_LOG).await;
+}
+
+/// Register entries are versions: a version number is written once, the next one only after
+/// it, scopes never mix, and every version stays readable.
+pub async fn register_versions_are_never_rewritten(store: Arc<dyn Store>) {
+    let (t, _) = setup(&store, "acme").await;
+    let row = |version: u32, tenant: Option<&TenantId>| DeclarationRow {
+        // Ids are random and never shared between scopes.
+        id: if tenant.is_some() {
+            "dcl_00000000000000000000000000000001".into()
+        } else {
+            "dcl_00000000000000000000000000000002".into()
+        },
+        version,
+        tenant: tenant.cloned(),
+        measure: "OR-07".into(),
+        statement: format!("version {version}"),
+        owner: "Facilities".into(),
+        evidence_name: Some("badge-policy.pdf".into()),
+        evidence_sha256: Some([version as u8; 32]),
+        declared_at: 10,
+        review_by: 20,
+        withdrawn: version == 3,
+        recorded_by: "key:test".into(),
+        recorded_at: i64::from(version),
+    };
+    let put = |r: DeclarationRow| UnitOfWork {
+        audit: vec![event(r.tenant.as_ref(), "declaration.create")],
+        ops: vec![Op::PutDeclaration(r)],
+    };
+    store.commit(put(row(1, Some(&t)))).await.unwrap();
+    assert_eq!(
+        store.commit(put(row(1, Some(&t)))).await,
+        Err(StoreError::Conflict("version")),
+        "a version is written once"
+    );
+    store.commit(put(row(2, Some(&t)))).await.unwrap();
+    store.commit(put(row(3, Some(&t)))).await.unwrap();
+    // The platform's register is another scope.
+    store.commit(put(row(1, None))).await.unwrap();
+    let mine = store.find_declarations(Some(&t)).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|d| d.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(mine[1], row(2, Some(&t)));
+    assert!(mine[2].withdrawn);
+    let platform = store.find_declarations(None).await.unwrap();
+    assert_eq!(platform, vec![row(1, None)]);
+    let (other, _) = setup(&store, "globex").await;
+    assert!(store
+        .find_declarations(Some(&other))
+        .await
+        .unwrap()
+        .is_empty());
 }

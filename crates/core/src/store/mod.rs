@@ -10,9 +10,11 @@ use strongroom_proto::{CollectionDef, RoleDef, SecuritySettings};
 use crate::audit::AuditEvent;
 
 mod audit;
+mod registers;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
+pub use registers::{DeclarationRow, RegisterStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {
@@ -164,6 +166,8 @@ pub enum Op {
         key: String,
         value: String,
     },
+    /// Writes a new version of a register entry; `Conflict("version")` if it exists.
+    PutDeclaration(DeclarationRow),
     InsertTenant(TenantRow),
     InsertTenantKey(TenantKeyRow),
     InsertApiKey(ApiKeyRow),
@@ -357,7 +361,7 @@ impl std::fmt::Debug for Faults {
 /// A storage backend. Every query that reads tenant data takes the tenant id: there is no way
 /// to ask for a record without saying whose it is.
 #[async_trait]
-pub trait Store: AuditStore + Send + Sync + 'static {
+pub trait Store: AuditStore + RegisterStore + Send + Sync + 'static {
     /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
     /// On error nothing of the unit is visible.
     async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt>;

@@ -9,7 +9,9 @@ use crate::audit::AuditEvent;
 use crate::clock::DAY_MS;
 use crate::error::{quote_name, Code, Error, Result};
 use crate::ids::TenantId;
-use crate::policy::{is_builtin, validate_role, ROLE_ADMIN, ROLE_AUDITOR, ROLE_OPERATOR};
+use crate::policy::{
+    is_builtin, validate_role, ROLE_ADMIN, ROLE_AUDITOR, ROLE_COMPLIANCE, ROLE_OPERATOR,
+};
 use crate::schema::{check_compatible, check_name, validate_collection};
 use crate::store::{AuditQuery, CollectionRow, Op, RoleRow, TenantKeyRow, TenantRow};
 
@@ -50,6 +52,12 @@ pub enum Precondition {
 }
 
 impl Precondition {
+    /// Refuses the change unless the condition holds for `current` (the version there now,
+    /// `None` if nothing is there yet).
+    pub fn check_version(self, what: &str, current: Option<u64>) -> Result<()> {
+        self.check(what, current)
+    }
+
     fn check(self, what: &str, current: Option<u64>) -> Result<()> {
         let holds = match (self, current) {
             (Precondition::Any, _) => true,
@@ -191,13 +199,16 @@ impl Vault {
         let tenant = if p.is_operator() {
             match &req.tenant {
                 None => {
-                    if roles.iter().any(|r| r != ROLE_OPERATOR) {
-                        return Err(Error::new(
-                            Code::InvalidRole,
-                            "operator keys carry only the `operator` role",
-                        ));
+                    // A platform key: the operator's, or the platform's compliance officer's.
+                    if roles != [ROLE_COMPLIANCE] {
+                        if roles.iter().any(|r| r != ROLE_OPERATOR) {
+                            return Err(Error::new(
+                                Code::InvalidRole,
+                                "platform keys carry the `operator` role or the `compliance` role only",
+                            ));
+                        }
+                        roles = vec![ROLE_OPERATOR.to_owned()];
                     }
-                    roles = vec![ROLE_OPERATOR.to_owned()];
                     None
                 }
                 Some(t) => {
@@ -208,10 +219,12 @@ impl Vault {
                         return Err(Error::not_found("tenant"));
                     }
                     if roles.is_empty()
-                        || roles.iter().any(|r| r != ROLE_ADMIN && r != ROLE_AUDITOR)
+                        || roles
+                            .iter()
+                            .any(|r| r != ROLE_ADMIN && r != ROLE_AUDITOR && r != ROLE_COMPLIANCE)
                     {
                         return Err(Error::forbidden(
-                            "operators issue tenant keys with the `admin` or `auditor` roles only; data roles are granted by the tenant's admin",
+                            "operators issue tenant keys with the `admin`, `auditor` or `compliance` roles only; data roles are granted by the tenant's admin",
                         ));
                     }
                     // The tenant sees in its own log that an operator issued one of its keys.
@@ -408,7 +421,9 @@ impl Vault {
                     "this session must first complete `{r}` (see /v1/auth)"
                 )));
             }
-            let scope = if ctx.principal.is_operator() {
+            let platform_compliance = ctx.principal.tenant.is_none()
+                && ctx.principal.has_role(ROLE_COMPLIANCE);
+            let scope = if ctx.principal.is_operator() || platform_compliance {
                 match tenant {
                     None => None,
                     Some(t) => Some(
@@ -420,9 +435,12 @@ impl Vault {
                 }
             } else {
                 let own = self.tenant_of(ctx)?;
-                if !(ctx.principal.has_role(ROLE_ADMIN) || ctx.principal.has_role(ROLE_AUDITOR)) {
+                if ![ROLE_ADMIN, ROLE_AUDITOR, ROLE_COMPLIANCE]
+                    .iter()
+                    .any(|r| ctx.principal.has_role(r))
+                {
                     return Err(Error::forbidden(
-                        "the TOMs report needs the tenant's `admin` or `auditor` role",
+                        "the TOMs report needs the tenant's `admin`, `auditor` or `compliance` role",
                     ));
                 }
                 if tenant.is_some_and(|t| t != own.as_str()) {

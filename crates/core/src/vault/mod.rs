@@ -183,6 +183,11 @@ impl Vault {
         self.clock.now_ms()
     }
 
+    /// The injected randomness (for ids made by other crates' operations).
+    pub fn rng(&self) -> &dyn Rng {
+        self.rng.as_ref()
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -399,6 +404,18 @@ impl Vault {
                     "the store cannot commit: this node cannot serve",
                 )
             })
+    }
+
+    /// Starts the audit event of an operation another crate carries out (the compliance
+    /// registers): fill in its objects, then hand it to [`Vault::finish`] with the outcome.
+    pub fn begin(&self, ctx: &RequestCtx, action: &'static str) -> AuditEvent {
+        self.event(ctx, action)
+    }
+
+    /// Commits an operation's changes with its audit event, or records its failure: the one
+    /// way any operation ends.
+    pub async fn finish<T>(&self, ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
+        self.conclude(ev, result).await
     }
 
     /// Commits an operation's changes with its audit event, or records its failure.

@@ -1,15 +1,19 @@
 //! The compliance endpoints: the TOMs report.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use strongroom_compliance::evidence::{Context, Scope};
+use strongroom_compliance::registers;
 use strongroom_compliance::render;
 use strongroom_compliance::report::{self, Layout};
+use strongroom_core::vault::Precondition;
 use strongroom_core::{Code, Error};
 
 use super::error::ApiResult;
-use super::extract::{Caller, QueryPairs};
+use super::extract::{Body, Caller, Conditions, PathParams, QueryPairs};
+use super::handlers::body;
 use super::AppState;
 
 /// The report's output format.
@@ -97,4 +101,82 @@ pub async fn get_toms(
         Error::internal()
     })?;
     Ok(([(header::CONTENT_TYPE, media)], body).into_response())
+}
+
+fn declaration_etag(d: &strongroom_proto::Declaration) -> [(header::HeaderName, String); 1] {
+    [(header::ETAG, format!("\"{}\"", d.version))]
+}
+
+#[utoipa::path(post, path = "/v1/compliance/declarations", tag = "compliance",
+    request_body = strongroom_proto::DeclarationInput,
+    responses((status = 201, body = strongroom_proto::Declaration, headers(("ETag" = String)))),
+    security(("bearer" = [])))]
+pub async fn post_declaration(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<strongroom_proto::DeclarationInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "declaration.create", b).await?;
+    let d =
+        registers::put_declaration(&s.vault, &c.0, None, Some(input), Precondition::Any).await?;
+    Ok((StatusCode::CREATED, declaration_etag(&d), Json(d)))
+}
+
+#[utoipa::path(put, path = "/v1/compliance/declarations/{id}", tag = "compliance",
+    request_body = strongroom_proto::DeclarationInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the change was made against")),
+    responses((status = 200, body = strongroom_proto::Declaration, headers(("ETag" = String))),
+              (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_declaration(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    pre: Conditions,
+    b: Body<strongroom_proto::DeclarationInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "declaration.change", b).await?;
+    let d = registers::put_declaration(&s.vault, &c.0, Some(&id), Some(input), pre.0).await?;
+    Ok((declaration_etag(&d), Json(d)))
+}
+
+#[utoipa::path(delete, path = "/v1/compliance/declarations/{id}", tag = "compliance",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the withdrawal was decided against")),
+    responses((status = 200, body = strongroom_proto::Declaration, description = "the version that withdraws it"),
+              (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_declaration(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    pre: Conditions,
+) -> ApiResult<impl IntoResponse> {
+    let d = registers::put_declaration(&s.vault, &c.0, Some(&id), None, pre.0).await?;
+    Ok((declaration_etag(&d), Json(d)))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/declarations", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::DeclarationList, description = "the current version of each declaration the caller may read (a tenant's and the platform's)")),
+    security(("bearer" = [])))]
+pub async fn get_declarations(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::DeclarationList>> {
+    Ok(Json(
+        registers::list_declarations(&s.vault, &c.0, None).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/declarations/{id}/history", tag = "compliance",
+    params(("id" = String, Path)),
+    responses((status = 200, body = strongroom_proto::DeclarationList, description = "every version, oldest first")),
+    security(("bearer" = [])))]
+pub async fn get_declaration_history(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::DeclarationList>> {
+    Ok(Json(
+        registers::list_declarations(&s.vault, &c.0, Some(&id)).await?,
+    ))
 }

@@ -129,6 +129,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
                 ))));
             }
         };
+        // Every request body is a JSON object: serde would also fill a struct from an array.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            let err = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(_) => Error::new(Code::InvalidRequest, "the body must be a JSON object"),
+                Err(e) => json_error(&e),
+            };
+            return Ok(Body(Err(err)));
+        }
         let parsed = serde_json::from_slice(&bytes).or_else(|e| {
             // JSON Schema counts `746.0` as an integer: read integral numbers written with a
             // zero fraction as the integers they are, then parse again.

@@ -91,6 +91,11 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         audit::get_subject_accesses,
         audit::get_audit_tile,
         compliance::get_toms,
+        compliance::post_declaration,
+        compliance::put_declaration,
+        compliance::delete_declaration,
+        compliance::get_declarations,
+        compliance::get_declaration_history,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -239,6 +244,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/audit/tile/{*path}", get(audit::get_audit_tile))
         .route("/v1/compliance/toms", get(compliance::get_toms))
+        .route(
+            "/v1/compliance/declarations",
+            post(compliance::post_declaration).get(compliance::get_declarations),
+        )
+        .route(
+            "/v1/compliance/declarations/{id}",
+            put(compliance::put_declaration).delete(compliance::delete_declaration),
+        )
+        .route(
+            "/v1/compliance/declarations/{id}/history",
+            get(compliance::get_declaration_history),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

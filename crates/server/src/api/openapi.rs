@@ -66,6 +66,7 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/collections/") => id("rec"),
         "id" if path.starts_with("/v1/users/") => id("usr"),
         "id" if path.starts_with("/v1/api-keys/") => id("key"),
+        "id" if path.starts_with("/v1/compliance/declarations/") => id("dcl"),
         "action" => Some(RefOr::T(Schema::Object(
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::String))
@@ -201,6 +202,23 @@ fn name_keys(doc: &mut OpenApi, schema: &str, property: &str) {
     }
 }
 
+/// A declaration names a measure of the catalogue built into this server.
+fn catalogue_ids(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(obj))) = components.schemas.get_mut("DeclarationInput") else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(measure))) = obj.properties.get_mut("measure") {
+        let ids = strongroom_compliance::catalogue::Catalogue::get()
+            .measures
+            .iter()
+            .map(|m| m.id.clone());
+        measure.enum_values = Some(ids.map(serde_json::Value::String).collect());
+    }
+}
+
 /// An object property that must hold at least `n` entries.
 fn min_entries(doc: &mut OpenApi, schema: &str, property: &str, n: usize) {
     let Some(components) = doc.components.as_mut() else {
@@ -219,6 +237,7 @@ pub fn tell_the_truth(doc: &mut OpenApi) {
     min_entries(doc, "UpdateRecord", "fields", 1);
     min_entries(doc, "RoleDef", "collections", 1);
     name_keys(doc, "RoleDef", "collections");
+    catalogue_ids(doc);
     name_keys(doc, "CollectionGrant", "fields");
     for (path, item) in doc.paths.paths.iter_mut() {
         for op in [

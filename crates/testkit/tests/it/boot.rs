@@ -215,6 +215,11 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/audit/tile/{path}", "get"),
         ("/v1/roles/{name}", "get"),
         ("/v1/compliance/toms", "get"),
+        ("/v1/compliance/declarations", "post"),
+        ("/v1/compliance/declarations", "get"),
+        ("/v1/compliance/declarations/{id}", "put"),
+        ("/v1/compliance/declarations/{id}", "delete"),
+        ("/v1/compliance/declarations/{id}/history", "get"),
         ("/readyz", "get"),
     ];
     for (path, method) in expected {

@@ -227,3 +227,168 @@ async fn a_tenant_sees_its_own_report_only() {
     // refused before it reaches the report (and counted with other unknown tokens).
     assert_eq!(n, 4);
 }
+
+/// The declarations register: kept by the right roles, versioned, validated, and read by the
+/// report — `declared` while in force, `stale` past its review date, a gap once withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_are_versioned_and_move_the_report() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (a, app) = v.scenario("acme").await;
+    let b = v.tenant("globex").await;
+    let now = strongroom_testkit::START_MS;
+    let post = |token: String, body: Value| {
+        let req = v
+            .client
+            .post(format!("{}/v1/compliance/declarations", v.base))
+            .bearer_auth(token)
+            .json(&body);
+        TestVault::finish(req)
+    };
+    let physical = json!({
+        "measure": "OR-07", "statement": "Server rooms open by badge only; visits are logged.",
+        "owner": "Head of facilities", "evidence_name": "access-policy.pdf",
+        "evidence_sha256": "aa".repeat(32), "review_by": now + 365 * DAY
+    });
+    // Only keepers write; an application or an auditor cannot.
+    let auditor = v.key(&a.admin, &["auditor"]).await;
+    for token in [&app, &auditor] {
+        let r = post(token.clone(), physical.clone()).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    // Bad input changes nothing and says what is wrong.
+    for (body, status, code) in [
+        (
+            json!({"measure": "XX-99", "statement": "s", "owner": "o", "review_by": now + DAY}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"measure": "OR-07", "statement": "s", "review_by": now + DAY}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"measure": "OR-07", "statement": "s", "owner": "o", "declared_at": now, "review_by": now - DAY}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"measure": "OR-07", "statement": "   ", "owner": "o", "review_by": now + DAY}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        let r = post(v.operator.clone(), body.clone()).await;
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.text);
+    }
+    assert_eq!(v.count("declarations"), 0);
+    // The platform declares its physical security; acme declares its training.
+    let r = post(v.operator.clone(), physical.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let platform_id = r.body["id"].as_str().unwrap().to_owned();
+    let training = json!({"measure": "OR-01", "statement": "Yearly course for all staff.",
+                          "owner": "HR", "review_by": now + 200 * DAY});
+    let r = post(a.admin.clone(), training).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let acme_id = r.body["id"].as_str().unwrap().to_owned();
+    // acme reads its own and the platform's; globex the platform's only.
+    let list = v.get("/v1/compliance/declarations", &a.admin, None).await;
+    assert_eq!(
+        list.body["declarations"].as_array().unwrap().len(),
+        2,
+        "{}",
+        list.text
+    );
+    let list = v.get("/v1/compliance/declarations", &b.admin, None).await;
+    assert_eq!(
+        list.body["declarations"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(
+        measure(&r, "OR-07")["status"],
+        "declared",
+        "{}",
+        measure(&r, "OR-07")
+    );
+    assert_eq!(
+        measure(&r, "OR-01")["status"],
+        "declared",
+        "{}",
+        measure(&r, "OR-01")
+    );
+    let (_, r) = signed(&v, &b.admin, "").await;
+    assert_eq!(measure(&r, "OR-07")["status"], "declared");
+    assert_eq!(
+        measure(&r, "OR-01")["status"],
+        "gap",
+        "globex declared no training"
+    );
+    // A change is a new version against the one read; a stale one is refused.
+    let change = |version: &str, token: String, body: Value| {
+        let req = v
+            .client
+            .put(format!("{}/v1/compliance/declarations/{acme_id}", v.base))
+            .bearer_auth(token)
+            .header("If-Match", version)
+            .json(&body);
+        TestVault::finish(req)
+    };
+    let shorter = json!({"measure": "OR-01", "statement": "Yearly course for all staff.",
+                         "owner": "HR", "review_by": now + 20 * DAY});
+    let r = change("\"1\"", a.admin.clone(), shorter.clone()).await;
+    assert_eq!(
+        (r.status, r.body["version"].as_u64()),
+        (200, Some(2)),
+        "{}",
+        r.text
+    );
+    let r = change("\"1\"", a.admin.clone(), shorter.clone()).await;
+    assert_eq!((r.status, r.code()), (412, "precondition_failed"));
+    // globex cannot touch acme's entry, nor a tenant the platform's.
+    let r = change("\"2\"", b.admin.clone(), shorter.clone()).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    // Past its review date: stale (the admin key lasts 30 days).
+    v.clock.advance_ms(21 * DAY);
+    let (_, r) = signed(&v, &a.admin, "").await;
+    let or01 = measure(&r, "OR-01");
+    assert_eq!(or01["status"], "stale", "{or01}");
+    // Withdrawn: a version too; the report no longer counts it.
+    let r = TestVault::finish(
+        v.client
+            .delete(format!("{}/v1/compliance/declarations/{acme_id}", v.base))
+            .bearer_auth(&a.admin)
+            .header("If-Match", "\"2\""),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["withdrawn"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text
+    );
+    let h = v
+        .get(
+            &format!("/v1/compliance/declarations/{acme_id}/history"),
+            &a.admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        h.body["declarations"].as_array().unwrap().len(),
+        3,
+        "{}",
+        h.text
+    );
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(measure(&r, "OR-01")["status"], "gap");
+    assert_eq!(v.count("declarations"), 4);
+    let _ = platform_id;
+    v.assert_audit_verifies().await;
+}
