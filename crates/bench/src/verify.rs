@@ -128,7 +128,9 @@ pub async fn audit_verify(entries: u64, postgres: Option<&str>) -> Result<serde_
     }
     let proofs = proof_latency(store.as_ref(), &log, entries).await?;
     let toms = toms_latency(store.clone(), &log).await?;
-    Ok(json!({"entries": entries, "entries_per_s": best.round(), "proofs": proofs, "toms_report": toms}))
+    Ok(
+        json!({"entries": entries, "entries_per_s": best.round(), "proofs": proofs, "toms_report": toms}),
+    )
 }
 
 /// Generating the TOMs report (the platform's, and the tenant's whose log holds every entry)
@@ -148,7 +150,10 @@ async fn toms_latency(store: Arc<dyn Store>, log: &str) -> Result<serde_json::Va
     );
     let tenant = TenantId::parse(log).context("the log is a tenant's")?;
     let mut out = serde_json::Map::new();
-    for (name, scope) in [("platform", Scope::Platform), ("tenant", Scope::Tenant(tenant))] {
+    for (name, scope) in [
+        ("platform", Scope::Platform),
+        ("tenant", Scope::Tenant(tenant)),
+    ] {
         let mut ms = Vec::new();
         for _ in 0..7 {
             let ctx = Context {

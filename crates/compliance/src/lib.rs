@@ -10,6 +10,7 @@
 pub mod catalogue;
 pub mod collectors;
 pub mod evidence;
+pub mod incidents;
 pub mod registers;
 pub mod render;
 pub mod report;

@@ -73,16 +73,74 @@ pub fn view(d: &DeclarationRow) -> proto::Declaration {
     }
 }
 
-/// The latest version of each declaration (withdrawn ones included), in id order.
-pub fn current(rows: Vec<DeclarationRow>) -> Vec<DeclarationRow> {
-    let mut out: Vec<DeclarationRow> = Vec::new();
+/// The latest version of each entry, from versions sorted by id then version.
+fn latest<T>(rows: Vec<T>, id: impl Fn(&T) -> &str) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
     for r in rows {
         match out.last_mut() {
-            Some(last) if last.id == r.id => *last = r,
+            Some(last) if id(last) == id(&r) => *last = r,
             _ => out.push(r),
         }
     }
     out
+}
+
+/// The latest version of each entry of a JSON register, in id order.
+pub fn latest_entries(
+    rows: Vec<strongroom_core::store::RegisterEntryRow>,
+) -> Vec<strongroom_core::store::RegisterEntryRow> {
+    latest(rows, |r| r.id.as_str())
+}
+
+/// The latest version of each declaration (withdrawn ones included), in id order.
+pub fn current(rows: Vec<DeclarationRow>) -> Vec<DeclarationRow> {
+    latest(rows, |r| r.id.as_str())
+}
+
+/// What is overdue in the registers the caller's scope sees: incident clocks past their
+/// deadline, declarations past their review date.
+pub async fn alerts(
+    vault: &Vault,
+    tenant: Option<&TenantId>,
+    now: i64,
+) -> Result<Vec<proto::ComplianceAlert>> {
+    let mut out = Vec::new();
+    for i in crate::incidents::current(vault, tenant, now).await? {
+        for c in i.clocks.iter().filter(|c| c.overdue) {
+            out.push(proto::ComplianceAlert {
+                kind: "incident_overdue".into(),
+                entry: i.id.clone(),
+                what: format!("notification of the {} is overdue", c.duty),
+                due: c.deadline,
+            });
+        }
+    }
+    let mut decls = current(vault.store().find_declarations(None).await?);
+    if let Some(t) = tenant {
+        decls.extend(current(vault.store().find_declarations(Some(t)).await?));
+    }
+    for d in decls.iter().filter(|d| !d.withdrawn && d.review_by < now) {
+        out.push(proto::ComplianceAlert {
+            kind: "review_overdue".into(),
+            entry: d.id.clone(),
+            what: format!("the declaration of {} is due for review", d.measure),
+            due: d.review_by,
+        });
+    }
+    Ok(out)
+}
+
+/// The alerts the caller may read (see [`alerts`]); audited.
+pub async fn list_alerts(vault: &Vault, ctx: &RequestCtx) -> Result<proto::ComplianceAlerts> {
+    let ev = vault.begin(ctx, "compliance.alerts");
+    let res = async {
+        let scopes = reader_scopes(ctx)?;
+        let tenant = scopes.into_iter().flatten().next();
+        let alerts = alerts(vault, tenant.as_ref(), vault.now()).await?;
+        Ok((proto::ComplianceAlerts { alerts }, vec![]))
+    }
+    .await;
+    vault.finish(ev, res).await
 }
 
 fn check(input: &proto::DeclarationInput, now: i64) -> Result<()> {

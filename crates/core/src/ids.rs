@@ -99,6 +99,12 @@ id_type!(
 );
 
 id_type!(
+    /// A security incident or personal-data breach of the incident register.
+    IncidentId,
+    "inc_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

@@ -917,3 +917,111 @@ pub struct Declaration {
 pub struct DeclarationList {
     pub declarations: Vec<Declaration>,
 }
+
+/// How severe a breach is for the people concerned (GDPR Art. 33, 34).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreachRisk {
+    /// Unlikely to result in a risk: recorded, no notification of the authority.
+    None,
+    /// A risk: the authority is notified within 72 hours of awareness.
+    Risk,
+    /// A high risk: the people concerned are notified too.
+    High,
+}
+
+/// An incident or personal-data breach to record or update (OR-03).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentInput {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: String,
+    /// `confidentiality`, `integrity` or `availability`.
+    #[schema(pattern = "^(confidentiality|integrity|availability)$")]
+    pub category: String,
+    /// When it was detected, and when the processor became aware that it concerns personal
+    /// data (ms since the epoch; the clocks start at awareness).
+    #[schema(minimum = 0)]
+    pub detected_at: i64,
+    #[schema(minimum = 0)]
+    pub aware_at: i64,
+    /// Whether personal data were breached (Art. 4(12)).
+    pub personal_data_breach: bool,
+    pub risk: BreachRisk,
+    /// Tenants (controllers) concerned, by id.
+    #[serde(default)]
+    #[schema(inline, value_type = Vec<String>)]
+    pub affected_tenants: Vec<String>,
+    /// Categories of data concerned (`contact data`, `health data`…), each 1 to 100 characters.
+    #[serde(default)]
+    pub data_categories: Vec<String>,
+    /// Approximate numbers of people and records concerned.
+    #[serde(default)]
+    pub people_approx: u64,
+    #[serde(default)]
+    pub records_approx: u64,
+    /// What was done and decided (up to 8,000 characters).
+    #[serde(default)]
+    #[schema(max_length = 8000)]
+    pub actions: String,
+    /// Hours after awareness within which each affected controller is informed (default 24).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 72)]
+    pub controller_deadline_hours: Option<u32>,
+    /// When the controllers, the authority (Art. 33) and the people concerned (Art. 34) were
+    /// notified, and when the incident was closed.
+    #[serde(default)]
+    pub controllers_notified_at: Option<i64>,
+    #[serde(default)]
+    pub authority_notified_at: Option<i64>,
+    #[serde(default)]
+    pub subjects_notified_at: Option<i64>,
+    #[serde(default)]
+    pub closed_at: Option<i64>,
+}
+
+/// One duty that runs from awareness: whom to notify, by when, done when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentClock {
+    /// `controllers`, `authority` (Art. 33) or `subjects` (Art. 34).
+    pub duty: String,
+    pub deadline: i64,
+    pub done_at: Option<i64>,
+    /// Not done and past the deadline.
+    pub overdue: bool,
+    /// Done, but after the deadline.
+    pub late: bool,
+}
+
+/// One version of an incident, with its clocks as of now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Incident {
+    pub id: String,
+    pub version: u32,
+    pub incident: IncidentInput,
+    pub clocks: Vec<IncidentClock>,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IncidentList {
+    pub incidents: Vec<Incident>,
+}
+
+/// Something overdue: an incident's clock, a declaration past its review date.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ComplianceAlert {
+    /// `incident_overdue` or `review_overdue`.
+    pub kind: String,
+    /// The register entry (`inc_…`, `dcl_…`).
+    pub entry: String,
+    pub what: String,
+    pub due: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ComplianceAlerts {
+    pub alerts: Vec<ComplianceAlert>,
+}

@@ -370,12 +370,14 @@ async fn verifier(vault: Arc<Vault>, every: Duration, mut shutdown: watch::Recei
         .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
         .and_then(|v| v["at"].as_i64());
     let mut due = last.map_or(vault.now(), |t| t) + every_ms;
+    let mut alerted = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }
         let now = vault.now();
+        raise_compliance_alerts(&vault, now, &mut alerted).await;
         if now < due {
             continue;
         }
@@ -385,6 +387,36 @@ async fn verifier(vault: Arc<Vault>, every: Duration, mut shutdown: watch::Recei
             Err(e) => {
                 tracing::error!(alert = "audit_verification_failed", error = %e, "scheduled audit verification failed")
             }
+        }
+    }
+}
+
+/// Raises each overdue register item once (per process): an `alert` log line for the
+/// operator's monitoring and a `compliance.alert` entry in the platform log, which the SIEM
+/// stream carries.
+async fn raise_compliance_alerts(
+    vault: &Vault,
+    now: i64,
+    alerted: &mut std::collections::BTreeSet<(String, String)>,
+) {
+    let Ok(alerts) = strongroom_compliance::registers::alerts(vault, None, now).await else {
+        return;
+    };
+    for a in alerts {
+        if !alerted.insert((a.entry.clone(), a.what.clone())) {
+            continue;
+        }
+        tracing::error!(
+            alert = a.kind.as_str(),
+            entry = a.entry.as_str(),
+            "{}",
+            a.what
+        );
+        if let Err(e) = vault
+            .record_system_event("compliance.alert", vec![a.entry, a.kind])
+            .await
+        {
+            tracing::error!(error = %e, "could not record a compliance alert");
         }
     }
 }

@@ -20,8 +20,8 @@ use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
     ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, Receipt,
-    RecordRow, RegisterStore, RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow,
-    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store, StoreError,
+    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -30,11 +30,12 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -337,6 +338,13 @@ impl RegisterStore for PgStore {
         tenant: Option<&TenantId>,
     ) -> StoreResult<Vec<DeclarationRow>> {
         read::declarations(&*self.reader().await?, tenant).await
+    }
+    async fn find_register_entries(
+        &self,
+        register: &str,
+        tenant: Option<&TenantId>,
+    ) -> StoreResult<Vec<RegisterEntryRow>> {
+        read::register_entries(&*self.reader().await?, register, tenant).await
     }
 }
 

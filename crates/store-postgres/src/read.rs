@@ -88,6 +88,34 @@ pub(crate) async fn declarations(
     .collect()
 }
 
+pub(crate) async fn register_entries(
+    c: &Client,
+    register: &str,
+    tenant: Option<&TenantId>,
+) -> StoreResult<Vec<strongroom_core::store::RegisterEntryRow>> {
+    let t = tenant.map(|t| t.as_str());
+    rows(
+        c,
+        "SELECT id, version, body, recorded_by, recorded_at FROM register_entries
+         WHERE register = $1 AND tenant IS NOT DISTINCT FROM $2 ORDER BY id, version",
+        &[&register, &t],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(strongroom_core::store::RegisterEntryRow {
+            register: register.to_owned(),
+            id: r.col(0)?,
+            version: r.small(1)?,
+            tenant: tenant.cloned(),
+            body: r.col(2)?,
+            recorded_by: r.col(3)?,
+            recorded_at: r.col(4)?,
+        })
+    })
+    .collect()
+}
+
 pub(crate) async fn meta(c: &Client, key: &str) -> StoreResult<Option<String>> {
     rows(c, "SELECT value FROM meta WHERE key = $1", &[&key])
         .await?

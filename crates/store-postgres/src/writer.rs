@@ -366,6 +366,24 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
             )
             .await?;
         }
+        Op::PutRegisterEntry(e) => {
+            exec(
+                tx,
+                "INSERT INTO register_entries (register, id, version, tenant, body, recorded_by, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &e.register,
+                    &e.id,
+                    &i64::from(e.version),
+                    &e.tenant.as_ref().map(|t| t.as_str()),
+                    &e.body,
+                    &e.recorded_by,
+                    &e.recorded_at,
+                ],
+                "version",
+            )
+            .await?;
+        }
         Op::InsertTenant(t) => {
             exec(
                 tx,

@@ -20,14 +20,14 @@ use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
     ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, Receipt,
-    RecordRow, RegisterStore, RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow,
-    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store, StoreError,
+    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -35,6 +35,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
+    include_str!("schema_v8.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -457,6 +458,15 @@ impl RegisterStore for SqliteStore {
     ) -> StoreResult<Vec<DeclarationRow>> {
         let tenant = tenant.cloned();
         self.read(move |c| read::declarations(c, tenant.as_ref()))
+            .await
+    }
+    async fn find_register_entries(
+        &self,
+        register: &str,
+        tenant: Option<&TenantId>,
+    ) -> StoreResult<Vec<RegisterEntryRow>> {
+        let (register, tenant) = (register.to_owned(), tenant.cloned());
+        self.read(move |c| read::register_entries(c, &register, tenant.as_ref()))
             .await
     }
 }

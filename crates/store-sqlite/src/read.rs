@@ -80,6 +80,30 @@ pub(crate) fn declarations(
         .collect()
 }
 
+pub(crate) fn register_entries(
+    conn: &Connection,
+    register: &str,
+    tenant: Option<&TenantId>,
+) -> StoreResult<Vec<strongroom_core::store::RegisterEntryRow>> {
+    query(
+        conn,
+        "SELECT id, version, body, recorded_by, recorded_at FROM register_entries
+         WHERE register = ?1 AND tenant IS ?2 ORDER BY id, version",
+        params![register, tenant.map(|t| t.as_str())],
+        |r| {
+            Ok(strongroom_core::store::RegisterEntryRow {
+                register: register.to_owned(),
+                id: r.get(0)?,
+                version: r.get(1)?,
+                tenant: tenant.cloned(),
+                body: r.get(2)?,
+                recorded_by: r.get(3)?,
+                recorded_at: r.get(4)?,
+            })
+        },
+    )
+}
+
 pub(crate) fn meta(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()

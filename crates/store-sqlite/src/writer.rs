@@ -273,6 +273,23 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "version",
             )?;
         }
+        Op::PutRegisterEntry(e) => {
+            exec(
+                conn,
+                "INSERT INTO register_entries (register, id, version, tenant, body, recorded_by, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    e.register,
+                    e.id,
+                    e.version,
+                    e.tenant.as_ref().map(|t| t.as_str()),
+                    e.body,
+                    e.recorded_by,
+                    e.recorded_at
+                ],
+                "version",
+            )?;
+        }
         Op::InsertTenant(t) => {
             exec(
                 conn,

@@ -1270,4 +1270,35 @@ pub async fn register_versions_are_never_rewritten(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+    // JSON-bodied registers follow the same rule, per register.
+    let entry = |version: u32, register: &str| RegisterEntryRow {
+        register: register.into(),
+        id: "inc_00000000000000000000000000000001".into(),
+        version,
+        tenant: None,
+        body: format!("{{\"v\":{version}}}"),
+        recorded_by: "key:test".into(),
+        recorded_at: i64::from(version),
+    };
+    let put = |e: RegisterEntryRow| UnitOfWork {
+        ops: vec![Op::PutRegisterEntry(e)],
+        audit: vec![event(None, "incident.create")],
+    };
+    store.commit(put(entry(1, "incidents"))).await.unwrap();
+    assert_eq!(
+        store.commit(put(entry(1, "incidents"))).await,
+        Err(StoreError::Conflict("version"))
+    );
+    store.commit(put(entry(2, "incidents"))).await.unwrap();
+    store.commit(put(entry(1, "trainings"))).await.unwrap();
+    let found = store
+        .find_register_entries("incidents", None)
+        .await
+        .unwrap();
+    assert_eq!(found, vec![entry(1, "incidents"), entry(2, "incidents")]);
+    assert!(store
+        .find_register_entries("incidents", Some(&t))
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -14,7 +14,7 @@ mod registers;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
-pub use registers::{DeclarationRow, RegisterStore};
+pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {
@@ -168,6 +168,8 @@ pub enum Op {
     },
     /// Writes a new version of a register entry; `Conflict("version")` if it exists.
     PutDeclaration(DeclarationRow),
+    /// Writes a new version of a JSON register entry; `Conflict("version")` if it exists.
+    PutRegisterEntry(RegisterEntryRow),
     InsertTenant(TenantRow),
     InsertTenantKey(TenantKeyRow),
     InsertApiKey(ApiKeyRow),

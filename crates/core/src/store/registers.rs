@@ -43,4 +43,26 @@ pub trait RegisterStore: Send + Sync {
         &self,
         tenant: Option<&TenantId>,
     ) -> StoreResult<Vec<DeclarationRow>>;
+    /// Every version of every entry of `register` in a scope, by id then version.
+    async fn find_register_entries(
+        &self,
+        register: &str,
+        tenant: Option<&TenantId>,
+    ) -> StoreResult<Vec<RegisterEntryRow>>;
+}
+
+/// One version of an entry of a register kept as a JSON document (incidents now; later
+/// subprocessors, trainings…): the compliance crate gives each register's body its shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterEntryRow {
+    /// The register (`incidents`).
+    pub register: String,
+    pub id: String,
+    pub version: u32,
+    /// `None`: the platform's register.
+    pub tenant: Option<TenantId>,
+    /// The entry as JSON.
+    pub body: String,
+    pub recorded_by: String,
+    pub recorded_at: i64,
 }

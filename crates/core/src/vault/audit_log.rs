@@ -83,6 +83,29 @@ impl Vault {
         Ok((sign::public_key(key), sign::sign(key, bytes)))
     }
 
+    /// Records an event of the server itself (an alert, say) in the platform log.
+    pub async fn record_system_event(
+        &self,
+        action: &'static str,
+        objects: Vec<String>,
+    ) -> Result<()> {
+        let mut ev = crate::audit::AuditEvent::new(
+            None,
+            self.now(),
+            crate::ids::RequestId::generate(self.rng.as_ref()),
+            "system:scheduler".into(),
+            action,
+        );
+        ev.objects = objects;
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![],
+                audit: vec![ev],
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Records the result of a verification of every audit log (evidence for IN-02), with an
     /// audit entry of its own.
     pub async fn record_audit_verification(&self, ok: bool, entries: u64, logs: u64) -> Result<()> {

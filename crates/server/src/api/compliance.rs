@@ -5,9 +5,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use strongroom_compliance::evidence::{Context, Scope};
-use strongroom_compliance::registers;
 use strongroom_compliance::render;
 use strongroom_compliance::report::{self, Layout};
+use strongroom_compliance::{incidents, registers};
 use strongroom_core::vault::Precondition;
 use strongroom_core::{Code, Error};
 
@@ -179,4 +179,60 @@ pub async fn get_declaration_history(
     Ok(Json(
         registers::list_declarations(&s.vault, &c.0, Some(&id)).await?,
     ))
+}
+
+fn incident_etag(i: &strongroom_proto::Incident) -> [(header::HeaderName, String); 1] {
+    [(header::ETAG, format!("\"{}\"", i.version))]
+}
+
+#[utoipa::path(post, path = "/v1/compliance/incidents", tag = "compliance",
+    request_body = strongroom_proto::IncidentInput,
+    responses((status = 201, body = strongroom_proto::Incident, headers(("ETag" = String)))),
+    security(("bearer" = [])))]
+pub async fn post_incident(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<strongroom_proto::IncidentInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "incident.create", b).await?;
+    let i = incidents::put(&s.vault, &c.0, None, input, Precondition::Any).await?;
+    Ok((StatusCode::CREATED, incident_etag(&i), Json(i)))
+}
+
+#[utoipa::path(put, path = "/v1/compliance/incidents/{id}", tag = "compliance",
+    request_body = strongroom_proto::IncidentInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the change was made against")),
+    responses((status = 200, body = strongroom_proto::Incident, headers(("ETag" = String))),
+              (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_incident(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    pre: Conditions,
+    b: Body<strongroom_proto::IncidentInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "incident.change", b).await?;
+    let i = incidents::put(&s.vault, &c.0, Some(&id), input, pre.0).await?;
+    Ok((incident_etag(&i), Json(i)))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/incidents", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::IncidentList, description = "the current version of each incident, with its clocks; for a tenant, those that concern it")),
+    security(("bearer" = [])))]
+pub async fn get_incidents(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::IncidentList>> {
+    Ok(Json(incidents::list(&s.vault, &c.0).await?))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/alerts", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::ComplianceAlerts, description = "what is overdue: incident notifications, declaration reviews")),
+    security(("bearer" = [])))]
+pub async fn get_alerts(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::ComplianceAlerts>> {
+    Ok(Json(registers::list_alerts(&s.vault, &c.0).await?))
 }

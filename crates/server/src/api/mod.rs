@@ -96,6 +96,10 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::delete_declaration,
         compliance::get_declarations,
         compliance::get_declaration_history,
+        compliance::post_incident,
+        compliance::put_incident,
+        compliance::get_incidents,
+        compliance::get_alerts,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -256,6 +260,15 @@ pub fn router(state: AppState) -> Router {
             "/v1/compliance/declarations/{id}/history",
             get(compliance::get_declaration_history),
         )
+        .route(
+            "/v1/compliance/incidents",
+            post(compliance::post_incident).get(compliance::get_incidents),
+        )
+        .route(
+            "/v1/compliance/incidents/{id}",
+            put(compliance::put_incident),
+        )
+        .route("/v1/compliance/alerts", get(compliance::get_alerts))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -220,6 +220,10 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/compliance/declarations/{id}", "put"),
         ("/v1/compliance/declarations/{id}", "delete"),
         ("/v1/compliance/declarations/{id}/history", "get"),
+        ("/v1/compliance/incidents", "post"),
+        ("/v1/compliance/incidents", "get"),
+        ("/v1/compliance/incidents/{id}", "put"),
+        ("/v1/compliance/alerts", "get"),
         ("/readyz", "get"),
     ];
     for (path, method) in expected {

@@ -392,3 +392,162 @@ async fn declarations_are_versioned_and_move_the_report() {
     let _ = platform_id;
     v.assert_audit_verifies().await;
 }
+
+/// The incident register: kept by the platform, seen by the tenants it concerns, with clocks
+/// that turn overdue, raise alerts and move OR-03.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_clocks_run_from_awareness() {
+    let v = TestVault::start().await;
+    let a = v.tenant("acme").await;
+    let b = v.tenant("globex").await;
+    // A platform compliance key (no tenant): keeps the platform's registers.
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &v.operator,
+            None,
+            json!({"name": "dpo", "roles": ["compliance"], "expires_in_days": 30}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let dpo = r.body["key"].as_str().unwrap().to_owned();
+    let now = strongroom_testkit::START_MS;
+    let breach = json!({
+        "title": "Lost laptop of a support engineer", "category": "confidentiality",
+        "detected_at": now - 3_600_000, "aware_at": now, "personal_data_breach": true,
+        "risk": "risk", "affected_tenants": [a.id], "data_categories": ["contact data"],
+        "people_approx": 120, "records_approx": 300, "actions": "Disk encrypted; remote wipe sent."
+    });
+    // Only the platform keeps it; bad input changes nothing.
+    let r = v
+        .post("/v1/compliance/incidents", &a.admin, None, breach.clone())
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    for (patch, status) in [
+        (json!({"aware_at": now - 7_200_000}), 422),
+        (
+            json!({"affected_tenants": ["ten_00000000000000000000000000000000"]}),
+            422,
+        ),
+        (json!({"category": "mood"}), 400),
+        (json!({"title": ""}), 400),
+        (json!({"authority_notified_at": now - 10}), 422),
+    ] {
+        let mut body = breach.clone();
+        for (k, val) in patch.as_object().unwrap() {
+            body[k] = val.clone();
+        }
+        let r = v.post("/v1/compliance/incidents", &dpo, None, body).await;
+        assert_eq!(r.status, status, "{patch}: {}", r.text);
+    }
+    assert_eq!(v.count("register_entries"), 0);
+    let r = v
+        .post("/v1/compliance/incidents", &dpo, None, breach.clone())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let duties: Vec<&str> = r.body["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["duty"].as_str().unwrap())
+        .collect();
+    assert_eq!(duties, ["controllers", "authority"]);
+    // acme sees it; globex does not.
+    let seen = v.get("/v1/compliance/incidents", &a.admin, None).await;
+    assert_eq!(
+        seen.body["incidents"].as_array().unwrap().len(),
+        1,
+        "{}",
+        seen.text
+    );
+    let seen = v.get("/v1/compliance/incidents", &b.admin, None).await;
+    assert_eq!(seen.body["incidents"].as_array().unwrap().len(), 0);
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(
+        measure(&r, "OR-03")["status"],
+        "met",
+        "{}",
+        measure(&r, "OR-03")
+    );
+    // 25 hours later the controllers should have heard; 73 hours later the authority.
+    v.clock.advance_ms(25 * 3_600_000);
+    let (_, r) = signed(&v, &a.admin, "").await;
+    let or03 = measure(&r, "OR-03");
+    assert_eq!(or03["status"], "partial", "{or03}");
+    assert!(
+        or03["missing"][0]
+            .as_str()
+            .unwrap()
+            .contains("controllers overdue"),
+        "{or03}"
+    );
+    v.clock.advance_ms(48 * 3_600_000);
+    let alerts = v.get("/v1/compliance/alerts", &dpo, None).await;
+    let kinds: Vec<&str> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["what"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.contains("authority")),
+        "{}",
+        alerts.text
+    );
+    // The server raises each alert once, into the platform log (and so the SIEM stream).
+    let mut raised = 0;
+    for _ in 0..50 {
+        raised = v
+            .sqlite()
+            .query_row(
+                "SELECT count(*) FROM audit WHERE log = 'platform' AND action = 'compliance.alert'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+        if raised >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(raised, 2, "one alert per overdue notification");
+    // Notified (late): a new version against the one read; the clocks stop, marked late.
+    let mut done = breach.clone();
+    done["controllers_notified_at"] = json!(now + 30 * 3_600_000);
+    done["authority_notified_at"] = json!(now + 73 * 3_600_000);
+    let stale = v
+        .client
+        .put(format!("{}/v1/compliance/incidents/{id}", v.base))
+        .bearer_auth(&dpo)
+        .header("If-Match", "\"7\"")
+        .json(&done);
+    assert_eq!(TestVault::finish(stale).await.status, 412);
+    let r = TestVault::finish(
+        v.client
+            .put(format!("{}/v1/compliance/incidents/{id}", v.base))
+            .bearer_auth(&dpo)
+            .header("If-Match", "\"1\"")
+            .json(&done),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["version"].as_u64()),
+        (200, Some(2)),
+        "{}",
+        r.text
+    );
+    assert!(r.body["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["late"] == true && c["overdue"] == false));
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(
+        measure(&r, "OR-03")["status"],
+        "met",
+        "{}",
+        measure(&r, "OR-03")
+    );
+    assert_eq!(v.count("register_entries"), 2);
+}
