@@ -57,7 +57,7 @@ static ALL: &[&dyn Collector] = &[
     &NotBuilt("restore_tests", "verified backups and test restores are not built yet"),
     &NotBuilt("backup_retention", "backup retention and erasure replay are not built yet"),
     &NotBuilt("config_history", "the configuration history is not built yet"),
-    &NotBuilt("training", "the training register is not built yet"),
+    &Trainings,
     &NotBuilt("subprocessors", "the subprocessor register is not built yet"),
     &Incidents,
     &NotBuilt("dsar", "the data-subject request register is not built yet"),
@@ -964,6 +964,50 @@ impl Collector for Incidents {
                     c.done_at.unwrap_or(c.deadline),
                 );
             }
+        }
+        f.settle()
+    }
+}
+
+struct Trainings;
+#[async_trait]
+impl Collector for Trainings {
+    fn name(&self) -> &'static str {
+        "training"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let scopes: Vec<Option<strongroom_core::ids::TenantId>> = match ctx.scope.tenant() {
+            Some(t) => vec![None, Some(t.clone())],
+            None => vec![None],
+        };
+        let Ok(trainings) = crate::trainings::current(ctx.vault, &scopes, ctx.now).await else {
+            return unreadable("the training register");
+        };
+        let how = "Training is recorded per person and course with the date it was completed \
+                   and until when it counts (a year by default); what has run out is flagged \
+                   and listed in the alerts.";
+        if trainings.is_empty() {
+            return Finding::new(Status::Gap, how).missing("no training is recorded");
+        }
+        let overdue = trainings.iter().filter(|t| t.overdue).count();
+        let mut f = Finding::new(Status::Met, how)
+            .with(
+                "training records",
+                trainings.len(),
+                "training register",
+                ctx.now,
+            )
+            .with(
+                "current",
+                format!("{} of {}", trainings.len() - overdue, trainings.len()),
+                "training register",
+                ctx.now,
+            );
+        if overdue > 0 {
+            f = f.missing(format!(
+                "{overdue} of {} training records have run out",
+                trainings.len()
+            ));
         }
         f.settle()
     }

@@ -175,31 +175,17 @@ pub async fn put(
     let res = async {
         platform_keeper(ctx)?;
         let now = vault.now();
-        let previous = match id {
-            None => None,
-            Some(id) => {
-                let id = IncidentId::parse(id)
-                    .ok_or_else(|| Error::new(Code::InvalidId, "not an incident id"))?;
-                ev.objects.push(id.to_string());
-                let latest = crate::registers::latest_entries(
-                    vault.store().find_register_entries(REGISTER, None).await?,
-                )
-                .into_iter()
-                .find(|r| r.id == id.as_str())
-                .ok_or_else(|| Error::not_found("incident"))?;
-                Some(latest)
-            }
-        };
-        pre.check_version("incident", previous.as_ref().map(|p| u64::from(p.version)))?;
+        let (id, version) = crate::registers::next_entry(
+            vault,
+            &mut ev,
+            (REGISTER, None),
+            id,
+            pre,
+            |id| IncidentId::parse(id).is_some(),
+            || IncidentId::generate_at(vault.rng(), now).to_string(),
+        )
+        .await?;
         check(vault, &input, now).await?;
-        let (id, version) = match &previous {
-            Some(p) => (p.id.clone(), p.version + 1),
-            None => (IncidentId::generate_at(vault.rng(), now).to_string(), 1),
-        };
-        if previous.is_none() {
-            ev.objects.push(id.clone());
-        }
-        ev.objects.push(format!("version:{version}"));
         // The affected tenants see in their own logs that an incident concerns them.
         ev.objects
             .extend(input.affected_tenants.iter().map(|t| format!("tenant:{t}")));

@@ -14,3 +14,4 @@ pub mod incidents;
 pub mod registers;
 pub mod render;
 pub mod report;
+pub mod trainings;

@@ -18,7 +18,7 @@ use crate::catalogue::Catalogue;
 const MAX_REVIEW_MS: i64 = 3 * 365 * 86_400_000;
 
 /// The scope `ctx` keeps (writes): the platform (`None`) or its tenant.
-fn keeper_scope(ctx: &RequestCtx) -> Result<Option<TenantId>> {
+pub fn keeper_scope(ctx: &RequestCtx) -> Result<Option<TenantId>> {
     let p = &ctx.principal;
     if p.restricted_to.is_some() {
         return Err(Error::forbidden(
@@ -35,7 +35,7 @@ fn keeper_scope(ctx: &RequestCtx) -> Result<Option<TenantId>> {
 }
 
 /// The scopes `ctx` may read: its own, and for a tenant also the platform's.
-fn reader_scopes(ctx: &RequestCtx) -> Result<Vec<Option<TenantId>>> {
+pub fn reader_scopes(ctx: &RequestCtx) -> Result<Vec<Option<TenantId>>> {
     let p = &ctx.principal;
     match &p.tenant {
         None if p.is_operator() || p.has_role(ROLE_COMPLIANCE) => Ok(vec![None]),
@@ -85,6 +85,46 @@ fn latest<T>(rows: Vec<T>, id: impl Fn(&T) -> &str) -> Vec<T> {
     out
 }
 
+/// Prepares the next version of an entry of a JSON register: finds the entry `id` names (or
+/// makes a new id), checks `pre` against its current version, and names it in `ev`. The caller
+/// checks and encodes the body.
+pub async fn next_entry(
+    vault: &Vault,
+    ev: &mut strongroom_core::audit::AuditEvent,
+    (register, scope): (&str, Option<&TenantId>),
+    id: Option<&str>,
+    pre: Precondition,
+    valid_id: impl Fn(&str) -> bool,
+    new_id: impl FnOnce() -> String,
+) -> Result<(String, u32)> {
+    let previous = match id {
+        None => None,
+        Some(id) => {
+            if !valid_id(id) {
+                return Err(Error::new(Code::InvalidId, "not an id of this register"));
+            }
+            ev.objects.push(id.to_owned());
+            let latest =
+                latest_entries(vault.store().find_register_entries(register, scope).await?)
+                    .into_iter()
+                    .find(|r| r.id == id)
+                    .ok_or_else(|| Error::not_found("entry"))?;
+            Some(latest)
+        }
+    };
+    pre.check_version(register, previous.as_ref().map(|p| u64::from(p.version)))?;
+    let (id, version) = match previous {
+        Some(p) => (p.id, p.version + 1),
+        None => {
+            let id = new_id();
+            ev.objects.push(id.clone());
+            (id, 1)
+        }
+    };
+    ev.objects.push(format!("version:{version}"));
+    Ok((id, version))
+}
+
 /// The latest version of each entry of a JSON register, in id order.
 pub fn latest_entries(
     rows: Vec<strongroom_core::store::RegisterEntryRow>,
@@ -118,6 +158,20 @@ pub async fn alerts(
     let mut decls = current(vault.store().find_declarations(None).await?);
     if let Some(t) = tenant {
         decls.extend(current(vault.store().find_declarations(Some(t)).await?));
+    }
+    let scopes: Vec<Option<TenantId>> = match tenant {
+        Some(t) => vec![Some(t.clone()), None],
+        None => vec![None],
+    };
+    for t in crate::trainings::current(vault, &scopes, now).await? {
+        if t.overdue {
+            out.push(proto::ComplianceAlert {
+                kind: "training_overdue".into(),
+                entry: t.id.clone(),
+                what: format!("the training `{}` is due again", t.training.course),
+                due: crate::trainings::valid_until(&t.training),
+            });
+        }
     }
     for d in decls.iter().filter(|d| !d.withdrawn && d.review_by < now) {
         out.push(proto::ComplianceAlert {

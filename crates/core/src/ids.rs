@@ -105,6 +105,12 @@ id_type!(
 );
 
 id_type!(
+    /// A training record of the training register.
+    TrainingId,
+    "trn_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

@@ -1025,3 +1025,41 @@ pub struct ComplianceAlert {
 pub struct ComplianceAlerts {
     pub alerts: Vec<ComplianceAlert>,
 }
+
+/// A training to record (OR-01): who took which course, when, and until when it counts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingInput {
+    /// The person (a name or a staff id), 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub person: String,
+    /// The course, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub course: String,
+    /// When it was completed (ms since the epoch), not in the future.
+    #[schema(minimum = 0)]
+    pub completed_at: i64,
+    /// Until when it counts (default a year after completion), after `completed_at`.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub valid_until: Option<i64>,
+}
+
+/// One version of a training record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Training {
+    pub id: String,
+    pub version: u32,
+    /// `platform`, or the tenant's id.
+    pub scope: String,
+    pub training: TrainingInput,
+    /// Its validity has ended: the person is due for the course again.
+    pub overdue: bool,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrainingList {
+    pub trainings: Vec<Training>,
+}

@@ -7,7 +7,7 @@ use axum::Json;
 use strongroom_compliance::evidence::{Context, Scope};
 use strongroom_compliance::render;
 use strongroom_compliance::report::{self, Layout};
-use strongroom_compliance::{incidents, registers};
+use strongroom_compliance::{incidents, registers, trainings};
 use strongroom_core::vault::Precondition;
 use strongroom_core::{Code, Error};
 
@@ -235,4 +235,48 @@ pub async fn get_alerts(
     c: Caller,
 ) -> ApiResult<Json<strongroom_proto::ComplianceAlerts>> {
     Ok(Json(registers::list_alerts(&s.vault, &c.0).await?))
+}
+
+#[utoipa::path(post, path = "/v1/compliance/trainings", tag = "compliance",
+    request_body = strongroom_proto::TrainingInput,
+    responses((status = 201, body = strongroom_proto::Training, headers(("ETag" = String)))),
+    security(("bearer" = [])))]
+pub async fn post_training(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<strongroom_proto::TrainingInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "training.create", b).await?;
+    let t = trainings::put(&s.vault, &c.0, None, input, Precondition::Any).await?;
+    let etag = [(header::ETAG, format!("\"{}\"", t.version))];
+    Ok((StatusCode::CREATED, etag, Json(t)))
+}
+
+#[utoipa::path(put, path = "/v1/compliance/trainings/{id}", tag = "compliance",
+    request_body = strongroom_proto::TrainingInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the change was made against")),
+    responses((status = 200, body = strongroom_proto::Training, headers(("ETag" = String))),
+              (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_training(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    pre: Conditions,
+    b: Body<strongroom_proto::TrainingInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "training.change", b).await?;
+    let t = trainings::put(&s.vault, &c.0, Some(&id), input, pre.0).await?;
+    let etag = [(header::ETAG, format!("\"{}\"", t.version))];
+    Ok((etag, Json(t)))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/trainings", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::TrainingList, description = "the current version of each training record the caller may read")),
+    security(("bearer" = [])))]
+pub async fn get_trainings(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::TrainingList>> {
+    Ok(Json(trainings::list(&s.vault, &c.0).await?))
 }

@@ -100,6 +100,9 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::put_incident,
         compliance::get_incidents,
         compliance::get_alerts,
+        compliance::post_training,
+        compliance::put_training,
+        compliance::get_trainings,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -269,6 +272,14 @@ pub fn router(state: AppState) -> Router {
             put(compliance::put_incident),
         )
         .route("/v1/compliance/alerts", get(compliance::get_alerts))
+        .route(
+            "/v1/compliance/trainings",
+            post(compliance::post_training).get(compliance::get_trainings),
+        )
+        .route(
+            "/v1/compliance/trainings/{id}",
+            put(compliance::put_training),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

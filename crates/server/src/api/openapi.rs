@@ -68,6 +68,7 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/api-keys/") => id("key"),
         "id" if path.starts_with("/v1/compliance/declarations/") => id("dcl"),
         "id" if path.starts_with("/v1/compliance/incidents/") => id("inc"),
+        "id" if path.starts_with("/v1/compliance/trainings/") => id("trn"),
         "action" => Some(RefOr::T(Schema::Object(
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::String))

@@ -224,6 +224,9 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/compliance/incidents", "get"),
         ("/v1/compliance/incidents/{id}", "put"),
         ("/v1/compliance/alerts", "get"),
+        ("/v1/compliance/trainings", "post"),
+        ("/v1/compliance/trainings", "get"),
+        ("/v1/compliance/trainings/{id}", "put"),
         ("/readyz", "get"),
     ];
     for (path, method) in expected {

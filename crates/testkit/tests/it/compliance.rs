@@ -551,3 +551,93 @@ async fn incident_clocks_run_from_awareness() {
     );
     assert_eq!(v.count("register_entries"), 2);
 }
+
+/// The training register: a tenant's and the platform's records move OR-01; one that has run
+/// out is overdue, in the alerts and in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trainings_run_out_after_their_validity() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (a, app) = v.scenario("acme").await;
+    let now = strongroom_testkit::START_MS;
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(measure(&r, "OR-01")["status"], "gap");
+    let course = |person: &str, valid_days: i64| {
+        json!({"person": person, "course": "Data protection basics",
+               "completed_at": now - DAY, "valid_until": now + valid_days * DAY})
+    };
+    let r = v
+        .post("/v1/compliance/trainings", &app, None, course("Ada", 20))
+        .await;
+    assert_eq!(r.status, 403, "an application keeps no register");
+    for (body, status) in [
+        (
+            json!({"person": "", "course": "c", "completed_at": now}),
+            400,
+        ),
+        (
+            json!({"person": "Ada", "course": "c", "completed_at": now + DAY}),
+            422,
+        ),
+        (
+            json!({"person": "Ada", "course": "c", "completed_at": now, "valid_until": now - 1}),
+            422,
+        ),
+    ] {
+        let r = v
+            .post("/v1/compliance/trainings", &a.admin, None, body.clone())
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+    }
+    assert_eq!(v.count("register_entries"), 0);
+    let r = v
+        .post(
+            "/v1/compliance/trainings",
+            &a.admin,
+            None,
+            course("Ada", 20),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = v
+        .post(
+            "/v1/compliance/trainings",
+            &a.admin,
+            None,
+            course("Grace", 5),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(
+        measure(&r, "OR-01")["status"],
+        "met",
+        "{}",
+        measure(&r, "OR-01")
+    );
+    v.clock.advance_ms(6 * DAY);
+    let (_, r) = signed(&v, &a.admin, "").await;
+    let or01 = measure(&r, "OR-01");
+    assert_eq!(or01["status"], "partial", "{or01}");
+    assert!(
+        or01["missing"][0].as_str().unwrap().contains("1 of 2"),
+        "{or01}"
+    );
+    let alerts = v.get("/v1/compliance/alerts", &a.admin, None).await;
+    assert_eq!(
+        alerts.body["alerts"][0]["kind"], "training_overdue",
+        "{}",
+        alerts.text
+    );
+    let list = v.get("/v1/compliance/trainings", &a.admin, None).await;
+    let overdue: Vec<bool> = list.body["trainings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["overdue"].as_bool().unwrap())
+        .collect();
+    assert_eq!(overdue.iter().filter(|o| **o).count(), 1, "{}", list.text);
+}
