@@ -35,16 +35,7 @@ async fn fill_log(store: &Arc<dyn Store>, n: u64) -> Result<(String, [u8; 32])> 
     let key = OsRng.key();
     let tenant = TenantId::generate(&OsRng);
     let log = tenant.to_string();
-    store
-        .commit(UnitOfWork {
-            ops: vec![Op::InsertTenant(strongroom_core::store::TenantRow {
-                id: tenant.clone(),
-                name: "bench".into(),
-                created_at: 1_767_225_600_000,
-            })],
-            audit: vec![],
-        })
-        .await?;
+
     let per_unit = 1000u64;
     let mut written = 0;
     let mut prev_checkpoint: Option<CheckpointRow> = None;
