@@ -175,7 +175,7 @@ pub async fn put(
     let res = async {
         platform_keeper(ctx)?;
         let now = vault.now();
-        let (id, version) = crate::registers::next_entry(
+        let next = crate::registers::next_entry(
             vault,
             &mut ev,
             (REGISTER, None),
@@ -189,15 +189,7 @@ pub async fn put(
         // The affected tenants see in their own logs that an incident concerns them.
         ev.objects
             .extend(input.affected_tenants.iter().map(|t| format!("tenant:{t}")));
-        let row = RegisterEntryRow {
-            register: REGISTER.into(),
-            id,
-            version,
-            tenant: None,
-            body: serde_json::to_string(&input).map_err(|_| Error::internal())?,
-            recorded_by: ctx.principal.actor(),
-            recorded_at: now,
-        };
+        let row = crate::registers::entry_row(REGISTER, next, None, &input, ctx, now)?;
         let out = view(&row, now)?;
         Ok((out, vec![Op::PutRegisterEntry(row)]))
     }

@@ -125,6 +125,26 @@ pub async fn next_entry(
     Ok((id, version))
 }
 
+/// The row of a JSON register entry's version, written by `ctx` now.
+pub fn entry_row<T: serde::Serialize>(
+    register: &str,
+    (id, version): (String, u32),
+    scope: Option<TenantId>,
+    body: &T,
+    ctx: &RequestCtx,
+    now: i64,
+) -> Result<strongroom_core::store::RegisterEntryRow> {
+    Ok(strongroom_core::store::RegisterEntryRow {
+        register: register.into(),
+        id,
+        version,
+        tenant: scope,
+        body: serde_json::to_string(body).map_err(|_| Error::internal())?,
+        recorded_by: ctx.principal.actor(),
+        recorded_at: now,
+    })
+}
+
 /// The latest version of each entry of a JSON register, in id order.
 pub fn latest_entries(
     rows: Vec<strongroom_core::store::RegisterEntryRow>,

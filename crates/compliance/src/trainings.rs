@@ -105,7 +105,7 @@ pub async fn put(
     let res = async {
         let scope = crate::registers::keeper_scope(ctx)?;
         let now = vault.now();
-        let (id, version) = crate::registers::next_entry(
+        let next = crate::registers::next_entry(
             vault,
             &mut ev,
             (REGISTER, scope.as_ref()),
@@ -116,15 +116,7 @@ pub async fn put(
         )
         .await?;
         check(&input, now)?;
-        let row = RegisterEntryRow {
-            register: REGISTER.into(),
-            id,
-            version,
-            tenant: scope,
-            body: serde_json::to_string(&input).map_err(|_| Error::internal())?,
-            recorded_by: ctx.principal.actor(),
-            recorded_at: now,
-        };
+        let row = crate::registers::entry_row(REGISTER, next, scope, &input, ctx, now)?;
         let out = view(&row, now)?;
         Ok((out, vec![Op::PutRegisterEntry(row)]))
     }

@@ -413,7 +413,11 @@ async fn raise_compliance_alerts(
             a.what
         );
         if let Err(e) = vault
-            .record_system_event("compliance.alert", vec![a.entry, a.kind])
+            .record_system_event(
+                "system:scheduler",
+                "compliance.alert",
+                vec![a.entry, a.kind],
+            )
             .await
         {
             tracing::error!(error = %e, "could not record a compliance alert");

@@ -54,21 +54,12 @@ impl Vault {
     /// Records in the platform log that the operator started the server on a log whose head,
     /// table or checkpoints disagree (`code` says how).
     pub async fn record_audit_mismatch_accepted(&self, log: &str, code: &str) -> Result<()> {
-        let mut ev = crate::audit::AuditEvent::new(
-            None,
-            self.now(),
-            crate::ids::RequestId::generate(self.rng.as_ref()),
-            "system:startup".into(),
+        self.record_system_event(
+            "system:startup",
             "audit.mismatch_accepted",
-        );
-        ev.objects = vec![format!("log:{log}"), format!("reason:{code}")];
-        self.store
-            .commit(UnitOfWork {
-                ops: vec![],
-                audit: vec![ev],
-            })
-            .await?;
-        Ok(())
+            vec![format!("log:{log}"), format!("reason:{code}")],
+        )
+        .await
     }
 
     /// Signs a document (a TOMs report, an erasure receipt) with the audit signing key and
@@ -86,6 +77,7 @@ impl Vault {
     /// Records an event of the server itself (an alert, say) in the platform log.
     pub async fn record_system_event(
         &self,
+        actor: &str,
         action: &'static str,
         objects: Vec<String>,
     ) -> Result<()> {
@@ -93,7 +85,7 @@ impl Vault {
             None,
             self.now(),
             crate::ids::RequestId::generate(self.rng.as_ref()),
-            "system:scheduler".into(),
+            actor.to_owned(),
             action,
         );
         ev.objects = objects;

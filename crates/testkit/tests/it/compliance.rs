@@ -8,6 +8,15 @@ use strongroom_testkit::TestVault;
 
 const DAY: i64 = 86_400_000;
 
+/// A server without the background audit verification (which would add entries of its own).
+async fn quiet() -> TestVault {
+    TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await
+}
+
 async fn raw(v: &TestVault, token: &str, query: &str) -> (u16, Vec<u8>) {
     let r = v
         .client
@@ -45,11 +54,7 @@ const IDS: [&str; 43] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_measure_appears_once_in_every_format_and_the_json_is_signed() {
-    let v = TestVault::start_with(ServeOptions {
-        audit_verify_every: None,
-        ..ServeOptions::default()
-    })
-    .await;
+    let v = quiet().await;
     let (bytes, json) = signed(&v, &v.operator, "").await;
     let ids: Vec<&str> = json["report"]["measures"]
         .as_array()
@@ -118,11 +123,7 @@ async fn every_measure_appears_once_in_every_format_and_the_json_is_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_follow_the_evidence() {
-    let v = TestVault::start_with(ServeOptions {
-        audit_verify_every: None,
-        ..ServeOptions::default()
-    })
-    .await;
+    let v = quiet().await;
     let t = v.tenant("acme").await;
     let q = "?tenant=acme";
     // An administrator without MFA: AC-05 partial, naming the count.
@@ -181,11 +182,7 @@ async fn statuses_follow_the_evidence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_sees_its_own_report_only() {
-    let v = TestVault::start_with(ServeOptions {
-        audit_verify_every: None,
-        ..ServeOptions::default()
-    })
-    .await;
+    let v = quiet().await;
     let (a, app) = v.scenario("acme").await;
     let b = v.tenant("globex").await;
     for name in ["u1", "u2", "u3"] {
@@ -232,11 +229,7 @@ async fn a_tenant_sees_its_own_report_only() {
 /// report — `declared` while in force, `stale` past its review date, a gap once withdrawn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declarations_are_versioned_and_move_the_report() {
-    let v = TestVault::start_with(ServeOptions {
-        audit_verify_every: None,
-        ..ServeOptions::default()
-    })
-    .await;
+    let v = quiet().await;
     let (a, app) = v.scenario("acme").await;
     let b = v.tenant("globex").await;
     let now = strongroom_testkit::START_MS;
@@ -556,11 +549,7 @@ async fn incident_clocks_run_from_awareness() {
 /// out is overdue, in the alerts and in the report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trainings_run_out_after_their_validity() {
-    let v = TestVault::start_with(ServeOptions {
-        audit_verify_every: None,
-        ..ServeOptions::default()
-    })
-    .await;
+    let v = quiet().await;
     let (a, app) = v.scenario("acme").await;
     let now = strongroom_testkit::START_MS;
     let (_, r) = signed(&v, &a.admin, "").await;
