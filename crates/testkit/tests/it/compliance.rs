@@ -44,6 +44,12 @@ fn measure<'a>(report: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{id} missing"))
 }
 
+/// Asserts the status of measure `id` in a signed report, showing the measure otherwise.
+fn assert_status(report: &Value, id: &str, status: &str) {
+    let m = measure(report, id);
+    assert_eq!(m["status"], status, "{m}");
+}
+
 const IDS: [&str; 43] = [
     "AC-01", "AC-02", "AC-03", "AC-04", "AC-05", "AC-06", "AC-07", "AU-01", "AU-02", "AU-03",
     "AU-04", "AU-05", "AU-06", "AU-07", "SE-01", "SE-02", "SE-03", "EN-01", "EN-02", "EN-03",
@@ -128,12 +134,7 @@ async fn statuses_follow_the_evidence() {
     let q = "?tenant=acme";
     // An administrator without MFA: AC-05 partial, naming the count.
     let (_, r) = signed(&v, &v.operator, q).await;
-    assert_eq!(
-        measure(&r, "AC-05")["status"],
-        "met",
-        "{}",
-        measure(&r, "AC-05")
-    );
+    assert_status(&r, "AC-05", "met");
     v.user(&t.admin, "ada", "correct horse battery staple", &["admin"])
         .await;
     let (_, r) = signed(&v, &v.operator, q).await;
@@ -147,17 +148,12 @@ async fn statuses_follow_the_evidence() {
         "{ac05}"
     );
     // Never verified: IN-02 is a gap; verified: met; a week and a day later: stale.
-    assert_eq!(measure(&r, "IN-02")["status"], "gap");
+    assert_status(&r, "IN-02", "gap");
     strongroom_server::audit_tools::verify_and_record(&v.running_vault())
         .await
         .unwrap();
     let (_, r) = signed(&v, &v.operator, q).await;
-    assert_eq!(
-        measure(&r, "IN-02")["status"],
-        "met",
-        "{}",
-        measure(&r, "IN-02")
-    );
+    assert_status(&r, "IN-02", "met");
     v.clock.advance_ms(8 * DAY);
     // (The bootstrap token has expired by now; the tenant's admin key lasts 30 days.)
     let (_, r) = signed(&v, &t.admin, "").await;
@@ -177,7 +173,7 @@ async fn statuses_follow_the_evidence() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let (_, r) = signed(&v, &t.admin, "").await;
-    assert_eq!(measure(&r, "AU-02")["status"], "partial");
+    assert_status(&r, "AU-02", "partial");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,20 +300,10 @@ async fn declarations_are_versioned_and_move_the_report() {
         list.text
     );
     let (_, r) = signed(&v, &a.admin, "").await;
-    assert_eq!(
-        measure(&r, "OR-07")["status"],
-        "declared",
-        "{}",
-        measure(&r, "OR-07")
-    );
-    assert_eq!(
-        measure(&r, "OR-01")["status"],
-        "declared",
-        "{}",
-        measure(&r, "OR-01")
-    );
+    assert_status(&r, "OR-07", "declared");
+    assert_status(&r, "OR-01", "declared");
     let (_, r) = signed(&v, &b.admin, "").await;
-    assert_eq!(measure(&r, "OR-07")["status"], "declared");
+    assert_status(&r, "OR-07", "declared");
     assert_eq!(
         measure(&r, "OR-01")["status"],
         "gap",
@@ -380,7 +366,7 @@ async fn declarations_are_versioned_and_move_the_report() {
         h.text
     );
     let (_, r) = signed(&v, &a.admin, "").await;
-    assert_eq!(measure(&r, "OR-01")["status"], "gap");
+    assert_status(&r, "OR-01", "gap");
     assert_eq!(v.count("declarations"), 4);
     let _ = platform_id;
     v.assert_audit_verifies().await;
@@ -457,12 +443,7 @@ async fn incident_clocks_run_from_awareness() {
     let seen = v.get("/v1/compliance/incidents", &b.admin, None).await;
     assert_eq!(seen.body["incidents"].as_array().unwrap().len(), 0);
     let (_, r) = signed(&v, &a.admin, "").await;
-    assert_eq!(
-        measure(&r, "OR-03")["status"],
-        "met",
-        "{}",
-        measure(&r, "OR-03")
-    );
+    assert_status(&r, "OR-03", "met");
     // 25 hours later the controllers should have heard; 73 hours later the authority.
     v.clock.advance_ms(25 * 3_600_000);
     let (_, r) = signed(&v, &a.admin, "").await;
@@ -536,12 +517,7 @@ async fn incident_clocks_run_from_awareness() {
         .iter()
         .all(|c| c["late"] == true && c["overdue"] == false));
     let (_, r) = signed(&v, &a.admin, "").await;
-    assert_eq!(
-        measure(&r, "OR-03")["status"],
-        "met",
-        "{}",
-        measure(&r, "OR-03")
-    );
+    assert_status(&r, "OR-03", "met");
     assert_eq!(v.count("register_entries"), 2);
 }
 
@@ -553,7 +529,7 @@ async fn trainings_run_out_after_their_validity() {
     let (a, app) = v.scenario("acme").await;
     let now = strongroom_testkit::START_MS;
     let (_, r) = signed(&v, &a.admin, "").await;
-    assert_eq!(measure(&r, "OR-01")["status"], "gap");
+    assert_status(&r, "OR-01", "gap");
     let course = |person: &str, valid_days: i64| {
         json!({"person": person, "course": "Data protection basics",
                "completed_at": now - DAY, "valid_until": now + valid_days * DAY})
@@ -601,12 +577,7 @@ async fn trainings_run_out_after_their_validity() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let (_, r) = signed(&v, &a.admin, "").await;
-    assert_eq!(
-        measure(&r, "OR-01")["status"],
-        "met",
-        "{}",
-        measure(&r, "OR-01")
-    );
+    assert_status(&r, "OR-01", "met");
     v.clock.advance_ms(6 * DAY);
     let (_, r) = signed(&v, &a.admin, "").await;
     let or01 = measure(&r, "OR-01");
