@@ -14,4 +14,5 @@ pub mod incidents;
 pub mod registers;
 pub mod render;
 pub mod report;
+pub mod subprocessors;
 pub mod trainings;

@@ -193,6 +193,7 @@ pub async fn alerts(
             });
         }
     }
+    out.extend(crate::subprocessors::alerts(vault, tenant, now).await?);
     for d in decls.iter().filter(|d| !d.withdrawn && d.review_by < now) {
         out.push(proto::ComplianceAlert {
             kind: "review_overdue".into(),

@@ -111,6 +111,18 @@ id_type!(
 );
 
 id_type!(
+    /// A subprocessor of the subprocessor register.
+    SubprocessorId,
+    "spr_"
+);
+
+id_type!(
+    /// A tenant's objection to a subprocessor.
+    ObjectionId,
+    "obj_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

@@ -1063,3 +1063,111 @@ pub struct Training {
 pub struct TrainingList {
     pub trainings: Vec<Training>,
 }
+
+/// How a transfer of personal data outside the EEA is safeguarded (GDPR Chapter V).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferSafeguard {
+    /// An adequacy decision of the Commission for the country (Art. 45).
+    Adequacy,
+    /// The EU Standard Contractual Clauses (Art. 46(2)(c)).
+    Scc,
+    /// Binding corporate rules (Art. 47).
+    Bcr,
+    /// None: right for a processor in the EEA, a gap for one outside it.
+    None,
+}
+
+/// A subprocessor to register (OR-02, TR-02): who, for what, where, under which safeguard, and
+/// when it is evaluated.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubprocessorInput {
+    /// The company, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// What it does for the processor (hosting, e-mail delivery…), 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
+    pub service: String,
+    /// The categories of personal data it receives (at most 50, each 1 to 100 characters).
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub data_categories: Vec<String>,
+    /// Where the data is processed: an ISO 3166-1 alpha-2 code (`DE`, `US`).
+    #[schema(pattern = "^[A-Z]{2}$")]
+    pub country: String,
+    pub safeguard: TransferSafeguard,
+    /// When its data processing agreement was signed (ms since the epoch), not in the future.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub dpa_signed_at: Option<i64>,
+    /// When it was last evaluated (ms), not in the future.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub last_evaluated_at: Option<i64>,
+    /// When it is evaluated next (ms): after the last evaluation, within three years of now.
+    #[schema(minimum = 0)]
+    pub next_evaluation_by: i64,
+    /// Days the tenants have to object to this change (platform register; 0 to 90, default 30).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 90)]
+    pub objection_days: Option<u32>,
+    /// It no longer processes data from this time (ms), not in the future.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub ended_at: Option<i64>,
+}
+
+/// One version of a subprocessor.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Subprocessor {
+    pub id: String,
+    pub version: u32,
+    /// `platform`, or the tenant's id.
+    pub scope: String,
+    pub subprocessor: SubprocessorInput,
+    /// The country lies outside the EEA: data sent there is a transfer under Chapter V.
+    pub transfer: bool,
+    /// Its next evaluation is past due.
+    pub evaluation_overdue: bool,
+    /// Until when tenants may object to this version (platform register).
+    pub objection_until: Option<i64>,
+    /// Objections made to this version: for a tenant, its own (0 or 1); for the platform, all.
+    pub objections: u32,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubprocessorList {
+    pub subprocessors: Vec<Subprocessor>,
+}
+
+/// A tenant's objection to a version of a platform subprocessor, within its window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionInput {
+    /// The version objected to (the one the tenant was notified of).
+    #[schema(minimum = 1)]
+    pub version: u32,
+    /// Why, 1 to 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+}
+
+/// An objection as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Objection {
+    pub id: String,
+    pub tenant: String,
+    pub subprocessor: String,
+    pub version: u32,
+    pub reason: String,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ObjectionList {
+    pub objections: Vec<Objection>,
+}

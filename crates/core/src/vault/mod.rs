@@ -418,6 +418,17 @@ impl Vault {
         self.conclude(ev, result).await
     }
 
+    /// [`Vault::finish`], with further audit events committed in the same unit on success
+    /// (notices in the logs of the tenants a platform change concerns, say).
+    pub async fn finish_with<T>(
+        &self,
+        ev: AuditEvent,
+        extra: Vec<AuditEvent>,
+        result: Result<(T, Vec<Op>)>,
+    ) -> Result<T> {
+        self.conclude_with(ev, extra, result).await
+    }
+
     /// Commits an operation's changes with its audit event, or records its failure.
     async fn conclude<T>(&self, ev: AuditEvent, result: Result<(T, Vec<Op>)>) -> Result<T> {
         self.conclude_with(ev, Vec::new(), result).await

@@ -7,7 +7,7 @@ use axum::Json;
 use strongroom_compliance::evidence::{Context, Scope};
 use strongroom_compliance::render;
 use strongroom_compliance::report::{self, Layout};
-use strongroom_compliance::{incidents, registers, trainings};
+use strongroom_compliance::{incidents, registers, subprocessors, trainings};
 use strongroom_core::vault::Precondition;
 use strongroom_core::{Code, Error};
 
@@ -279,4 +279,75 @@ pub async fn get_trainings(
     c: Caller,
 ) -> ApiResult<Json<strongroom_proto::TrainingList>> {
     Ok(Json(trainings::list(&s.vault, &c.0).await?))
+}
+
+#[utoipa::path(post, path = "/v1/compliance/subprocessors", tag = "compliance",
+    request_body = strongroom_proto::SubprocessorInput,
+    responses((status = 201, body = strongroom_proto::Subprocessor, headers(("ETag" = String)))),
+    security(("bearer" = [])))]
+pub async fn post_subprocessor(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<strongroom_proto::SubprocessorInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "subprocessor.create", b).await?;
+    let p = subprocessors::put(&s.vault, &c.0, None, input, Precondition::Any).await?;
+    let etag = [(header::ETAG, format!("\"{}\"", p.version))];
+    Ok((StatusCode::CREATED, etag, Json(p)))
+}
+
+#[utoipa::path(put, path = "/v1/compliance/subprocessors/{id}", tag = "compliance",
+    request_body = strongroom_proto::SubprocessorInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the change was made against")),
+    responses((status = 200, body = strongroom_proto::Subprocessor, headers(("ETag" = String))),
+              (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_subprocessor(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    pre: Conditions,
+    b: Body<strongroom_proto::SubprocessorInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "subprocessor.change", b).await?;
+    let p = subprocessors::put(&s.vault, &c.0, Some(&id), input, pre.0).await?;
+    let etag = [(header::ETAG, format!("\"{}\"", p.version))];
+    Ok((etag, Json(p)))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/subprocessors", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::SubprocessorList, description = "the current version of each subprocessor the caller may read: the platform's, and a tenant's own")),
+    security(("bearer" = [])))]
+pub async fn get_subprocessors(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::SubprocessorList>> {
+    Ok(Json(subprocessors::list(&s.vault, &c.0).await?))
+}
+
+#[utoipa::path(post, path = "/v1/compliance/subprocessors/{id}/objections", tag = "compliance",
+    request_body = strongroom_proto::ObjectionInput,
+    params(("id" = String, Path)),
+    responses((status = 201, body = strongroom_proto::Objection),
+              (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_objection(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    b: Body<strongroom_proto::ObjectionInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "subprocessor.objection", b).await?;
+    let o = subprocessors::object(&s.vault, &c.0, &id, input).await?;
+    Ok((StatusCode::CREATED, Json(o)))
+}
+
+#[utoipa::path(get, path = "/v1/compliance/objections", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::ObjectionList, description = "objections to platform subprocessors: a tenant's own, or every tenant's for the platform")),
+    security(("bearer" = [])))]
+pub async fn get_objections(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::ObjectionList>> {
+    Ok(Json(subprocessors::list_objections(&s.vault, &c.0).await?))
 }

@@ -103,6 +103,11 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::post_training,
         compliance::put_training,
         compliance::get_trainings,
+        compliance::post_subprocessor,
+        compliance::put_subprocessor,
+        compliance::get_subprocessors,
+        compliance::post_objection,
+        compliance::get_objections,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -272,6 +277,19 @@ pub fn router(state: AppState) -> Router {
             put(compliance::put_incident),
         )
         .route("/v1/compliance/alerts", get(compliance::get_alerts))
+        .route(
+            "/v1/compliance/subprocessors",
+            post(compliance::post_subprocessor).get(compliance::get_subprocessors),
+        )
+        .route(
+            "/v1/compliance/subprocessors/{id}",
+            put(compliance::put_subprocessor),
+        )
+        .route(
+            "/v1/compliance/subprocessors/{id}/objections",
+            post(compliance::post_objection),
+        )
+        .route("/v1/compliance/objections", get(compliance::get_objections))
         .route(
             "/v1/compliance/trainings",
             post(compliance::post_training).get(compliance::get_trainings),

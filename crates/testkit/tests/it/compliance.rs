@@ -601,3 +601,247 @@ async fn trainings_run_out_after_their_validity() {
         .collect();
     assert_eq!(overdue.iter().filter(|o| **o).count(), 1, "{}", list.text);
 }
+
+/// The subprocessor register: validated, announced to every tenant with an objection window,
+/// objections once per version and only while the window is open, and OR-02 / TR-02 follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subprocessors_are_announced_and_objected_to() {
+    let v = quiet().await;
+    let (a, app) = v.scenario("acme").await;
+    let b = v.tenant("globex").await;
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &v.operator,
+            None,
+            json!({"name": "dpo", "roles": ["compliance"], "expires_in_days": 365}),
+        )
+        .await;
+    let dpo = r.body["key"].as_str().unwrap().to_owned();
+    let now = strongroom_testkit::START_MS;
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_status(&r, "OR-02", "gap");
+    assert_status(&r, "TR-02", "gap");
+    let mailer = json!({"name": "Mailer Inc.", "service": "e-mail delivery",
+        "data_categories": ["e-mail address"], "country": "US", "safeguard": "none",
+        "next_evaluation_by": now + 200 * DAY, "objection_days": 14});
+    let r = v
+        .post("/v1/compliance/subprocessors", &app, None, mailer.clone())
+        .await;
+    assert_eq!(r.status, 403, "an application keeps no register");
+    let bad = |k: &str, val: Value| {
+        let mut b = mailer.clone();
+        b[k] = val;
+        b
+    };
+    for (body, status) in [
+        (bad("country", json!("XX")), 400),
+        (bad("country", json!("de")), 400),
+        (bad("country", json!("UK")), 400),
+        (bad("name", json!("")), 400),
+        (bad("safeguard", json!("trust_us")), 400),
+        (bad("objection_days", json!(91)), 400),
+        (bad("dpa_signed_at", json!(now + DAY)), 422),
+        (bad("last_evaluated_at", json!(now + 300 * DAY)), 422),
+        (bad("next_evaluation_by", json!(now + 4 * 365 * DAY)), 422),
+        (bad("unknown", json!(1)), 400),
+    ] {
+        let r = v
+            .post(
+                "/v1/compliance/subprocessors",
+                &v.operator,
+                None,
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+    }
+    let mut evaluated_later = mailer.clone();
+    evaluated_later["last_evaluated_at"] = json!(now);
+    evaluated_later["next_evaluation_by"] = json!(now - DAY);
+    let r = v
+        .post(
+            "/v1/compliance/subprocessors",
+            &v.operator,
+            None,
+            evaluated_later,
+        )
+        .await;
+    assert_eq!(r.status, 422, "next evaluation before the last: {}", r.text);
+    assert_eq!(v.count("register_entries"), 0, "bad input changed nothing");
+
+    let r = v
+        .post(
+            "/v1/compliance/subprocessors",
+            &v.operator,
+            None,
+            mailer.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["transfer"], true);
+    assert_eq!(r.body["objection_until"], json!(now + 14 * DAY));
+    // Every tenant is told, in its own audit log and in its alert feed.
+    for t in [&a.admin, &b.admin] {
+        let log = v
+            .get("/v1/audit/entries?action=subprocessor.notice", t, None)
+            .await;
+        assert_eq!(log.status, 200, "{}", log.text);
+        let entries = log.body["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{}", log.text);
+        assert!(
+            entries[0]["objects"].to_string().contains(&id),
+            "{}",
+            log.text
+        );
+        let alerts = v.get("/v1/compliance/alerts", t, None).await;
+        assert!(
+            alerts.body["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["kind"] == "subprocessor_change" && x["entry"] == id.as_str()),
+            "{}",
+            alerts.text
+        );
+    }
+    // TR-02: a transfer to the US without a safeguard; OR-02: never evaluated, no DPA.
+    let (_, r) = signed(&v, &a.admin, "").await;
+    let tr02 = measure(&r, "TR-02");
+    assert_eq!(tr02["status"], "partial", "{tr02}");
+    assert!(
+        tr02["missing"][0]
+            .as_str()
+            .unwrap()
+            .contains("1 of 1 transfers"),
+        "{tr02}"
+    );
+    let or02 = measure(&r, "OR-02");
+    assert_eq!(or02["status"], "partial", "{or02}");
+    assert!(or02.to_string().contains("never evaluated"), "{or02}");
+
+    // Objections: the right version, once, by a keeper, inside the window.
+    let objection = |version: u32| json!({"version": version, "reason": "no transfers to the US"});
+    let path = format!("/v1/compliance/subprocessors/{id}/objections");
+    assert_eq!(v.post(&path, &app, None, objection(1)).await.status, 403);
+    assert_eq!(
+        v.post(&path, &v.operator, None, objection(1)).await.status,
+        403
+    );
+    let r = v.post(&path, &a.admin, None, objection(2)).await;
+    assert_eq!(r.status, 412, "{}", r.text);
+    let r = v
+        .post(&path, &a.admin, None, json!({"version": 1, "reason": "  "}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = v
+        .post(
+            "/v1/compliance/subprocessors/spr_00000000000000000000000000000000/objections",
+            &a.admin,
+            None,
+            objection(1),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = v.post(&path, &a.admin, None, objection(1)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = v.post(&path, &a.admin, None, objection(1)).await;
+    assert_eq!(r.status, 409, "once per version: {}", r.text);
+    let list = v.get("/v1/compliance/objections", &v.operator, None).await;
+    assert_eq!(
+        list.body["objections"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+    let list = v.get("/v1/compliance/objections", &b.admin, None).await;
+    assert_eq!(
+        list.body["objections"].as_array().unwrap().len(),
+        0,
+        "a tenant sees only its own objections: {}",
+        list.text
+    );
+    let seen = v
+        .get("/v1/compliance/subprocessors", &v.operator, None)
+        .await;
+    assert_eq!(
+        seen.body["subprocessors"][0]["objections"], 1,
+        "{}",
+        seen.text
+    );
+    v.clock.advance_ms(15 * DAY);
+    let r = v.post(&path, &b.admin, None, objection(1)).await;
+    assert_eq!(r.status, 422, "the window has closed: {}", r.text);
+
+    // A change (safeguard added, evaluated) is a new version against If-Match, announced again.
+    let mut fixed = mailer.clone();
+    fixed["safeguard"] = json!("scc");
+    fixed["dpa_signed_at"] = json!(now);
+    fixed["last_evaluated_at"] = json!(now + 15 * DAY);
+    fixed["next_evaluation_by"] = json!(now + 100 * DAY);
+    let put = |version: &str| {
+        v.client
+            .put(format!("{}/v1/compliance/subprocessors/{id}", v.base))
+            .bearer_auth(&dpo)
+            .header("If-Match", version.to_owned())
+            .json(&fixed)
+    };
+    assert_eq!(TestVault::finish(put("\"7\"")).await.status, 412);
+    let r = TestVault::finish(put("\"1\"")).await;
+    assert_eq!(
+        (r.status, r.body["version"].as_u64()),
+        (200, Some(2)),
+        "{}",
+        r.text
+    );
+    let log = v
+        .get(
+            "/v1/audit/entries?action=subprocessor.notice",
+            &b.admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        log.body["entries"].as_array().unwrap().len(),
+        2,
+        "{}",
+        log.text
+    );
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_status(&r, "TR-02", "met");
+    assert_status(&r, "OR-02", "met");
+    // A tenant keeps its own register too, and another tenant does not see it.
+    let mut own = mailer.clone();
+    own["country"] = json!("DE");
+    own["name"] = json!("Acme's own host");
+    let r = v
+        .post("/v1/compliance/subprocessors", &a.admin, None, own)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mine = v.get("/v1/compliance/subprocessors", &a.admin, None).await;
+    assert_eq!(
+        mine.body["subprocessors"].as_array().unwrap().len(),
+        2,
+        "{}",
+        mine.text
+    );
+    let theirs = v.get("/v1/compliance/subprocessors", &b.admin, None).await;
+    assert_eq!(
+        theirs.body["subprocessors"].as_array().unwrap().len(),
+        1,
+        "{}",
+        theirs.text
+    );
+    assert!(!theirs.text.contains("Acme's own host"));
+    // Past its next evaluation date: overdue, in the alerts, OR-02 partial.
+    v.clock.advance_ms(90 * DAY);
+    let alerts = v.get("/v1/compliance/alerts", &dpo, None).await;
+    assert!(
+        alerts.text.contains("evaluation_overdue"),
+        "{}",
+        alerts.text
+    );
+    let (_, r) = signed(&v, &dpo, "").await;
+    assert_status(&r, "OR-02", "partial");
+}

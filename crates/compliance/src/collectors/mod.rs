@@ -9,6 +9,8 @@ use strongroom_core::store::{ApiKeyRow, UserRow};
 use crate::catalogue::Measure;
 use crate::evidence::{Collector, Context, Finding, Scope, Status};
 
+mod registers;
+
 const DAY_MS: i64 = 86_400_000;
 
 /// The collector named `name`.
@@ -52,13 +54,13 @@ static ALL: &[&dyn Collector] = &[
     &NotBuilt("key_rotation", "key rotation and re-encryption are not built yet"),
     &NotBuilt("anonymisation", "anonymised exports and statistics are not built yet"),
     &NotBuilt("exports", "the export register is not built yet"),
-    &NotBuilt("transfers", "the subprocessor and transfer register is not built yet"),
+    &registers::Transfers,
     &NotBuilt("backups", "backups are not built yet"),
     &NotBuilt("restore_tests", "verified backups and test restores are not built yet"),
     &NotBuilt("backup_retention", "backup retention and erasure replay are not built yet"),
     &NotBuilt("config_history", "the configuration history is not built yet"),
     &Trainings,
-    &NotBuilt("subprocessors", "the subprocessor register is not built yet"),
+    &registers::Subprocessors,
     &Incidents,
     &NotBuilt("dsar", "the data-subject request register is not built yet"),
     &NotBuilt("ropa", "the records of processing are not derived yet"),

@@ -1,0 +1,134 @@
+//! Collectors of the measures the registers evidence: subprocessors (OR-02) and transfers
+//! (TR-02).
+
+use async_trait::async_trait;
+use strongroom_proto::TransferSafeguard;
+
+use super::unreadable;
+use crate::catalogue::Measure;
+use crate::evidence::{Collector, Context, Finding, Status};
+use crate::subprocessors;
+
+/// The subprocessors in use (not ended) that the scope's report covers.
+async fn active(ctx: &Context<'_>) -> Option<Vec<strongroom_proto::Subprocessor>> {
+    let all = subprocessors::current(ctx.vault, ctx.scope.tenant(), ctx.now)
+        .await
+        .ok()?;
+    Some(
+        all.into_iter()
+            .map(|e| e.view)
+            .filter(|s| s.subprocessor.ended_at.is_none())
+            .collect(),
+    )
+}
+
+pub struct Subprocessors;
+#[async_trait]
+impl Collector for Subprocessors {
+    fn name(&self) -> &'static str {
+        "subprocessors"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let Some(active) = active(ctx).await else {
+            return unreadable("the subprocessor register");
+        };
+        let how = "Subprocessors are registered with their service, data categories, country, \
+                   transfer safeguard, data processing agreement and evaluation dates; every \
+                   change of the platform's register is announced to each tenant, who may \
+                   object within the window; an evaluation past due raises an alert.";
+        if active.is_empty() {
+            return Finding::new(Status::Gap, how).missing(
+                "no subprocessor is registered (if there is none, declare that for OR-02)",
+            );
+        }
+        let n = active.len();
+        let overdue = active.iter().filter(|s| s.evaluation_overdue).count();
+        let never = active
+            .iter()
+            .filter(|s| s.subprocessor.last_evaluated_at.is_none())
+            .count();
+        let no_dpa = active
+            .iter()
+            .filter(|s| s.subprocessor.dpa_signed_at.is_none())
+            .count();
+        let good = active
+            .iter()
+            .filter(|s| !s.evaluation_overdue && s.subprocessor.last_evaluated_at.is_some())
+            .count();
+        let objected: u32 = active.iter().map(|s| s.objections).sum();
+        let mut f = Finding::new(Status::Met, how)
+            .with("subprocessors in use", n, "subprocessor register", ctx.now)
+            .with(
+                "evaluated and not yet due again",
+                format!("{good} of {n}"),
+                "subprocessor register",
+                ctx.now,
+            )
+            .with(
+                "objections to the current versions",
+                objected,
+                "subprocessor register",
+                ctx.now,
+            );
+        for (count, what) in [
+            (overdue, "past their evaluation date"),
+            (never, "never evaluated"),
+            (no_dpa, "without a data processing agreement on record"),
+        ] {
+            if count > 0 {
+                f = f.missing(format!("{count} of {n} subprocessors {what}"));
+            }
+        }
+        f.settle()
+    }
+}
+
+pub struct Transfers;
+#[async_trait]
+impl Collector for Transfers {
+    fn name(&self) -> &'static str {
+        "transfers"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let Some(active) = active(ctx).await else {
+            return unreadable("the subprocessor register");
+        };
+        let how = "Each subprocessor's country is recorded; processing outside the EEA is a \
+                   transfer and is listed with its safeguard (adequacy decision, standard \
+                   contractual clauses or binding corporate rules).";
+        if active.is_empty() {
+            return Finding::new(Status::Gap, how)
+                .missing("no subprocessor is registered, so no transfer is recorded either");
+        }
+        let transfers: Vec<_> = active.iter().filter(|s| s.transfer).collect();
+        let mut f = Finding::new(Status::Met, how).with(
+            "subprocessors outside the EEA",
+            format!("{} of {}", transfers.len(), active.len()),
+            "subprocessor register",
+            ctx.now,
+        );
+        for s in &transfers {
+            f = f.with(
+                &format!("transfer to {}", s.subprocessor.country),
+                format!(
+                    "{} — {}",
+                    s.subprocessor.name,
+                    subprocessors::safeguard_name(s.subprocessor.safeguard)
+                ),
+                "subprocessor register",
+                s.recorded_at,
+            );
+        }
+        let unsafe_ = transfers
+            .iter()
+            .filter(|s| s.subprocessor.safeguard == TransferSafeguard::None)
+            .count();
+        if unsafe_ > 0 {
+            f = f.missing(format!(
+                "{unsafe_} of {} transfers outside the EEA without a safeguard",
+                transfers.len()
+            ));
+        }
+        f.settle()
+    }
+}
