@@ -156,6 +156,7 @@ async fn toms_latency(store: Arc<dyn Store>, log: &str) -> Result<serde_json::Va
                     tls: None,
                     database_tls: None,
                     version: env!("CARGO_PKG_VERSION").into(),
+                    advisory_db: None,
                 },
             };
             let started = Instant::now();

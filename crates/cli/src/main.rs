@@ -53,6 +53,19 @@ enum Command {
         #[command(subcommand)]
         command: TomsCommand,
     },
+    /// The version report (OR-09): this build, its dependencies, and the advisories that
+    /// affect them.
+    Versions {
+        /// A copy of the RustSec advisory database to check the dependencies against.
+        #[arg(long, env = "STRONGROOM_ADVISORY_DB")]
+        advisory_db: Option<PathBuf>,
+        /// `md` or `json`.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Exit 1 when an advisory (not an informational one) affects a dependency.
+        #[arg(long)]
+        deny: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,6 +89,9 @@ enum TomsCommand {
         /// Write here instead of to standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A copy of the RustSec advisory database, for OR-09.
+        #[arg(long, env = "STRONGROOM_ADVISORY_DB")]
+        advisory_db: Option<PathBuf>,
     },
     /// Check a signed JSON report offline. Exit 0 when the signature holds.
     Verify {
@@ -212,6 +228,10 @@ struct ServeArgs {
     /// per minute, before its requests get 429 for a while.
     #[arg(long, env = "STRONGROOM_FAILED_AUTH_BUDGET", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     failed_auth_budget: u32,
+    /// A copy of the RustSec advisory database (a clone of github.com/rustsec/advisory-db):
+    /// the version report and the TOMs report (OR-09) check the dependencies against it.
+    #[arg(long, env = "STRONGROOM_ADVISORY_DB")]
+    advisory_db: Option<PathBuf>,
 }
 
 /// An address (a /32 or /128) or a network in CIDR notation.
@@ -242,6 +262,7 @@ impl Default for ServeArgs {
             request_timeout_seconds: 30,
             max_connections: strongroom_server::limits::DEFAULT_MAX_CONNECTIONS,
             failed_auth_budget: 20,
+            advisory_db: None,
         }
     }
 }
@@ -284,6 +305,11 @@ fn main() -> ExitCode {
             } => bootstrap_token(&data_dir, database.as_deref(), json).await,
             Command::Audit { command } => return audit(command).await,
             Command::Toms { command } => toms(command).await,
+            Command::Versions {
+                advisory_db,
+                format,
+                deny,
+            } => versions(advisory_db.as_deref(), &format, deny),
         };
         done.map(|()| ExitCode::SUCCESS)
     });
@@ -356,6 +382,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
         max_connections: args.max_connections,
         failed_auth_budget: args.failed_auth_budget,
+        advisory_db: args.advisory_db,
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;
@@ -454,6 +481,25 @@ async fn offline_vault(
     Ok(vault)
 }
 
+fn versions(advisory_db: Option<&std::path::Path>, format: &str, deny: bool) -> Result<()> {
+    let report = strongroom_compliance::versions::report(env!("CARGO_PKG_VERSION"), advisory_db)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let text = match format {
+        "md" => strongroom_compliance::versions::markdown(&report),
+        "json" => serde_json::to_string_pretty(&report)? + "\n",
+        other => anyhow::bail!("format `{other}` is not one of md, json"),
+    };
+    print!("{text}");
+    let affected = report
+        .advisories
+        .as_ref()
+        .map_or(0, |s| s.vulnerabilities().count());
+    if deny && affected > 0 {
+        anyhow::bail!("{affected} advisories affect dependencies of this build");
+    }
+    Ok(())
+}
+
 async fn toms(command: TomsCommand) -> Result<()> {
     use strongroom_compliance::evidence::{Context, Installation, Scope};
     match command {
@@ -464,6 +510,7 @@ async fn toms(command: TomsCommand) -> Result<()> {
             format,
             layout,
             out,
+            advisory_db,
         } => {
             let format: strongroom_server::api::compliance::Format =
                 format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
@@ -491,6 +538,7 @@ async fn toms(command: TomsCommand) -> Result<()> {
                     tls: None,
                     database_tls,
                     version: env!("CARGO_PKG_VERSION").to_owned(),
+                    advisory_db: advisory_db.clone(),
                 },
             };
             let (bytes, _) = strongroom_server::api::compliance::produce(&ctx, format, layout)

@@ -142,6 +142,10 @@ pub struct Installation {
     pub database_tls: Option<String>,
     /// The binary's version.
     pub version: String,
+    /// A copy of the RustSec advisory database to check the dependencies against (OR-09); not
+    /// part of the report (which states what was found in it).
+    #[serde(skip)]
+    pub advisory_db: Option<std::path::PathBuf>,
 }
 
 /// What a collector reads from.

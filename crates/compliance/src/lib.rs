@@ -16,3 +16,4 @@ pub mod render;
 pub mod report;
 pub mod subprocessors;
 pub mod trainings;
+pub mod versions;

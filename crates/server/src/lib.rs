@@ -63,6 +63,9 @@ pub struct ServeOptions {
     pub failed_auth_budget: u32,
     /// Verify every audit log this often and record the result (none: never in the background).
     pub audit_verify_every: Option<Duration>,
+    /// A copy of the RustSec advisory database: the version report and OR-09 check the
+    /// dependencies against it.
+    pub advisory_db: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -86,6 +89,7 @@ impl Default for ServeOptions {
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             failed_auth_budget: 20,
             audit_verify_every: Some(Duration::from_secs(24 * 3600)),
+            advisory_db: None,
         }
     }
 }
@@ -149,6 +153,7 @@ fn installation(
         }),
         database_tls,
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        advisory_db: opts.advisory_db.clone(),
     }
 }
 

@@ -1021,10 +1021,89 @@ impl Collector for Versions {
     fn name(&self) -> &'static str {
         "versions"
     }
-    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
-        Finding::new(Status::Met, "The service reports the version it runs.")
-            .with("version", &ctx.installation.version, "this build", ctx.now)
-            .missing("the dependency list and the advisories that affect it are not reported yet")
-            .settle()
+    async fn collect(&self, ctx: &Context<'_>, m: &Measure) -> Finding {
+        let how = "The service reports its version and build, the dependencies it was built \
+                   with (its Cargo.lock, embedded at build time) and, given a copy of the \
+                   RustSec advisory database, the advisories that affect them.";
+        let db = ctx.installation.advisory_db.as_deref();
+        let report = match crate::versions::report(&ctx.installation.version, db) {
+            Ok(r) => r,
+            Err(e) => {
+                return Finding::new(Status::Partial, how)
+                    .with("version", &ctx.installation.version, "this build", ctx.now)
+                    .missing(format!("the advisory database could not be read: {e}"))
+            }
+        };
+        let mut f = Finding::new(Status::Met, how)
+            .with(
+                "version",
+                format!("{} ({})", report.version, report.build),
+                "this build",
+                ctx.now,
+            )
+            .with(
+                "dependencies",
+                format!(
+                    "{} (Cargo.lock SHA-256 {})",
+                    report.dependencies.len(),
+                    &report.lockfile_sha256[..16]
+                ),
+                "this build",
+                ctx.now,
+            );
+        let Some(scan) = report.advisories else {
+            return f
+                .missing(
+                    "dependency advisories are not checked: give the server `--advisory-db DIR`, \
+                     a copy of the RustSec advisory database",
+                )
+                .settle();
+        };
+        f = f.with(
+            "advisories read",
+            format!(
+                "{}, the newest of {}",
+                scan.read,
+                scan.newest.as_deref().unwrap_or("no date")
+            ),
+            "RustSec advisory database",
+            ctx.now,
+        );
+        let vulns: Vec<&str> = scan.vulnerabilities().map(|a| a.id.as_str()).collect();
+        let informational = scan.affecting.len() - vulns.len();
+        f = f.with(
+            "advisories affecting this build",
+            format!(
+                "{} vulnerabilities, {informational} informational",
+                vulns.len()
+            ),
+            "RustSec advisory database",
+            ctx.now,
+        );
+        if !vulns.is_empty() {
+            f = f.missing(format!(
+                "{} advisories affect dependencies in use: {}",
+                vulns.len(),
+                vulns.join(", ")
+            ));
+        }
+        if !scan.unreadable.is_empty() {
+            f = f.missing(format!(
+                "{} advisory files could not be read",
+                scan.unreadable.len()
+            ));
+        }
+        let f = f.settle();
+        let limit = crate::render::date(ctx.now - i64::from(m.freshness_days) * DAY_MS);
+        if f.status == Status::Met && scan.newest.as_deref().is_none_or(|n| n < limit.as_str()) {
+            let mut f = f.missing(format!(
+                "the advisory database copy is older than {} days (newest advisory {}): update it",
+                m.freshness_days,
+                scan.newest.as_deref().unwrap_or("none")
+            ));
+            f.status = Status::Stale;
+            return f;
+        }
+        f
     }
 }

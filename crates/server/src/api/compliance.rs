@@ -351,3 +351,56 @@ pub async fn get_objections(
 ) -> ApiResult<Json<strongroom_proto::ObjectionList>> {
     Ok(Json(subprocessors::list_objections(&s.vault, &c.0).await?))
 }
+
+#[utoipa::path(get, path = "/v1/compliance/versions", tag = "compliance",
+    params(("format" = Option<String>, Query, description = "`json` (the default) or `md`")),
+    responses((status = 200, description = "the version report: this build, its dependencies (from Cargo.lock), and the advisories that affect them when the server was given `--advisory-db`")),
+    security(("bearer" = [])))]
+pub async fn get_versions(
+    State(s): State<AppState>,
+    c: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Response> {
+    let mut markdown = false;
+    for (k, v) in &pairs {
+        match (k.as_str(), v.as_str()) {
+            ("format", "json") => markdown = false,
+            ("format", "md") => markdown = true,
+            ("format", _) => {
+                return Err(Error::new(Code::InvalidRequest, "format is one of json, md").into())
+            }
+            _ => return Err(Error::new(Code::UnknownField, "unknown query parameter").into()),
+        }
+    }
+    let ev = s.vault.begin(&c.0, "compliance.versions");
+    let res = async {
+        if registers::keeper_scope(&c.0)?.is_some() {
+            return Err(Error::forbidden(
+                "the version report is for operators and platform `compliance` keys",
+            ));
+        }
+        let report = strongroom_compliance::versions::report(
+            &s.installation.version,
+            s.installation.advisory_db.as_deref(),
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "the advisory database could not be read");
+            Error::new(
+                Code::Unavailable,
+                "the advisory database could not be read; see the server log",
+            )
+        })?;
+        Ok((report, vec![]))
+    }
+    .await;
+    let report = s.vault.finish(ev, res).await?;
+    Ok(if markdown {
+        (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            strongroom_compliance::versions::markdown(&report),
+        )
+            .into_response()
+    } else {
+        Json(report).into_response()
+    })
+}

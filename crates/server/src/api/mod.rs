@@ -108,6 +108,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::get_subprocessors,
         compliance::post_objection,
         compliance::get_objections,
+        compliance::get_versions,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -290,6 +291,7 @@ pub fn router(state: AppState) -> Router {
             post(compliance::post_objection),
         )
         .route("/v1/compliance/objections", get(compliance::get_objections))
+        .route("/v1/compliance/versions", get(compliance::get_versions))
         .route(
             "/v1/compliance/trainings",
             post(compliance::post_training).get(compliance::get_trainings),

@@ -50,6 +50,20 @@ fn assert_status(report: &Value, id: &str, status: &str) {
     assert_eq!(m["status"], status, "{m}");
 }
 
+/// A platform `compliance` key (no tenant), valid for a year: keeps the platform's registers.
+async fn compliance_key(v: &TestVault) -> String {
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &v.operator,
+            None,
+            json!({"name": "dpo", "roles": ["compliance"], "expires_in_days": 365}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["key"].as_str().unwrap().to_owned()
+}
+
 const IDS: [&str; 43] = [
     "AC-01", "AC-02", "AC-03", "AC-04", "AC-05", "AC-06", "AC-07", "AU-01", "AU-02", "AU-03",
     "AU-04", "AU-05", "AU-06", "AU-07", "SE-01", "SE-02", "SE-03", "EN-01", "EN-02", "EN-03",
@@ -380,16 +394,7 @@ async fn incident_clocks_run_from_awareness() {
     let a = v.tenant("acme").await;
     let b = v.tenant("globex").await;
     // A platform compliance key (no tenant): keeps the platform's registers.
-    let r = v
-        .post(
-            "/v1/api-keys",
-            &v.operator,
-            None,
-            json!({"name": "dpo", "roles": ["compliance"], "expires_in_days": 30}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let dpo = r.body["key"].as_str().unwrap().to_owned();
+    let dpo = compliance_key(&v).await;
     let now = strongroom_testkit::START_MS;
     let breach = json!({
         "title": "Lost laptop of a support engineer", "category": "confidentiality",
@@ -609,15 +614,7 @@ async fn subprocessors_are_announced_and_objected_to() {
     let v = quiet().await;
     let (a, app) = v.scenario("acme").await;
     let b = v.tenant("globex").await;
-    let r = v
-        .post(
-            "/v1/api-keys",
-            &v.operator,
-            None,
-            json!({"name": "dpo", "roles": ["compliance"], "expires_in_days": 365}),
-        )
-        .await;
-    let dpo = r.body["key"].as_str().unwrap().to_owned();
+    let dpo = compliance_key(&v).await;
     let now = strongroom_testkit::START_MS;
     let (_, r) = signed(&v, &a.admin, "").await;
     assert_status(&r, "OR-02", "gap");
@@ -844,4 +841,120 @@ async fn subprocessors_are_announced_and_objected_to() {
     );
     let (_, r) = signed(&v, &dpo, "").await;
     assert_status(&r, "OR-02", "partial");
+}
+
+/// Writes a RustSec-style advisory database with one advisory per `(id, package, patched)`.
+fn advisory_db(dir: &std::path::Path, date: &str, advisories: &[(&str, &str, &str)]) {
+    for (id, package, patched) in advisories {
+        let p = dir.join("crates").join(package);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join(format!("{id}.md")),
+            format!(
+                "```toml\n[advisory]\nid = \"{id}\"\npackage = \"{package}\"\ndate = \"{date}\"\n\
+                 [versions]\npatched = [\"{patched}\"]\n```\n\n# Flaw in {package}\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// OR-09: the version report lists the dependencies; given an advisory database, the
+/// advisories that affect them turn OR-09 partial by name, and an old copy turns it stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependency_advisories_move_the_version_measure() {
+    let now = strongroom_testkit::START_MS;
+    let recent = strongroom_compliance::render::date(now - 10 * DAY);
+    // Without a database: the dependencies are listed, the advisories are not checked.
+    let v = quiet().await;
+    let (_, r) = signed(&v, &v.operator, "").await;
+    let or09 = measure(&r, "OR-09");
+    assert_eq!(or09["status"], "partial", "{or09}");
+    assert!(
+        or09["missing"][0]
+            .as_str()
+            .unwrap()
+            .contains("--advisory-db"),
+        "{or09}"
+    );
+    let t = v.tenant("acme").await;
+    let r = v.get("/v1/compliance/versions", &t.admin, None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = v.get("/v1/compliance/versions", &v.operator, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["dependencies"].as_array().unwrap().len() > 100);
+    assert!(r.body["advisories"].is_null());
+    drop(v);
+
+    let db = tempfile::tempdir().unwrap();
+    advisory_db(
+        db.path(),
+        &recent,
+        &[
+            ("RUSTSEC-2026-9001", "tokio", ">= 99.0.0"),
+            ("RUSTSEC-2026-9002", "serde", ">= 1.0.0"),
+        ],
+    );
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        advisory_db: Some(db.path().to_owned()),
+        ..ServeOptions::default()
+    })
+    .await;
+    let (_, r) = signed(&v, &v.operator, "").await;
+    let or09 = measure(&r, "OR-09");
+    assert_eq!(or09["status"], "partial", "{or09}");
+    assert!(
+        or09["missing"][0]
+            .as_str()
+            .unwrap()
+            .contains("RUSTSEC-2026-9001"),
+        "{or09}"
+    );
+    assert!(
+        !or09.to_string().contains("RUSTSEC-2026-9002"),
+        "patched: {or09}"
+    );
+    let r = v
+        .get("/v1/compliance/versions?format=json", &v.operator, None)
+        .await;
+    assert_eq!(
+        r.body["advisories"]["affecting"][0]["package"], "tokio",
+        "{}",
+        r.text
+    );
+    let r = v
+        .get("/v1/compliance/versions?format=md", &v.operator, None)
+        .await;
+    assert!(
+        r.text.contains("| RUSTSEC-2026-9001 | tokio |"),
+        "{}",
+        r.text
+    );
+    let r = v
+        .get("/v1/compliance/versions?format=pdf", &v.operator, None)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    drop(v);
+
+    // The dependency is patched (the advisory names a fix we already have): met; a month
+    // without a newer advisory in the copy: stale.
+    let db = tempfile::tempdir().unwrap();
+    advisory_db(
+        db.path(),
+        &recent,
+        &[("RUSTSEC-2026-9003", "tokio", ">= 1.0.0")],
+    );
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        advisory_db: Some(db.path().to_owned()),
+        ..ServeOptions::default()
+    })
+    .await;
+    let (_, r) = signed(&v, &v.operator, "").await;
+    assert_status(&r, "OR-09", "met");
+    let dpo = compliance_key(&v).await;
+    v.clock.advance_ms(25 * DAY);
+    let (_, r) = signed(&v, &dpo, "").await;
+    assert_status(&r, "OR-09", "stale");
 }
