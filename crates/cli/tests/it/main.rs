@@ -667,3 +667,37 @@ fn toms_report_is_written_offline_and_verified() {
     assert!(!wrong.status.success());
     assert!(text(&wrong.stderr).contains("not one of json, md, html"));
 }
+
+/// `strongroom versions`: the dependency list from the build's Cargo.lock; with `--deny`, exit
+/// 1 when an advisory of the given database affects a dependency, 0 when it is patched.
+#[test]
+fn versions_report_dependencies_and_deny_affected_ones() {
+    let out = strongroom(&["versions", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["dependencies"].as_array().unwrap().len() > 100);
+    let db = tempfile::tempdir().unwrap();
+    let write = |patched: &str| {
+        let p = db.path().join("crates/tokio");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("RUSTSEC-2026-9001.md"),
+            format!(
+                "```toml\n[advisory]\nid = \"RUSTSEC-2026-9001\"\npackage = \"tokio\"\n\
+                 date = \"2026-11-30\"\n[versions]\npatched = [\"{patched}\"]\n```\n\n# Flaw\n"
+            ),
+        )
+        .unwrap();
+    };
+    let dir = db.path().to_str().unwrap();
+    write(">= 99.0.0");
+    let out = strongroom(&["versions", "--advisory-db", dir, "--deny"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| RUSTSEC-2026-9001 | tokio |"));
+    write(">= 1.0.0");
+    let out = strongroom(&["versions", "--advisory-db", dir, "--deny"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = strongroom(&["versions", "--advisory-db", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a RustSec advisory database"));
+}
