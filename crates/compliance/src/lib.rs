@@ -14,6 +14,7 @@ pub mod incidents;
 pub mod registers;
 pub mod render;
 pub mod report;
+pub mod ropa;
 pub mod subprocessors;
 pub mod trainings;
 pub mod versions;

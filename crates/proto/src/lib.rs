@@ -1171,3 +1171,22 @@ pub struct Objection {
 pub struct ObjectionList {
     pub objections: Vec<Objection>,
 }
+
+/// Free-text fields of the records of processing that the vault cannot know (names, contact
+/// details, the DPO): at most 30, names 1 to 100 characters, texts up to 4,000; an empty text
+/// removes a field.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RopaFieldsInput {
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The free-text fields of one scope's records of processing, at a version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RopaFields {
+    /// `platform`, or the tenant's id.
+    pub scope: String,
+    /// 0 before any was set.
+    pub version: u32,
+    pub fields: BTreeMap<String, String>,
+}

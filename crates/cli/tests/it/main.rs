@@ -673,7 +673,11 @@ fn toms_report_is_written_offline_and_verified() {
 #[test]
 fn versions_report_dependencies_and_deny_affected_ones() {
     let out = strongroom(&["versions", "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["dependencies"].as_array().unwrap().len() > 100);
     let db = tempfile::tempdir().unwrap();
@@ -692,11 +696,20 @@ fn versions_report_dependencies_and_deny_affected_ones() {
     let dir = db.path().to_str().unwrap();
     write(">= 99.0.0");
     let out = strongroom(&["versions", "--advisory-db", dir, "--deny"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("| RUSTSEC-2026-9001 | tokio |"));
     write(">= 1.0.0");
     let out = strongroom(&["versions", "--advisory-db", dir, "--deny"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = strongroom(&["versions", "--advisory-db", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a RustSec advisory database"));

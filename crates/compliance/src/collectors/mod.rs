@@ -63,7 +63,7 @@ static ALL: &[&dyn Collector] = &[
     &registers::Subprocessors,
     &Incidents,
     &NotBuilt("dsar", "the data-subject request register is not built yet"),
-    &NotBuilt("ropa", "the records of processing are not derived yet"),
+    &registers::Ropa,
     &NotBuilt("toms_review", "no review of these measures is recorded yet"),
     &Declarations,
     &NotBuilt("offboarding", "tenant offboarding with a deletion certificate is not built yet"),

@@ -132,3 +132,61 @@ impl Collector for Transfers {
         f.settle()
     }
 }
+
+pub struct Ropa;
+#[async_trait]
+impl Collector for Ropa {
+    fn name(&self) -> &'static str {
+        "ropa"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let how = "The records of processing (Art. 30(2)) are derived per tenant from what the \
+                   vault enforces — collections and their purposes, the categories of data \
+                   (Art. 9 marked), the roles and keys that receive them, subprocessors and \
+                   transfers — and exported as JSON, CSV and Markdown; names and contact \
+                   details are free-text fields.";
+        let tenants = match ctx.scope.tenant() {
+            Some(t) => vec![t.clone()],
+            None => match ctx.vault.store().find_tenant_ids().await {
+                Ok(t) => t,
+                Err(_) => return unreadable("the tenants"),
+            },
+        };
+        let (mut activities, mut special, mut with_fields) = (0, 0, 0);
+        for t in &tenants {
+            let Ok(r) = crate::ropa::derive(ctx.vault, t, ctx.now).await else {
+                return unreadable("the records of processing");
+            };
+            activities += r.activities.len();
+            special += r.activities.iter().filter(|a| a.special_categories).count();
+            with_fields += usize::from(!r.fields.is_empty());
+        }
+        let n = tenants.len();
+        let mut f = Finding::new(Status::Met, how)
+            .with(
+                "controllers (tenants) with derived records",
+                n,
+                "collections, roles, registers",
+                ctx.now,
+            )
+            .with(
+                "processing activities (collections)",
+                activities,
+                "collection definitions",
+                ctx.now,
+            )
+            .with(
+                "of which with special categories (Art. 9)",
+                special,
+                "collection definitions",
+                ctx.now,
+            );
+        if n - with_fields > 0 {
+            f = f.missing(format!(
+                "{} of {n} records lack the names and contact details of Art. 30(2)(a) (set the RoPA fields)",
+                n - with_fields
+            ));
+        }
+        f.settle()
+    }
+}

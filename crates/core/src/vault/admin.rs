@@ -407,14 +407,15 @@ impl Vault {
 
     /// Who may read a TOMs report of which scope: a tenant's `admin` or `auditor` their own
     /// tenant's; an operator the platform's or, naming it, any tenant's (the report holds
-    /// counts and settings, never data). Records the request. Returns the tenant (`None`: the
-    /// platform).
+    /// counts and settings, never data). Records the request as `action`. Returns the tenant
+    /// (`None`: the platform).
     pub async fn authorize_compliance_report(
         &self,
         ctx: &RequestCtx,
+        action: &'static str,
         tenant: Option<&str>,
     ) -> Result<Option<TenantId>> {
-        let mut ev = self.event(ctx, "compliance.report");
+        let mut ev = self.event(ctx, action);
         let res = async {
             if let Some(r) = &ctx.principal.restricted_to {
                 return Err(Error::forbidden(format!(

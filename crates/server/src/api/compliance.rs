@@ -84,7 +84,7 @@ pub async fn get_toms(
     }
     let scope = match s
         .vault
-        .authorize_compliance_report(&c.0, tenant.as_deref())
+        .authorize_compliance_report(&c.0, "compliance.report", tenant.as_deref())
         .await?
     {
         Some(t) => Scope::Tenant(t),
@@ -403,4 +403,83 @@ pub async fn get_versions(
     } else {
         Json(report).into_response()
     })
+}
+
+#[utoipa::path(get, path = "/v1/compliance/ropa", tag = "compliance",
+    params(("format" = Option<String>, Query, description = "`json` (the default), `csv` or `md`"),
+           ("tenant" = Option<String>, Query, description = "operators: the tenant (controller) whose records to derive")),
+    responses((status = 200, description = "the records of processing activities (GDPR Art. 30(2)) of a tenant, derived from its definitions and the registers")),
+    security(("bearer" = [])))]
+pub async fn get_ropa(
+    State(s): State<AppState>,
+    c: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Response> {
+    let (mut format, mut tenant) = ("json", None);
+    for (k, v) in &pairs {
+        match (k.as_str(), v.as_str()) {
+            ("format", f @ ("json" | "csv" | "md")) => format = f,
+            ("format", _) => {
+                return Err(
+                    Error::new(Code::InvalidRequest, "format is one of json, csv, md").into(),
+                )
+            }
+            ("tenant", t) => tenant = Some(t.to_owned()),
+            _ => return Err(Error::new(Code::UnknownField, "unknown query parameter").into()),
+        }
+    }
+    if c.0.principal.tenant.is_none() && tenant.is_none() {
+        return Err(Error::invalid(
+            "records of processing are kept per controller: name a tenant (`tenant=`)",
+        )
+        .into());
+    }
+    let Some(t) = s
+        .vault
+        .authorize_compliance_report(&c.0, "compliance.ropa", tenant.as_deref())
+        .await?
+    else {
+        return Err(Error::internal().into());
+    };
+    let ropa = strongroom_compliance::ropa::derive(&s.vault, &t, s.vault.now()).await?;
+    Ok(match format {
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            strongroom_compliance::ropa::csv(&ropa),
+        )
+            .into_response(),
+        "md" => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            strongroom_compliance::ropa::markdown(&ropa),
+        )
+            .into_response(),
+        _ => Json(ropa).into_response(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/compliance/ropa/fields", tag = "compliance",
+    responses((status = 200, body = strongroom_proto::RopaFields, headers(("ETag" = String)), description = "the free-text fields of the caller's scope (the platform's, or its tenant's)")),
+    security(("bearer" = [])))]
+pub async fn get_ropa_fields(State(s): State<AppState>, c: Caller) -> ApiResult<impl IntoResponse> {
+    let f = strongroom_compliance::ropa::get_fields(&s.vault, &c.0).await?;
+    let etag = [(header::ETAG, format!("\"{}\"", f.version))];
+    Ok((etag, Json(f)))
+}
+
+#[utoipa::path(put, path = "/v1/compliance/ropa/fields", tag = "compliance",
+    request_body = strongroom_proto::RopaFieldsInput,
+    params(("If-Match" = Option<String>, Header, description = "the version the change was made against")),
+    responses((status = 200, body = strongroom_proto::RopaFields, headers(("ETag" = String))),
+              (status = 412, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_ropa_fields(
+    State(s): State<AppState>,
+    c: Caller,
+    pre: Conditions,
+    b: Body<strongroom_proto::RopaFieldsInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "ropa.fields", b).await?;
+    let f = strongroom_compliance::ropa::put_fields(&s.vault, &c.0, input.fields, pre.0).await?;
+    let etag = [(header::ETAG, format!("\"{}\"", f.version))];
+    Ok((etag, Json(f)))
 }

@@ -109,6 +109,9 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::post_objection,
         compliance::get_objections,
         compliance::get_versions,
+        compliance::get_ropa,
+        compliance::get_ropa_fields,
+        compliance::put_ropa_fields,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -292,6 +295,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/compliance/objections", get(compliance::get_objections))
         .route("/v1/compliance/versions", get(compliance::get_versions))
+        .route("/v1/compliance/ropa", get(compliance::get_ropa))
+        .route(
+            "/v1/compliance/ropa/fields",
+            get(compliance::get_ropa_fields).put(compliance::put_ropa_fields),
+        )
         .route(
             "/v1/compliance/trainings",
             post(compliance::post_training).get(compliance::get_trainings),

@@ -958,3 +958,149 @@ async fn dependency_advisories_move_the_version_measure() {
     let (_, r) = signed(&v, &dpo, "").await;
     assert_status(&r, "OR-09", "stale");
 }
+
+/// OR-05: the records of processing are derived per tenant from its definitions and the
+/// registers, exported as JSON, CSV and Markdown, show nothing of another tenant, and carry
+/// the free-text fields that the vault cannot know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_processing_are_derived_per_tenant() {
+    let v = quiet().await;
+    let (a, app) = v.scenario("acme").await;
+    let b = v.tenant("globex").await;
+    let r = v
+        .put(
+            "/v1/collections/secret_projects",
+            &b.admin,
+            json!({"purposes": ["research"], "fields": [
+                {"name": "codename", "type": "string", "classification": "personal"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let now = strongroom_testkit::START_MS;
+    let sub = json!({"name": "=HYPERLINK(\"http://evil\")", "service": "hosting",
+        "country": "US", "safeguard": "scc", "next_evaluation_by": now + 100 * DAY});
+    let r = v
+        .post("/v1/compliance/subprocessors", &v.operator, None, sub)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let ropa = v.get("/v1/compliance/ropa", &a.admin, None).await;
+    assert_eq!(ropa.status, 200, "{}", ropa.text);
+    let act = &ropa.body["activities"][0];
+    assert_eq!(act["collection"], "people", "{}", ropa.text);
+    assert_eq!(act["purposes"], json!(["support", "marketing", "billing"]));
+    assert_eq!(act["special_categories"], true, "notes is Art. 9");
+    assert_eq!(act["recipients"][0]["role"], "support_agent");
+    assert_eq!(act["recipients"][0]["api_keys"], 1);
+    assert_eq!(ropa.body["subprocessors"][0]["transfer"], true);
+    assert!(!ropa.text.contains("secret_projects") && !ropa.text.contains(&b.id));
+
+    let csv = v
+        .get("/v1/compliance/ropa?format=csv", &a.admin, None)
+        .await;
+    let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "a header and one activity: {}", csv.text);
+    assert!(lines[1].contains("notes"), "{}", csv.text);
+    assert!(
+        csv.text.contains("\"'=HYPERLINK(") && !csv.text.contains("\"=HYPERLINK"),
+        "a formula is defused: {}",
+        csv.text
+    );
+    let md = v.get("/v1/compliance/ropa?format=md", &a.admin, None).await;
+    assert!(md.text.contains("special category, Art. 9"), "{}", md.text);
+
+    // Who may read which: an application no; an operator naming a tenant yes, without one no;
+    // another tenant's admin not acme's.
+    assert_eq!(v.get("/v1/compliance/ropa", &app, None).await.status, 403);
+    assert_eq!(
+        v.get("/v1/compliance/ropa", &v.operator, None).await.status,
+        422
+    );
+    let r = v
+        .get(
+            &format!("/v1/compliance/ropa?tenant={}", a.id),
+            &v.operator,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = v
+        .get(
+            &format!("/v1/compliance/ropa?tenant={}", a.id),
+            &b.admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        v.get("/v1/compliance/ropa?format=xls", &a.admin, None)
+            .await
+            .status,
+        400
+    );
+
+    // OR-05 partial until the names and contacts are set; fields are versioned.
+    let (_, rep) = signed(&v, &a.admin, "").await;
+    assert_status(&rep, "OR-05", "partial");
+    let fields = |f: Value| json!({ "fields": f });
+    for bad in [
+        fields(json!({"": "x"})),
+        fields(json!({"DPO": "a\u{0007}b"})),
+        fields(json!({"DPO": "x".repeat(4001)})),
+    ] {
+        let r = v.put("/v1/compliance/ropa/fields", &a.admin, bad).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+    }
+    assert_eq!(
+        v.put(
+            "/v1/compliance/ropa/fields",
+            &app,
+            fields(json!({"DPO": "x"}))
+        )
+        .await
+        .status,
+        403
+    );
+    let r = v
+        .put(
+            "/v1/compliance/ropa/fields",
+            &a.admin,
+            fields(json!({"Controller": "Acme GmbH, Berlin", "DPO": "dpo@acme.example"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["version"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.text
+    );
+    let stale = v
+        .client
+        .put(format!("{}/v1/compliance/ropa/fields", v.base))
+        .bearer_auth(&a.admin)
+        .header("If-Match", "\"0\"")
+        .json(&fields(json!({"DPO": ""})));
+    assert_eq!(TestVault::finish(stale).await.status, 412);
+    let r = v
+        .put(
+            "/v1/compliance/ropa/fields",
+            &v.operator,
+            fields(json!({"Processor": "Strongroom Hosting, Paris"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ropa = v.get("/v1/compliance/ropa", &a.admin, None).await;
+    assert_eq!(
+        ropa.body["fields"]["Processor"],
+        "Strongroom Hosting, Paris"
+    );
+    assert_eq!(ropa.body["fields"]["DPO"], "dpo@acme.example");
+    let theirs = v.get("/v1/compliance/ropa", &b.admin, None).await;
+    assert!(
+        theirs.body["fields"].get("DPO").is_none(),
+        "{}",
+        theirs.text
+    );
+    let (_, rep) = signed(&v, &a.admin, "").await;
+    assert_status(&rep, "OR-05", "met");
+}
