@@ -9,6 +9,7 @@
 
 pub mod catalogue;
 pub mod collectors;
+pub mod config_history;
 pub mod evidence;
 pub mod incidents;
 pub mod registers;

@@ -123,6 +123,12 @@ id_type!(
 );
 
 id_type!(
+    /// One recorded change of the configuration history.
+    ConfigChangeId,
+    "cfg_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

@@ -1190,3 +1190,34 @@ pub struct RopaFields {
     pub version: u32,
     pub fields: BTreeMap<String, String>,
 }
+
+/// One change of the configuration history (AV-06).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigChange {
+    pub id: String,
+    /// `collection`, `role`, `settings`, `tenant` or `server`.
+    pub kind: String,
+    pub name: String,
+    /// The object's own version, where it has one.
+    pub version: Option<u64>,
+    /// SHA-256 of the state's canonical JSON.
+    pub sha256: String,
+    /// Who made it (`system` for the server's configuration at start-up), and when.
+    pub recorded_by: String,
+    pub recorded_at: i64,
+    /// The change from the previous version of the same object, as a JSON Patch (RFC 6902);
+    /// from `null` for the first.
+    #[schema(value_type = Vec<Object>)]
+    pub diff: serde_json::Value,
+    /// The state after the change.
+    #[schema(value_type = Object)]
+    pub state: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigHistory {
+    /// `platform`, or the tenant's id.
+    pub scope: String,
+    /// Oldest first.
+    pub changes: Vec<ConfigChange>,
+}

@@ -157,6 +157,48 @@ fn installation(
     }
 }
 
+/// The server's own configuration as recorded in the configuration history (AV-06): every
+/// setting that shapes its behaviour, and no secret (none of these options carries one: the
+/// database URL and the keys stay out, only the store's kind and link security are named).
+pub fn config_snapshot(opts: &ServeOptions, store: &dyn Store) -> serde_json::Value {
+    let (kind, database_tls) = store.backend();
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "listen": opts.listen.to_string(),
+        "insecure_http": opts.insecure_http,
+        "tls_cert": path(&opts.tls_cert),
+        "tls_key": path(&opts.tls_key),
+        "max_body_bytes": opts.max_body_bytes,
+        "store": kind,
+        "database_tls": database_tls,
+        "dek_cache_entries": opts.vault.dek_cache_entries,
+        "max_batch": opts.vault.max_batch,
+        "password_cost": {
+            "memory_kib": opts.password_cost.memory_kib,
+            "iterations": opts.password_cost.iterations,
+            "parallelism": opts.password_cost.parallelism,
+        },
+        "checkpoint_every_entries": opts.checkpoint_every_entries,
+        "checkpoint_every_seconds": opts.checkpoint_every.as_secs(),
+        "audit_stream": opts.audit_stream.as_ref().map(|t| match t {
+            siem::Target::Stdout => "stdout".to_owned(),
+            siem::Target::Syslog => "syslog".to_owned(),
+            siem::Target::File(p) => format!("file:{}", p.display()),
+        }),
+        "alert_export_records": opts.alerts.export_records,
+        "alert_denial_burst": opts.alerts.denial_burst,
+        "witness_dir": path(&opts.witness_dir),
+        "accept_audit_mismatch": opts.accept_audit_mismatch,
+        "trusted_proxies": opts.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "request_timeout_seconds": opts.request_timeout.as_secs(),
+        "max_connections": opts.max_connections,
+        "failed_auth_budget": opts.failed_auth_budget,
+        "audit_verify_every_seconds": opts.audit_verify_every.map(|d| d.as_secs()),
+        "advisory_db": path(&opts.advisory_db),
+    })
+}
+
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -230,6 +272,10 @@ pub async fn start(
         None => None,
     };
     let publisher = check_audit_logs(&vault, &opts).await?;
+    vault
+        .record_server_config(config_snapshot(&opts, vault.store().as_ref()))
+        .await
+        .map_err(|e| SetupError::Invalid(format!("configuration history: {}", e.message)))?;
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| SetupError::Io {

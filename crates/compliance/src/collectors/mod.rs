@@ -58,7 +58,7 @@ static ALL: &[&dyn Collector] = &[
     &NotBuilt("backups", "backups are not built yet"),
     &NotBuilt("restore_tests", "verified backups and test restores are not built yet"),
     &NotBuilt("backup_retention", "backup retention and erasure replay are not built yet"),
-    &NotBuilt("config_history", "the configuration history is not built yet"),
+    &registers::ConfigHistory,
     &Trainings,
     &registers::Subprocessors,
     &Incidents,

@@ -190,3 +190,56 @@ impl Collector for Ropa {
         f.settle()
     }
 }
+
+pub struct ConfigHistory;
+#[async_trait]
+impl Collector for ConfigHistory {
+    fn name(&self) -> &'static str {
+        "config_history"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let how = "Every change of a collection, role, security settings or tenant writes a \
+                   snapshot to the configuration history in the same transaction as the change \
+                   and its audit entry; the server records its own configuration (a redacted \
+                   copy and its SHA-256) at start-up when it changed. GET /v1/config/history \
+                   shows each version with who, when and the JSON Patch from the one before.";
+        let Ok(platform) = crate::config_history::changes(ctx.vault, None).await else {
+            return unreadable("the configuration history");
+        };
+        let own = match ctx.scope.tenant() {
+            Some(t) => match crate::config_history::changes(ctx.vault, Some(t)).await {
+                Ok(c) => c,
+                Err(_) => return unreadable("the configuration history"),
+            },
+            None => platform.clone(),
+        };
+        let mut f = Finding::new(Status::Met, how).with(
+            "changes recorded",
+            own.len(),
+            "configuration history",
+            ctx.now,
+        );
+        if let Some(last) = own.last() {
+            f = f.with(
+                "latest change",
+                format!("{} `{}` by {}", last.kind, last.name, last.recorded_by),
+                "configuration history",
+                last.recorded_at,
+            );
+        }
+        match platform.iter().rev().find(|c| c.kind == "server") {
+            Some(s) => {
+                f = f.with(
+                    "server configuration",
+                    format!("SHA-256 {}", &s.sha256[..16]),
+                    "configuration history",
+                    s.recorded_at,
+                )
+            }
+            None => f = f.missing(
+                "the server's configuration has not been recorded yet (it is at its first start)",
+            ),
+        }
+        f.settle()
+    }
+}

@@ -12,6 +12,7 @@ pub use abuse::{Refusal, WINDOW_MS as REFUSAL_WINDOW_MS};
 pub use admin::Precondition;
 mod audit_log;
 mod auth;
+pub mod config_history;
 mod records;
 mod users;
 
@@ -443,8 +444,10 @@ impl Vault {
         result: Result<(T, Vec<Op>)>,
     ) -> Result<T> {
         match result {
-            Ok((value, ops)) => {
+            Ok((value, mut ops)) => {
                 self.invalidate(&ops);
+                let history = self.config_history(&ev, &ops);
+                ops.extend(history);
                 let mut audit = vec![ev.clone()];
                 audit.extend(extra);
                 let unit = UnitOfWork { ops, audit };

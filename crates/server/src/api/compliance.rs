@@ -483,3 +483,37 @@ pub async fn put_ropa_fields(
     let etag = [(header::ETAG, format!("\"{}\"", f.version))];
     Ok((etag, Json(f)))
 }
+
+#[utoipa::path(get, path = "/v1/config/history", tag = "compliance",
+    params(("kind" = Option<String>, Query, description = "`collection`, `role`, `settings`, `tenant` or `server`"),
+           ("name" = Option<String>, Query, description = "one object's name"),
+           ("tenant" = Option<String>, Query, description = "operators: a tenant's id or name (default: the platform)")),
+    responses((status = 200, body = strongroom_proto::ConfigHistory, description = "every configuration change of the scope, oldest first, each with its JSON Patch from the previous version")),
+    security(("bearer" = [])))]
+pub async fn get_config_history(
+    State(s): State<AppState>,
+    c: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<strongroom_proto::ConfigHistory>> {
+    let (mut kind, mut name, mut tenant) = (None, None, None);
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "kind" => {
+                if !["collection", "role", "settings", "tenant", "server"].contains(&v.as_str()) {
+                    return Err(Error::new(
+                        Code::InvalidRequest,
+                        "kind is one of collection, role, settings, tenant, server",
+                    )
+                    .into());
+                }
+                kind = Some(v.as_str());
+            }
+            "name" => name = Some(v.as_str()),
+            "tenant" => tenant = Some(v.as_str()),
+            _ => return Err(Error::new(Code::UnknownField, "unknown query parameter").into()),
+        }
+    }
+    Ok(Json(
+        strongroom_compliance::config_history::history(&s.vault, &c.0, tenant, kind, name).await?,
+    ))
+}

@@ -112,6 +112,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::get_ropa,
         compliance::get_ropa_fields,
         compliance::put_ropa_fields,
+        compliance::get_config_history,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -296,6 +297,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/compliance/objections", get(compliance::get_objections))
         .route("/v1/compliance/versions", get(compliance::get_versions))
         .route("/v1/compliance/ropa", get(compliance::get_ropa))
+        .route("/v1/config/history", get(compliance::get_config_history))
         .route(
             "/v1/compliance/ropa/fields",
             get(compliance::get_ropa_fields).put(compliance::put_ropa_fields),

@@ -227,6 +227,16 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/compliance/trainings", "post"),
         ("/v1/compliance/trainings", "get"),
         ("/v1/compliance/trainings/{id}", "put"),
+        ("/v1/compliance/subprocessors", "post"),
+        ("/v1/compliance/subprocessors", "get"),
+        ("/v1/compliance/subprocessors/{id}", "put"),
+        ("/v1/compliance/subprocessors/{id}/objections", "post"),
+        ("/v1/compliance/objections", "get"),
+        ("/v1/compliance/versions", "get"),
+        ("/v1/compliance/ropa", "get"),
+        ("/v1/compliance/ropa/fields", "get"),
+        ("/v1/compliance/ropa/fields", "put"),
+        ("/v1/config/history", "get"),
         ("/readyz", "get"),
     ];
     for (path, method) in expected {

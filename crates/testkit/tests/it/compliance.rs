@@ -50,6 +50,17 @@ fn assert_status(report: &Value, id: &str, status: &str) {
     assert_eq!(m["status"], status, "{m}");
 }
 
+/// Rows (versions) of one register, straight from the database.
+fn entries(v: &TestVault, register: &str) -> i64 {
+    v.sqlite()
+        .query_row(
+            "SELECT count(*) FROM register_entries WHERE register = ?1",
+            [register],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 /// A platform `compliance` key (no tenant), valid for a year: keeps the platform's registers.
 async fn compliance_key(v: &TestVault) -> String {
     let r = v
@@ -424,7 +435,7 @@ async fn incident_clocks_run_from_awareness() {
         let r = v.post("/v1/compliance/incidents", &dpo, None, body).await;
         assert_eq!(r.status, status, "{patch}: {}", r.text);
     }
-    assert_eq!(v.count("register_entries"), 0);
+    assert_eq!(entries(&v, "incidents"), 0);
     let r = v
         .post("/v1/compliance/incidents", &dpo, None, breach.clone())
         .await;
@@ -523,7 +534,7 @@ async fn incident_clocks_run_from_awareness() {
         .all(|c| c["late"] == true && c["overdue"] == false));
     let (_, r) = signed(&v, &a.admin, "").await;
     assert_status(&r, "OR-03", "met");
-    assert_eq!(v.count("register_entries"), 2);
+    assert_eq!(entries(&v, "incidents"), 2);
 }
 
 /// The training register: a tenant's and the platform's records move OR-01; one that has run
@@ -562,7 +573,7 @@ async fn trainings_run_out_after_their_validity() {
             .await;
         assert_eq!(r.status, status, "{body}: {}", r.text);
     }
-    assert_eq!(v.count("register_entries"), 0);
+    assert_eq!(entries(&v, "trainings"), 0);
     let r = v
         .post(
             "/v1/compliance/trainings",
@@ -665,7 +676,7 @@ async fn subprocessors_are_announced_and_objected_to() {
         )
         .await;
     assert_eq!(r.status, 422, "next evaluation before the last: {}", r.text);
-    assert_eq!(v.count("register_entries"), 0, "bad input changed nothing");
+    assert_eq!(entries(&v, "subprocessors"), 0, "bad input changed nothing");
 
     let r = v
         .post(
@@ -1103,4 +1114,135 @@ async fn records_of_processing_are_derived_per_tenant() {
     );
     let (_, rep) = signed(&v, &a.admin, "").await;
     assert_status(&rep, "OR-05", "met");
+}
+
+async fn config_history(v: &TestVault, token: &str, query: &str) -> Vec<Value> {
+    let r = v
+        .get(&format!("/v1/config/history{query}"), token, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["changes"].as_array().unwrap().clone()
+}
+
+/// AV-06: every change of a collection, role, settings or tenant is kept as a version with who,
+/// when and a diff, in the same unit as the change (a refused change leaves none); the server's
+/// configuration is recorded at start-up when it changed; each scope sees only its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_changes_are_versioned_with_a_diff() {
+    let mut v = quiet().await;
+    let server = config_history(&v, &v.operator, "?kind=server").await;
+    assert_eq!(server.len(), 1, "{server:?}");
+    assert_eq!(server[0]["recorded_by"], "system");
+    assert_eq!(server[0]["state"]["store"], "sqlite");
+    let text = serde_json::to_string(&server).unwrap();
+    assert!(
+        !text.contains(&v.operator),
+        "no secret in the recorded configuration"
+    );
+
+    let (a, app) = v.scenario("acme").await;
+    let b = v.tenant("globex").await;
+    let tenants = config_history(&v, &v.operator, "?kind=tenant").await;
+    assert_eq!(tenants.len(), 2, "{tenants:?}");
+    // Change the collection: a field added, against its version.
+    let mut schema = strongroom_testkit::people_schema();
+    schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "nickname", "type": "string", "classification": "personal"}));
+    let r = v
+        .put("/v1/collections/people", &a.admin, schema.clone())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Refused changes leave no trace: an incompatible schema, and a stale If-Match.
+    let mut incompatible = schema.clone();
+    incompatible["fields"][0]["type"] = json!("bool");
+    let r = v
+        .put("/v1/collections/people", &a.admin, incompatible)
+        .await;
+    assert!(r.status >= 400, "{}", r.text);
+    let stale = v
+        .client
+        .put(format!("{}/v1/collections/people", v.base))
+        .bearer_auth(&a.admin)
+        .header("If-Match", "\"1\"")
+        .json(&schema);
+    assert_eq!(TestVault::finish(stale).await.status, 412);
+    let people = config_history(&v, &a.admin, "?kind=collection&name=people").await;
+    assert_eq!(people.len(), 2, "{people:?}");
+    assert_eq!(people[1]["version"], 2);
+    assert_eq!(people[1]["recorded_by"], people[0]["recorded_by"]);
+    let diff = &people[1]["diff"];
+    assert_eq!(diff.as_array().unwrap().len(), 1, "{diff}");
+    assert_eq!(diff[0]["op"], "add", "{diff}");
+    assert_eq!(diff[0]["path"], "/fields/6", "{diff}");
+    assert_eq!(diff[0]["value"]["name"], "nickname", "{diff}");
+    // Roles and settings too.
+    let roles = config_history(&v, &a.admin, "?kind=role").await;
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    let r = v
+        .put(
+            "/v1/settings/security",
+            &a.admin,
+            json!({"lockout_threshold": 7}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let settings = config_history(&v, &a.admin, "?kind=settings").await;
+    assert_eq!(settings.len(), 1, "{settings:?}");
+    assert!(
+        settings[0]["diff"].to_string().contains('7'),
+        "{settings:?}"
+    );
+
+    // Each scope its own: globex sees none of acme's; an app and another tenant's admin are
+    // refused acme's; an operator reads it by naming the tenant.
+    assert!(config_history(&v, &b.admin, "").await.is_empty());
+    assert_eq!(v.get("/v1/config/history", &app, None).await.status, 403);
+    let r = v
+        .get(
+            &format!("/v1/config/history?tenant={}", a.id),
+            &b.admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let seen = config_history(&v, &v.operator, &format!("?tenant={}", a.id)).await;
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(
+        v.get("/v1/config/history?kind=secrets", &a.admin, None)
+            .await
+            .status,
+        400
+    );
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_status(&r, "AV-06", "met");
+
+    // The same configuration at the next start: nothing new; a changed one: a version whose
+    // diff names the setting.
+    v.stop().await;
+    let mut v = v
+        .restart_with(ServeOptions {
+            audit_verify_every: None,
+            ..ServeOptions::default()
+        })
+        .await;
+    assert_eq!(
+        config_history(&v, &v.operator, "?kind=server").await.len(),
+        1
+    );
+    v.stop().await;
+    let v = v
+        .restart_with(ServeOptions {
+            audit_verify_every: None,
+            max_connections: 77,
+            ..ServeOptions::default()
+        })
+        .await;
+    let server = config_history(&v, &v.operator, "?kind=server").await;
+    assert_eq!(server.len(), 2, "{server:?}");
+    assert_eq!(
+        server[1]["diff"],
+        json!([{"op": "replace", "path": "/max_connections", "value": 77}])
+    );
 }
