@@ -11,10 +11,7 @@ use strongroom_proto as proto;
 
 /// Every change of a scope, oldest first, each with its diff.
 pub async fn changes(vault: &Vault, scope: Option<&TenantId>) -> Result<Vec<proto::ConfigChange>> {
-    let rows = vault
-        .store()
-        .find_register_entries(CONFIG_REGISTER, scope)
-        .await?;
+    let rows = vault.register_entries(CONFIG_REGISTER, scope).await?;
     let mut snaps = Vec::with_capacity(rows.len());
     for r in rows {
         let snap: ConfigSnapshot = serde_json::from_str(&r.body).map_err(|_| Error::integrity())?;

@@ -64,9 +64,7 @@ pub async fn current(
     tenant: Option<&TenantId>,
     now: i64,
 ) -> Result<Vec<proto::Incident>> {
-    let rows = crate::registers::latest_entries(
-        vault.store().find_register_entries(REGISTER, None).await?,
-    );
+    let rows = crate::registers::latest_entries(vault.register_entries(REGISTER, None).await?);
     let mut out = Vec::new();
     for r in rows {
         let v = view(&r, now)?;

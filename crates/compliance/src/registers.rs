@@ -104,11 +104,10 @@ pub async fn next_entry(
                 return Err(Error::new(Code::InvalidId, "not an id of this register"));
             }
             ev.objects.push(id.to_owned());
-            let latest =
-                latest_entries(vault.store().find_register_entries(register, scope).await?)
-                    .into_iter()
-                    .find(|r| r.id == id)
-                    .ok_or_else(|| Error::not_found("entry"))?;
+            let latest = latest_entries(vault.register_entries(register, scope).await?)
+                .into_iter()
+                .find(|r| r.id == id)
+                .ok_or_else(|| Error::not_found("entry"))?;
             Some(latest)
         }
     };
@@ -175,9 +174,9 @@ pub async fn alerts(
             });
         }
     }
-    let mut decls = current(vault.store().find_declarations(None).await?);
+    let mut decls = current(vault.declarations(None).await?);
     if let Some(t) = tenant {
-        decls.extend(current(vault.store().find_declarations(Some(t)).await?));
+        decls.extend(current(vault.declarations(Some(t)).await?));
     }
     let scopes: Vec<Option<TenantId>> = match tenant {
         Some(t) => vec![Some(t.clone()), None],
@@ -296,8 +295,7 @@ pub async fn put_declaration(
                     .ok_or_else(|| Error::new(Code::InvalidId, "not a declaration id"))?;
                 ev.objects.push(id.to_string());
                 let versions: Vec<DeclarationRow> = vault
-                    .store()
-                    .find_declarations(scope.as_ref())
+                    .declarations(scope.as_ref())
                     .await?
                     .into_iter()
                     .filter(|d| d.id == id.as_str())
@@ -378,7 +376,7 @@ pub async fn list_declarations(
     let res = async {
         let mut out = Vec::new();
         for scope in reader_scopes(ctx)? {
-            let rows = vault.store().find_declarations(scope.as_ref()).await?;
+            let rows = vault.declarations(scope.as_ref()).await?;
             match history_of {
                 Some(id) => out.extend(rows.into_iter().filter(|d| d.id == id)),
                 None => out.extend(current(rows)),

@@ -96,7 +96,7 @@ fn operation(o: Operation) -> &'static str {
 
 /// The free-text fields of a scope's register (its latest version), if any.
 async fn fields_of(vault: &Vault, scope: Option<&TenantId>) -> Result<Option<RegisterEntryRow>> {
-    let rows = vault.store().find_register_entries(REGISTER, scope).await?;
+    let rows = vault.register_entries(REGISTER, scope).await?;
     Ok(rows.into_iter().last())
 }
 

@@ -85,11 +85,7 @@ fn parse(row: &RegisterEntryRow) -> Result<SubprocessorInput> {
 async fn objections(vault: &Vault, tenants: &[TenantId]) -> Result<Vec<proto::Objection>> {
     let mut out = Vec::new();
     for t in tenants {
-        for row in vault
-            .store()
-            .find_register_entries(OBJECTIONS, Some(t))
-            .await?
-        {
+        for row in vault.register_entries(OBJECTIONS, Some(t)).await? {
             let body: ObjectionBody =
                 serde_json::from_str(&row.body).map_err(|_| Error::integrity())?;
             out.push(proto::Objection {
@@ -127,9 +123,7 @@ pub async fn current(vault: &Vault, tenant: Option<&TenantId>, now: i64) -> Resu
         None => vec![None],
     };
     for scope in scopes {
-        let rows = crate::registers::latest_entries(
-            vault.store().find_register_entries(REGISTER, scope).await?,
-        );
+        let rows = crate::registers::latest_entries(vault.register_entries(REGISTER, scope).await?);
         for row in rows {
             let s = parse(&row)?;
             let against =

@@ -42,10 +42,7 @@ pub async fn current(
     let mut out = Vec::new();
     for scope in scopes {
         let rows = crate::registers::latest_entries(
-            vault
-                .store()
-                .find_register_entries(REGISTER, scope.as_ref())
-                .await?,
+            vault.register_entries(REGISTER, scope.as_ref()).await?,
         );
         for r in rows {
             out.push(view(&r, now)?);

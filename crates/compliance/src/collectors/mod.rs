@@ -860,11 +860,10 @@ impl Collector for Redundancy {
 pub async fn declarations_in_force(
     ctx: &Context<'_>,
 ) -> Option<Vec<strongroom_core::store::DeclarationRow>> {
-    let store = ctx.vault.store();
-    let mut out = crate::registers::current(store.find_declarations(None).await.ok()?);
+    let mut out = crate::registers::current(ctx.vault.declarations(None).await.ok()?);
     if let Some(t) = ctx.scope.tenant() {
         out.extend(crate::registers::current(
-            store.find_declarations(Some(t)).await.ok()?,
+            ctx.vault.declarations(Some(t)).await.ok()?,
         ));
     }
     out.retain(|d| !d.withdrawn);

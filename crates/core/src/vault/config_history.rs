@@ -111,8 +111,7 @@ impl Vault {
     /// it was recorded.
     pub async fn record_server_config(&self, state: serde_json::Value) -> Result<bool> {
         let last = self
-            .store
-            .find_register_entries(CONFIG_REGISTER, None)
+            .register_entries(CONFIG_REGISTER, None)
             .await?
             .into_iter()
             .filter_map(|r| {
@@ -140,9 +139,11 @@ impl Vault {
         let Some(entry) = row(self, None, &snap, "system", now) else {
             return Err(crate::Error::internal());
         };
+        let mut ops = vec![Op::PutRegisterEntry(entry)];
+        self.seal_registers(&mut ops);
         self.store
             .commit(UnitOfWork {
-                ops: vec![Op::PutRegisterEntry(entry)],
+                ops,
                 audit: vec![ev],
             })
             .await?;

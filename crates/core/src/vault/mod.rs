@@ -14,6 +14,7 @@ mod audit_log;
 mod auth;
 pub mod config_history;
 mod records;
+mod register_crypto;
 mod users;
 
 pub use records::Term;
@@ -448,6 +449,7 @@ impl Vault {
                 self.invalidate(&ops);
                 let history = self.config_history(&ev, &ops);
                 ops.extend(history);
+                self.seal_registers(&mut ops);
                 let mut audit = vec![ev.clone()];
                 audit.extend(extra);
                 let unit = UnitOfWork { ops, audit };

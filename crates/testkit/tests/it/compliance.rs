@@ -1246,3 +1246,183 @@ async fn configuration_changes_are_versioned_with_a_diff() {
         json!([{"op": "replace", "path": "/max_connections", "value": 77}])
     );
 }
+
+/// Register text is encrypted at rest and bound to its row: no statement, owner or person's
+/// name is in the database files, and an edit of any column of a register row — or moving a
+/// row to another scope or register — makes it fail to open (an integrity error), never read
+/// as something else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_rows_are_sealed_and_bound_to_every_column() {
+    let v = quiet().await;
+    let a = v.tenant("acme").await;
+    let b = v.tenant("globex").await;
+    let now = strongroom_testkit::START_MS;
+    let r = v
+        .post(
+            "/v1/compliance/declarations",
+            &a.admin,
+            None,
+            json!({"measure": "OR-07", "statement": "MARKER-STATEMENT locked server room",
+                   "owner": "MARKER-OWNER", "evidence_name": "MARKER-EVIDENCE.pdf",
+                   "evidence_sha256": "ab".repeat(32), "review_by": now + 100 * DAY}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = v
+        .post(
+            "/v1/compliance/trainings",
+            &a.admin,
+            None,
+            json!({"person": "MARKER-PERSON", "course": "Security basics", "completed_at": now}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for (path, bytes) in v.scan_files() {
+        for marker in [
+            "MARKER-STATEMENT",
+            "MARKER-OWNER",
+            "MARKER-EVIDENCE",
+            "MARKER-PERSON",
+        ] {
+            assert!(
+                !strongroom_testkit::contains(&bytes, marker.as_bytes()),
+                "{marker} in {}",
+                path.display()
+            );
+        }
+    }
+    let ok = |path: &'static str, token: String| {
+        let v = &v;
+        async move {
+            let r = v.get(path, &token, None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r
+        }
+    };
+    let list = ok("/v1/compliance/trainings", a.admin.clone()).await;
+    assert_eq!(
+        list.body["trainings"][0]["training"]["person"],
+        "MARKER-PERSON"
+    );
+    let list = ok("/v1/compliance/declarations", a.admin.clone()).await;
+    assert_eq!(list.body["declarations"][0]["owner"], "MARKER-OWNER");
+
+    // Each column of the training's row, edited in place: reading fails as an integrity error.
+    let db = v.sqlite();
+    let edits: [(&str, &str); 7] = [
+        ("id", "'trn_00000000000000000000000000000000'"),
+        ("version", "version + 1"),
+        ("recorded_by", "'api_key:forged'"),
+        ("recorded_at", "recorded_at + 1"),
+        ("body", "replace(body, 'enc1:A', 'enc1:B')"),
+        ("tenant", "NULL"),
+        ("register", "'subprocessors'"),
+    ];
+    for (column, value) in edits {
+        let before: String = db
+            .query_row(
+                &format!("SELECT CAST({column} AS TEXT) FROM register_entries WHERE register = 'trainings' OR (register = 'subprocessors' AND id LIKE 'trn_%')"),
+                [],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .unwrap()
+            .unwrap_or_default();
+        let n = db
+            .execute(
+                &format!(
+                    "UPDATE register_entries SET {column} = {value} WHERE register = 'trainings'"
+                ),
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{column}");
+        // Where the row now lies, it does not open.
+        let (path, token) = match column {
+            "tenant" => ("/v1/compliance/trainings", v.operator.clone()),
+            "register" => ("/v1/compliance/subprocessors", a.admin.clone()),
+            _ => ("/v1/compliance/trainings", a.admin.clone()),
+        };
+        let r = v.get(path, &token, None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (500, "integrity_error"),
+            "{column} edited: {}",
+            r.text
+        );
+        let restore = match column {
+            "tenant" => format!("UPDATE register_entries SET tenant = '{}' WHERE id LIKE 'trn_%'", a.id),
+            "register" => "UPDATE register_entries SET register = 'trainings' WHERE id LIKE 'trn_%'".to_owned(),
+            "version" => "UPDATE register_entries SET version = version - 1 WHERE register = 'trainings'".to_owned(),
+            "recorded_at" => "UPDATE register_entries SET recorded_at = recorded_at - 1 WHERE register = 'trainings'".to_owned(),
+            _ => format!("UPDATE register_entries SET {column} = '{before}' WHERE id LIKE 'trn_%' OR register = 'trainings'"),
+        };
+        db.execute(&restore, []).unwrap();
+        ok("/v1/compliance/trainings", a.admin.clone()).await;
+    }
+    // Moved to another tenant: that tenant's list fails rather than show it.
+    db.execute(
+        &format!(
+            "UPDATE register_entries SET tenant = '{}' WHERE register = 'trainings'",
+            b.id
+        ),
+        [],
+    )
+    .unwrap();
+    let r = v.get("/v1/compliance/trainings", &b.admin, None).await;
+    assert_eq!(r.code(), "integrity_error", "{}", r.text);
+    db.execute(
+        &format!(
+            "UPDATE register_entries SET tenant = '{}' WHERE register = 'trainings'",
+            a.id
+        ),
+        [],
+    )
+    .unwrap();
+
+    // Every column of the declaration's row.
+    for (column, value, undo) in [
+        ("id", "'dcl_00000000000000000000000000000000'", None),
+        ("version", "version + 1", Some("version - 1")),
+        ("tenant", "NULL", None),
+        ("measure", "'OR-01'", None),
+        ("statement", "replace(statement, 'enc1:A', 'enc1:B')", None),
+        ("owner", "replace(owner, 'enc1:A', 'enc1:B')", None),
+        ("evidence_name", "NULL", None),
+        ("evidence_sha256", "zeroblob(32)", None),
+        ("declared_at", "declared_at + 1", Some("declared_at - 1")),
+        (
+            "review_by",
+            "review_by + 86400000",
+            Some("review_by - 86400000"),
+        ),
+        ("withdrawn", "1", Some("0")),
+        ("recorded_by", "'api_key:forged'", None),
+        ("recorded_at", "recorded_at + 1", Some("recorded_at - 1")),
+    ] {
+        let saved: rusqlite::types::Value = db
+            .query_row(&format!("SELECT {column} FROM declarations"), [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        db.execute(&format!("UPDATE declarations SET {column} = {value}"), [])
+            .unwrap();
+        let token = if column == "tenant" {
+            v.operator.clone()
+        } else {
+            a.admin.clone()
+        };
+        let r = v.get("/v1/compliance/declarations", &token, None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (500, "integrity_error"),
+            "{column} edited: {}",
+            r.text
+        );
+        match undo {
+            Some(u) => db.execute(&format!("UPDATE declarations SET {column} = {u}"), []),
+            None => db.execute(&format!("UPDATE declarations SET {column} = ?1"), [saved]),
+        }
+        .unwrap();
+        ok("/v1/compliance/declarations", a.admin.clone()).await;
+    }
+}
