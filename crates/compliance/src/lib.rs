@@ -17,5 +17,6 @@ pub mod render;
 pub mod report;
 pub mod ropa;
 pub mod subprocessors;
+pub mod summary;
 pub mod trainings;
 pub mod versions;

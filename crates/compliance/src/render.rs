@@ -189,6 +189,15 @@ pub fn markdown(report: &Report, layout: Layout) -> String {
             );
         }
     }
+    if !report.registers.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Registers\n\n| register | figure | value |\n|---|---|---|"
+        );
+        for l in &report.registers {
+            let _ = writeln!(out, "| {} | {} | {} |", l.register, l.item, l.value);
+        }
+    }
     out
 }
 
@@ -310,6 +319,21 @@ pub fn html(report: &Report, layout: Layout) -> String {
                 esc(&m.iso27001.join(", "))
             );
         }
+    }
+    if !report.registers.is_empty() {
+        out.push_str(
+            "<h2>Registers</h2><table><tr><th>register</th><th>figure</th><th>value</th></tr>",
+        );
+        for l in &report.registers {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&l.register),
+                esc(&l.item),
+                esc(&l.value)
+            );
+        }
+        out.push_str("</table>");
     }
     out.push_str("</body></html>\n");
     out

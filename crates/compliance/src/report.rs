@@ -83,6 +83,8 @@ pub struct Report {
     pub checkpoint: Option<CheckpointRef>,
     pub summary: Summary,
     pub measures: Vec<MeasureReport>,
+    /// The registers' figures for this scope, printed at the end.
+    pub registers: Vec<crate::summary::RegisterLine>,
 }
 
 /// A report with its signature: what `--format json` writes and `toms verify` checks.
@@ -169,6 +171,7 @@ pub async fn generate(ctx: &Context<'_>) -> Result<Report, String> {
         checkpoint,
         summary: Summary { counts, open },
         measures,
+        registers: crate::summary::registers(ctx).await?,
     })
 }
 

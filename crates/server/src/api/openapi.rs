@@ -69,6 +69,7 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/compliance/declarations/") => id("dcl"),
         "id" if path.starts_with("/v1/compliance/incidents/") => id("inc"),
         "id" if path.starts_with("/v1/compliance/trainings/") => id("trn"),
+        "id" if path.starts_with("/v1/compliance/subprocessors/") => id("spr"),
         "action" => Some(RefOr::T(Schema::Object(
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::String))
@@ -104,6 +105,21 @@ fn tighten(path: &str, p: &mut Parameter) {
         (ParameterIn::Query, "after") => p.schema = Some(integer(0, i64::MAX)),
         (ParameterIn::Query, "format") if path == "/v1/compliance/toms" => {
             p.schema = Some(one_of(&["json", "md", "html"]))
+        }
+        (ParameterIn::Query, "format") if path == "/v1/compliance/ropa" => {
+            p.schema = Some(one_of(&["json", "csv", "md"]))
+        }
+        (ParameterIn::Query, "format") if path == "/v1/compliance/versions" => {
+            p.schema = Some(one_of(&["json", "md"]))
+        }
+        (ParameterIn::Query, "kind") if path == "/v1/config/history" => {
+            p.schema = Some(one_of(&[
+                "collection",
+                "role",
+                "settings",
+                "tenant",
+                "server",
+            ]))
         }
         (ParameterIn::Query, "layout") if path == "/v1/compliance/toms" => {
             p.schema = Some(one_of(&["art32", "scc"]))
@@ -204,20 +220,16 @@ fn name_keys(doc: &mut OpenApi, schema: &str, property: &str) {
     }
 }
 
-/// A declaration names a measure of the catalogue built into this server.
-fn catalogue_ids(doc: &mut OpenApi) {
+/// A property whose values are a closed list the server knows (a schema only says "string").
+fn enumerate(doc: &mut OpenApi, schema: &str, property: &str, values: Vec<String>) {
     let Some(components) = doc.components.as_mut() else {
         return;
     };
-    let Some(RefOr::T(Schema::Object(obj))) = components.schemas.get_mut("DeclarationInput") else {
+    let Some(RefOr::T(Schema::Object(obj))) = components.schemas.get_mut(schema) else {
         return;
     };
-    if let Some(RefOr::T(Schema::Object(measure))) = obj.properties.get_mut("measure") {
-        let ids = strongroom_compliance::catalogue::Catalogue::get()
-            .measures
-            .iter()
-            .map(|m| m.id.clone());
-        measure.enum_values = Some(ids.map(serde_json::Value::String).collect());
+    if let Some(RefOr::T(Schema::Object(p))) = obj.properties.get_mut(property) {
+        p.enum_values = Some(values.into_iter().map(serde_json::Value::String).collect());
     }
 }
 
@@ -239,7 +251,18 @@ pub fn tell_the_truth(doc: &mut OpenApi) {
     min_entries(doc, "UpdateRecord", "fields", 1);
     min_entries(doc, "RoleDef", "collections", 1);
     name_keys(doc, "RoleDef", "collections");
-    catalogue_ids(doc);
+    // A declaration names a measure of the catalogue built into this server; a subprocessor
+    // an officially assigned country code.
+    let ids = strongroom_compliance::catalogue::Catalogue::get()
+        .measures
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+    enumerate(doc, "DeclarationInput", "measure", ids);
+    let countries = strongroom_compliance::subprocessors::countries()
+        .map(str::to_owned)
+        .collect();
+    enumerate(doc, "SubprocessorInput", "country", countries);
     name_keys(doc, "CollectionGrant", "fields");
     for (path, item) in doc.paths.paths.iter_mut() {
         for op in [

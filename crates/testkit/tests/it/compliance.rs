@@ -103,6 +103,21 @@ async fn every_measure_appears_once_in_every_format_and_the_json_is_signed() {
             assert!(!m["missing"].as_array().unwrap().is_empty(), "{}", m["id"]);
         }
     }
+    let registers: Vec<&str> = json["report"]["registers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["register"].as_str().unwrap())
+        .collect();
+    for r in [
+        "declarations",
+        "incidents",
+        "trainings",
+        "subprocessors",
+        "configuration history",
+    ] {
+        assert!(registers.contains(&r), "{r} summarised: {registers:?}");
+    }
     // Signed by the audit key, and refused after any one-byte change.
     let key = strongroom_server::audit_tools::parse_public_key(
         v.get("/v1/audit/public-key", "", None).await.body["ed25519"]
@@ -128,6 +143,12 @@ async fn every_measure_appears_once_in_every_format_and_the_json_is_signed() {
         let (s, html) = raw(&v, &v.operator, &format!("?format=html&layout={layout}")).await;
         assert_eq!(s, 200);
         let html = String::from_utf8(html).unwrap();
+        // The registers' summaries close every format.
+        assert!(
+            md.contains("## Registers\n") && md.contains("| subprocessors | in use | 0 |"),
+            "{md}"
+        );
+        assert!(html.contains("<h2>Registers</h2>"));
         assert!(
             html.starts_with("<!doctype html>")
                 && !html.contains("src=")
