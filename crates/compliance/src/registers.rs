@@ -168,6 +168,7 @@ pub async fn alerts(
         for c in i.clocks.iter().filter(|c| c.overdue) {
             out.push(proto::ComplianceAlert {
                 kind: "incident_overdue".into(),
+                scope: "platform".into(),
                 entry: i.id.clone(),
                 what: format!("notification of the {} is overdue", c.duty),
                 due: c.deadline,
@@ -186,6 +187,7 @@ pub async fn alerts(
         if t.overdue {
             out.push(proto::ComplianceAlert {
                 kind: "training_overdue".into(),
+                scope: t.scope.clone(),
                 entry: t.id.clone(),
                 what: format!("the training `{}` is due again", t.training.course),
                 due: crate::trainings::valid_until(&t.training),
@@ -196,6 +198,10 @@ pub async fn alerts(
     for d in decls.iter().filter(|d| !d.withdrawn && d.review_by < now) {
         out.push(proto::ComplianceAlert {
             kind: "review_overdue".into(),
+            scope: d
+                .tenant
+                .as_ref()
+                .map_or_else(|| "platform".to_owned(), ToString::to_string),
             entry: d.id.clone(),
             what: format!("the declaration of {} is due for review", d.measure),
             due: d.review_by,

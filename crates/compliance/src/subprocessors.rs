@@ -397,6 +397,7 @@ pub async fn alerts(
         if s.evaluation_overdue {
             out.push(proto::ComplianceAlert {
                 kind: "evaluation_overdue".into(),
+                scope: s.scope.clone(),
                 entry: s.id.clone(),
                 what: format!(
                     "the subprocessor `{}` is due for evaluation",
@@ -409,6 +410,7 @@ pub async fn alerts(
             if now <= until && !e.objected {
                 out.push(proto::ComplianceAlert {
                     kind: "subprocessor_change".into(),
+                    scope: s.scope.clone(),
                     entry: s.id.clone(),
                     what: format!(
                         "the subprocessor `{}` changed (version {}): objections are open",

@@ -17,6 +17,8 @@ pub const PLATFORM_LOG: &str = "platform";
 /// The `meta` key holding the last audit verification's result (JSON: `at`, `ok`, `entries`,
 /// `logs`), evidence for IN-02.
 pub const META_LAST_VERIFY: &str = "audit.last_verify";
+/// The compliance alerts raised so far (JSON list of keys), so that restarts do not repeat them.
+pub const META_ALERTS_RAISED: &str = "compliance.alerts_raised";
 /// The action of a tenant log's first entry.
 pub const LOG_GENESIS: &str = "log.genesis";
 /// The `prev` of the first entry of a log.

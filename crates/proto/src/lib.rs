@@ -1013,8 +1013,11 @@ pub struct IncidentList {
 /// Something overdue: an incident's clock, a declaration past its review date.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ComplianceAlert {
-    /// `incident_overdue` or `review_overdue`.
+    /// `incident_overdue`, `review_overdue`, `training_overdue`, `evaluation_overdue`, or
+    /// `subprocessor_change` (a tenant's notice while its objection window is open).
     pub kind: String,
+    /// Whose register the entry is in: `platform`, or the tenant's id.
+    pub scope: String,
     /// The register entry (`inc_…`, `dcl_…`).
     pub entry: String,
     pub what: String,

@@ -12,10 +12,13 @@ pub mod siem;
 pub mod tls;
 pub mod witness;
 
+use std::collections::BTreeSet;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use strongroom_core::ids::TenantId;
 
 use strongroom_core::{Clock, Rng, Store, Vault, VaultConfig};
 use tokio::net::TcpListener;
@@ -421,7 +424,7 @@ async fn verifier(vault: Arc<Vault>, every: Duration, mut shutdown: watch::Recei
         .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
         .and_then(|v| v["at"].as_i64());
     let mut due = last.map_or(vault.now(), |t| t) + every_ms;
-    let mut alerted = std::collections::BTreeSet::new();
+    let mut alerted = None;
     // Deadlines are hours and days apart: the registers are read once a minute of the vault's
     // clock, not every tick.
     let mut next_alert_check = vault.now();
@@ -448,37 +451,74 @@ async fn verifier(vault: Arc<Vault>, every: Duration, mut shutdown: watch::Recei
     }
 }
 
-/// Raises each overdue register item once (per process): an `alert` log line for the
-/// operator's monitoring and a `compliance.alert` entry in the platform log, which the SIEM
-/// stream carries.
-async fn raise_compliance_alerts(
-    vault: &Vault,
-    now: i64,
-    alerted: &mut std::collections::BTreeSet<(String, String)>,
-) {
-    let Ok(alerts) = strongroom_compliance::registers::alerts(vault, None, now).await else {
-        return;
+/// Raises each overdue register item once: an `alert` log line for the operator's monitoring
+/// and a `compliance.alert` entry in the log of its scope — the platform's for the platform's
+/// registers, a tenant's for what concerns it (its own registers, the incidents naming it) —
+/// which the SIEM stream carries. What was raised is kept in the store with the entries (one
+/// unit), so a restart does not raise it again; an item no longer overdue is forgotten, and a
+/// new deadline is a new alert.
+async fn raise_compliance_alerts(vault: &Vault, now: i64, raised: &mut Option<BTreeSet<String>>) {
+    let known = match raised {
+        Some(r) => r,
+        None => match vault.raised_alerts().await {
+            Ok(list) => raised.insert(list.into_iter().collect()),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the compliance alerts raised");
+                return;
+            }
+        },
     };
-    for a in alerts {
-        if !alerted.insert((a.entry.clone(), a.what.clone())) {
+    let mut scopes: Vec<Option<TenantId>> = vec![None];
+    match vault.store().find_tenant_ids().await {
+        Ok(ids) => scopes.extend(ids.into_iter().map(Some)),
+        Err(e) => {
+            tracing::error!(error = %e, "could not list the tenants for compliance alerts");
+            return;
+        }
+    }
+    let mut current = BTreeSet::new();
+    let mut fresh = Vec::new();
+    for scope in scopes {
+        let Ok(alerts) = strongroom_compliance::registers::alerts(vault, scope.as_ref(), now).await
+        else {
             continue;
+        };
+        let label = scope
+            .as_ref()
+            .map_or("platform", TenantId::as_str)
+            .to_owned();
+        // Into a tenant's log: its own registers' items and the incidents that name it (the
+        // platform's other items are the platform's). A subprocessor change is a notice,
+        // already in the tenant's log, not an alert.
+        let concerns = |a: &strongroom_proto::ComplianceAlert| {
+            a.kind != "subprocessor_change"
+                && (a.scope == label || (scope.is_some() && a.kind == "incident_overdue"))
+        };
+        for a in alerts.into_iter().filter(concerns) {
+            let key = format!("{label}|{}|{}|{}", a.kind, a.entry, a.due);
+            if !known.contains(&key) {
+                tracing::error!(
+                    alert = a.kind.as_str(),
+                    scope = label.as_str(),
+                    entry = a.entry.as_str(),
+                    "{}",
+                    a.what
+                );
+                fresh.push((
+                    scope.clone(),
+                    vec![a.entry, a.kind, format!("due:{}", a.due)],
+                ));
+            }
+            current.insert(key);
         }
-        tracing::error!(
-            alert = a.kind.as_str(),
-            entry = a.entry.as_str(),
-            "{}",
-            a.what
-        );
-        if let Err(e) = vault
-            .record_system_event(
-                "system:scheduler",
-                "compliance.alert",
-                vec![a.entry, a.kind],
-            )
-            .await
-        {
-            tracing::error!(error = %e, "could not record a compliance alert");
-        }
+    }
+    if fresh.is_empty() && current == *known {
+        return;
+    }
+    let list: Vec<String> = current.iter().cloned().collect();
+    match vault.record_alerts(&list, fresh).await {
+        Ok(()) => *known = current,
+        Err(e) => tracing::error!(error = %e, "could not record compliance alerts"),
     }
 }
 

@@ -74,6 +74,54 @@ impl Vault {
         Ok((sign::public_key(key), sign::sign(key, bytes)))
     }
 
+    /// The compliance alerts raised so far (a JSON list of keys, kept in `meta`), so that a
+    /// restart does not raise them again.
+    pub async fn raised_alerts(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .get_meta(crate::audit::META_ALERTS_RAISED)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    /// Raises compliance alerts: one `compliance.alert` entry per alert in the log of its
+    /// scope (`objects` name the entry and the kind), committed in one unit with the new list of
+    /// raised keys — so an alert is recorded exactly when it is remembered as raised.
+    pub async fn record_alerts(
+        &self,
+        raised: &[String],
+        alerts: Vec<(Option<crate::ids::TenantId>, Vec<String>)>,
+    ) -> Result<()> {
+        let now = self.now();
+        let request_id = crate::ids::RequestId::generate(self.rng.as_ref());
+        let audit = alerts
+            .into_iter()
+            .map(|(tenant, objects)| {
+                let mut ev = crate::audit::AuditEvent::new(
+                    tenant,
+                    now,
+                    request_id.clone(),
+                    "system:scheduler".to_owned(),
+                    "compliance.alert",
+                );
+                ev.objects = objects;
+                ev
+            })
+            .collect();
+        let value = serde_json::to_string(raised).map_err(|_| Error::internal())?;
+        self.store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutMeta {
+                    key: crate::audit::META_ALERTS_RAISED.to_owned(),
+                    value,
+                }],
+                audit,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Records an event of the server itself (an alert, say) in the platform log.
     pub async fn record_system_event(
         &self,

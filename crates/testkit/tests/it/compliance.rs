@@ -1447,3 +1447,90 @@ async fn register_rows_are_sealed_and_bound_to_every_column() {
         ok("/v1/compliance/declarations", a.admin.clone()).await;
     }
 }
+
+/// The `compliance.alert` entries of a log, once there are `expected` (or after 6 s).
+async fn alerts_in(v: &TestVault, log: &str, expected: i64) -> i64 {
+    let mut n = 0;
+    for _ in 0..60 {
+        n = v
+            .sqlite()
+            .query_row(
+                "SELECT count(*) FROM audit WHERE log = ?1 AND action = 'compliance.alert'",
+                [log],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+        if n >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    n
+}
+
+/// Compliance alerts in the audit log of a tenant's own overdue items, from the background
+/// check (on the vault's clock), raised once — also across a restart — and not into the
+/// platform's log nor another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_reach_the_tenant_once_even_across_restarts() {
+    let mut v = TestVault::start().await;
+    let a = v.tenant("acme").await;
+    let b = v.tenant("globex").await;
+    let now = strongroom_testkit::START_MS;
+    let training = |person: &str, days: i64| {
+        json!({"person": person, "course": "Security basics", "completed_at": now - DAY,
+               "valid_until": now + days * DAY})
+    };
+    let r = v
+        .post(
+            "/v1/compliance/trainings",
+            &a.admin,
+            None,
+            training("Ada", 1),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    v.clock.advance_ms(2 * DAY);
+    assert_eq!(alerts_in(&v, &a.id, 1).await, 1, "acme is reminded");
+    // Give the check a few more rounds: still one.
+    v.clock.advance_ms(120_000);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(alerts_in(&v, &a.id, 0).await, 1, "once");
+    assert_eq!(
+        alerts_in(&v, "platform", 0).await,
+        0,
+        "not the platform's item"
+    );
+    assert_eq!(alerts_in(&v, &b.id, 0).await, 0, "not globex's item");
+    let entry: String = v
+        .sqlite()
+        .query_row(
+            "SELECT body FROM audit WHERE log = ?1 AND action = 'compliance.alert'",
+            [&a.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        entry.contains("training_overdue") && !entry.contains("Ada"),
+        "{entry}"
+    );
+    // A restart remembers what was raised.
+    v.stop().await;
+    let v = v.restart_with(ServeOptions::default()).await;
+    // The new process's clock starts again at START_MS: bring it to where the last one was.
+    v.clock.advance_ms(2 * DAY + 240_000);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        alerts_in(&v, &a.id, 0).await,
+        1,
+        "not again after a restart"
+    );
+    // A new overdue item is raised.
+    let key = v.key(&a.admin, &["compliance"]).await;
+    let r = v
+        .post("/v1/compliance/trainings", &key, None, training("Grace", 0))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    v.clock.advance_ms(120_000);
+    assert_eq!(alerts_in(&v, &a.id, 2).await, 2, "the new one");
+}
