@@ -11,7 +11,7 @@ use crate::clock::DAY_MS;
 use crate::error::{quote_name, Code, Error, Result};
 use crate::identity::{check_password, default_settings, normalise_username, resolve_settings};
 use crate::ids::{ApiKeyId, TenantId, UserId};
-use crate::policy::{is_builtin, ROLE_ADMIN, ROLE_AUDITOR, ROLE_OPERATOR};
+use crate::policy::{is_builtin, ROLE_ADMIN, ROLE_AUDITOR, ROLE_COMPLIANCE, ROLE_OPERATOR};
 use crate::store::{ApiKeyRow, Op, UserRow};
 
 /// Longest overlap of a rotated key with its successor.
@@ -110,19 +110,26 @@ impl Vault {
         roles.sort();
         roles.dedup();
         match tenant {
+            // A platform account: an operator, or the platform's compliance officer (who keeps
+            // the platform's registers and reads its reports, and nothing else).
+            None if roles.as_slice() == [ROLE_COMPLIANCE] => {}
             None => {
                 if roles.iter().any(|r| r != ROLE_OPERATOR) {
                     return Err(Error::new(
                         Code::InvalidRole,
-                        "operator accounts carry only the `operator` role",
+                        "platform accounts carry the `operator` role or the `compliance` role only",
                     ));
                 }
                 *roles = vec![ROLE_OPERATOR.to_owned()];
             }
             Some(_) if ctx.principal.is_operator() => {
-                if roles.is_empty() || roles.iter().any(|r| r != ROLE_ADMIN && r != ROLE_AUDITOR) {
+                if roles.is_empty()
+                    || roles
+                        .iter()
+                        .any(|r| r != ROLE_ADMIN && r != ROLE_AUDITOR && r != ROLE_COMPLIANCE)
+                {
                     return Err(Error::forbidden(
-                        "operators grant tenant accounts the `admin` or `auditor` roles only",
+                        "operators grant tenant accounts the `admin`, `auditor` or `compliance` roles only",
                     ));
                 }
             }

@@ -1534,3 +1534,78 @@ async fn reminders_reach_the_tenant_once_even_across_restarts() {
     v.clock.advance_ms(120_000);
     assert_eq!(alerts_in(&v, &a.id, 2).await, 2, "the new one");
 }
+
+/// A platform compliance officer signs in as a person (not only with a key): keeps the
+/// platform's registers and reads its report, and can do nothing an operator does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_compliance_users_keep_the_registers_and_nothing_else() {
+    let v = quiet().await;
+    let a = v.tenant("acme").await;
+    let now = strongroom_testkit::START_MS;
+    let pw = "correct horse battery staple 42";
+    let r = v
+        .post(
+            "/v1/users",
+            &v.operator,
+            None,
+            json!({"username": "mixed", "password": pw, "roles": ["compliance", "operator"]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "one platform role at a time: {}", r.text);
+    v.user(&v.operator, "dpo", pw, &["compliance"]).await;
+    let session = v.session(None, "dpo", pw, None).await;
+    let r = v
+        .post(
+            "/v1/compliance/declarations",
+            &session,
+            None,
+            json!({"measure": "OR-07", "statement": "Badge access to the office", "owner": "Facilities",
+                   "review_by": now + 100 * DAY}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["scope"].as_str()),
+        (201, Some("platform")),
+        "{}",
+        r.text
+    );
+    let (_, report) = signed(&v, &session, "").await;
+    assert_eq!(report["report"]["scope"], "platform");
+    assert_eq!(
+        v.get("/v1/config/history", &session, None).await.status,
+        200
+    );
+    // Nothing of an operator's: no tenants, users, keys or settings.
+    for (status, r) in [
+        (
+            403,
+            v.post("/v1/tenants", &session, None, json!({"name": "evil"}))
+                .await,
+        ),
+        (403, v.get("/v1/users", &session, None).await),
+        (
+            403,
+            v.post(
+                "/v1/api-keys",
+                &session,
+                None,
+                json!({"name": "k", "roles": ["operator"], "expires_in_days": 1}),
+            )
+            .await,
+        ),
+        (403, v.get("/v1/settings/security", &session, None).await),
+        (403, v.get("/v1/collections", &session, None).await),
+    ] {
+        assert_eq!(r.status, status, "{}", r.text);
+    }
+    // An operator may also give a tenant's person the `compliance` role.
+    let r = v
+        .post(
+            "/v1/users",
+            &v.operator,
+            None,
+            json!({"username": "acme-dpo", "password": pw, "roles": ["compliance"], "tenant": a.id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
