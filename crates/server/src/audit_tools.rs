@@ -120,17 +120,24 @@ pub async fn verify_and_record(vault: &strongroom_core::Vault) -> Result<Report,
         .public_key()
         .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
     let result = verify_store(vault.store().as_ref(), &key, None).await;
-    let (ok, entries, logs) = match &result {
+    let (ok, entries, logs, counts) = match &result {
         Ok(r) => (
             true,
             r.logs.iter().map(|l| l.entries).sum(),
             r.logs.len() as u64,
+            r.logs
+                .iter()
+                .map(|l| (l.log.clone(), (l.denied, l.lockouts)))
+                .collect(),
         ),
-        Err(VerifyError::Failed(_)) => (false, 0, 0),
+        Err(VerifyError::Failed(_)) => (false, 0, 0, Default::default()),
         // Not a verdict on the log: nothing is recorded.
         Err(_) => return result,
     };
-    if let Err(e) = vault.record_audit_verification(ok, entries, logs).await {
+    if let Err(e) = vault
+        .record_audit_verification(ok, entries, logs, &counts)
+        .await
+    {
         tracing::error!(error = %e, "could not record the audit verification");
     }
     result

@@ -155,7 +155,7 @@ impl Collector for Roles {
                    field's visibility (plain, masked or none) and the purposes that may be stated.";
         let Some(tenant) = ctx.scope.tenant() else {
             let tenants = ctx.vault.store().find_tenant_ids().await.map(|t| t.len());
-            return Finding::new(Status::Met, how)
+            let f = Finding::new(Status::Met, how)
                 .with(
                     "tenants whose roles are enforced",
                     tenants.map_or("?".into(), |n| n.to_string()),
@@ -168,6 +168,7 @@ impl Collector for Roles {
                     "built-in roles",
                     ctx.now,
                 );
+            return with_counts(f, ctx, "requests refused (recorded)", |c| c.denied).await;
         };
         let Ok(roles) = ctx.vault.store().find_roles(tenant).await else {
             return unreadable("roles");
@@ -178,7 +179,7 @@ impl Collector for Roles {
             .flat_map(|r| r.def.collections.values())
             .map(|g| g.fields.len())
             .sum();
-        Finding::new(Status::Met, how)
+        let f = Finding::new(Status::Met, how)
             .with(
                 "roles defined",
                 roles.len(),
@@ -191,7 +192,8 @@ impl Collector for Roles {
                 limited_fields,
                 "roles of this tenant",
                 ctx.now,
-            )
+            );
+        with_counts(f, ctx, "requests refused (recorded)", |c| c.denied).await
     }
 }
 
@@ -327,6 +329,7 @@ impl Collector for Lockout {
             &format!("users of {}", scope_label(ctx)),
             ctx.now,
         );
+        f = with_counts(f, ctx, "lockouts (recorded)", |c| c.lockouts).await;
         if s.lockout_threshold > 10 {
             f = f.missing(format!(
                 "the threshold is {}; the measure asks for 10 at most",
@@ -698,6 +701,52 @@ struct LastVerify {
     ok: bool,
     entries: u64,
     logs: u64,
+    /// Per log: refused requests and lockouts it records (counted while verifying).
+    #[serde(default)]
+    counts: std::collections::BTreeMap<String, LogCounts>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+struct LogCounts {
+    denied: u64,
+    lockouts: u64,
+}
+
+/// The refusals and lockouts the scope's log records, as of the last verification (counted
+/// while the log is verified, never by a scan of their own).
+async fn verified_counts(ctx: &Context<'_>) -> Option<(i64, LogCounts)> {
+    let raw = ctx
+        .vault
+        .store()
+        .get_meta(strongroom_core::audit::META_LAST_VERIFY)
+        .await
+        .ok()??;
+    let last: LastVerify = serde_json::from_str(&raw).ok()?;
+    let log = ctx.scope.tenant().map_or(PLATFORM_LOG, |t| t.as_str());
+    last.counts.get(log).map(|c| (last.at, *c))
+}
+
+/// Adds the verified count of `what` to `f`, or says it is not counted yet.
+async fn with_counts(
+    f: Finding,
+    ctx: &Context<'_>,
+    label: &str,
+    pick: fn(LogCounts) -> u64,
+) -> Finding {
+    match verified_counts(ctx).await {
+        Some((at, c)) => f.with(
+            label,
+            pick(c),
+            "audit log, counted by the last verification",
+            at,
+        ),
+        None => f.with(
+            label,
+            "not counted yet (counted by the next audit verification)",
+            "audit log",
+            ctx.now,
+        ),
+    }
 }
 
 struct AuditVerification;

@@ -148,7 +148,14 @@ impl Vault {
 
     /// Records the result of a verification of every audit log (evidence for IN-02), with an
     /// audit entry of its own.
-    pub async fn record_audit_verification(&self, ok: bool, entries: u64, logs: u64) -> Result<()> {
+    /// `counts` holds, per log, the refused requests and lockouts it records.
+    pub async fn record_audit_verification(
+        &self,
+        ok: bool,
+        entries: u64,
+        logs: u64,
+        counts: &std::collections::BTreeMap<String, (u64, u64)>,
+    ) -> Result<()> {
         let now = self.now();
         let mut ev = crate::audit::AuditEvent::new(
             None,
@@ -161,7 +168,19 @@ impl Vault {
             ev.fail(&Error::integrity());
         }
         ev.objects = vec![format!("entries:{entries}"), format!("logs:{logs}")];
-        let value = format!("{{\"at\":{now},\"ok\":{ok},\"entries\":{entries},\"logs\":{logs}}}");
+        let counts: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(log, (denied, lockouts))| {
+                (
+                    log.clone(),
+                    serde_json::json!({"denied": denied, "lockouts": lockouts}),
+                )
+            })
+            .collect();
+        let value = serde_json::json!({
+            "at": now, "ok": ok, "entries": entries, "logs": logs, "counts": counts,
+        })
+        .to_string();
         self.store
             .commit(UnitOfWork {
                 ops: vec![Op::PutMeta {

@@ -1609,3 +1609,71 @@ async fn platform_compliance_users_keep_the_registers_and_nothing_else() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 }
+
+fn evidence<'a>(report: &'a Value, id: &str, label: &str) -> &'a Value {
+    let m = measure(report, id);
+    m["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["label"] == label)
+        .map(|e| &e["value"])
+        .unwrap_or_else(|| panic!("{label} missing: {m}"))
+}
+
+/// Lockout and denial counts come from the log itself, counted by the scheduled verification
+/// (never a scan of their own), for the report's scope only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockouts_and_refusals_are_counted_from_the_log() {
+    let v = quiet().await;
+    let (a, app) = v.scenario("acme").await;
+    let (b, _) = v.scenario("globex").await;
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert!(evidence(&r, "AU-02", "lockouts (recorded)")
+        .as_str()
+        .unwrap()
+        .starts_with("not counted yet"));
+    let r = v
+        .put(
+            "/v1/settings/security",
+            &a.admin,
+            json!({"lockout_threshold": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    v.user(&a.admin, "ada", "correct horse battery staple", &["admin"])
+        .await;
+    for _ in 0..4 {
+        v.login(Some(&a.id), "ada", "wrong horse battery staple", None)
+            .await;
+    }
+    // Two refusals: a purpose the role does not allow, twice.
+    for _ in 0..2 {
+        let r = v
+            .get(
+                "/v1/collections/people/records?limit=1",
+                &app,
+                Some("marketing"),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    strongroom_server::audit_tools::verify_and_record(&v.running_vault())
+        .await
+        .unwrap();
+    let (_, r) = signed(&v, &a.admin, "").await;
+    assert_eq!(evidence(&r, "AU-02", "lockouts (recorded)"), "1");
+    let denied: u64 = evidence(&r, "AC-02", "requests refused (recorded)")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(denied >= 2, "{denied}");
+    let (_, r) = signed(&v, &b.admin, "").await;
+    assert_eq!(
+        evidence(&r, "AU-02", "lockouts (recorded)"),
+        "0",
+        "globex's own log"
+    );
+    assert_eq!(evidence(&r, "AC-02", "requests refused (recorded)"), "0");
+}
