@@ -64,7 +64,7 @@ static ALL: &[&dyn Collector] = &[
     &Incidents,
     &NotBuilt("dsar", "the data-subject request register is not built yet"),
     &registers::Ropa,
-    &NotBuilt("toms_review", "no review of these measures is recorded yet"),
+    &registers::TomsReview,
     &Declarations,
     &NotBuilt("offboarding", "tenant offboarding with a deletion certificate is not built yet"),
 ];

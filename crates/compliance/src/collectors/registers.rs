@@ -243,3 +243,55 @@ impl Collector for ConfigHistory {
         f.settle()
     }
 }
+
+pub struct TomsReview;
+#[async_trait]
+impl Collector for TomsReview {
+    fn name(&self) -> &'static str {
+        "toms_review"
+    }
+    async fn collect(&self, ctx: &Context<'_>, m: &Measure) -> Finding {
+        let how = "This document is generated from live evidence each time it is asked for: every \
+                   measure with how it is met, its evidence and what is missing. Its review by a \
+                   named owner is recorded in the declarations register under OR-06, with the \
+                   date of the next one.";
+        let Some(declared) = super::declarations_in_force(ctx).await else {
+            return unreadable("the declarations register");
+        };
+        let f = Finding::new(Status::Met, how).with(
+            "this report",
+            "generated from live evidence",
+            "strongroom",
+            ctx.now,
+        );
+        let Some(review) = declared
+            .iter()
+            .filter(|d| d.measure == m.id)
+            .max_by_key(|d| d.declared_at)
+        else {
+            return f
+                .missing(
+                    "no review of these measures is recorded: declare it under OR-06 with its owner \
+                     and the date of the next review",
+                )
+                .settle();
+        };
+        let mut f = f.with(
+            &format!("reviewed by {}", review.owner),
+            format!("next review by {}", crate::render::date(review.review_by)),
+            &format!("declaration {} v{}", review.id, review.version),
+            review.declared_at,
+        );
+        let age_days = (ctx.now - review.declared_at) / 86_400_000;
+        if review.review_by < ctx.now || age_days >= i64::from(m.freshness_days) {
+            f.status = Status::Stale;
+            return f.missing(format!(
+                "the last review ({}) is more than a year old or past its next review date",
+                crate::render::date(review.declared_at)
+            ));
+        }
+        // The review is an organisational act the vault cannot observe: declared, not met.
+        f.status = Status::Declared;
+        f
+    }
+}

@@ -1677,3 +1677,34 @@ async fn lockouts_and_refusals_are_counted_from_the_log() {
     );
     assert_eq!(evidence(&r, "AC-02", "requests refused (recorded)"), "0");
 }
+
+/// OR-06: the report is generated; its review is declared by a named owner and goes stale
+/// past the next review date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_of_the_measures_is_declared_and_goes_stale() {
+    let v = quiet().await;
+    let dpo = compliance_key(&v).await;
+    let now = strongroom_testkit::START_MS;
+    let (_, r) = signed(&v, &dpo, "").await;
+    let or06 = measure(&r, "OR-06");
+    assert_eq!(or06["status"], "partial", "{or06}");
+    assert!(
+        or06["missing"][0].as_str().unwrap().contains("no review"),
+        "{or06}"
+    );
+    let r = v
+        .post(
+            "/v1/compliance/declarations",
+            &dpo,
+            None,
+            json!({"measure": "OR-06", "statement": "TOMs reviewed by the security board",
+                   "owner": "CISO", "review_by": now + 200 * DAY}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let (_, r) = signed(&v, &dpo, "").await;
+    assert_status(&r, "OR-06", "declared");
+    v.clock.advance_ms(201 * DAY);
+    let (_, r) = signed(&v, &dpo, "").await;
+    assert_status(&r, "OR-06", "stale");
+}
