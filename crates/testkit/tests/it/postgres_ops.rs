@@ -311,3 +311,93 @@ async fn a_commit_whose_answer_is_lost_is_resolved() {
     assert_eq!(entries.len(), 2, "{entries:?}");
     strongroom_testkit::conformance::verify_log(&store, PLATFORM_LOG).await;
 }
+
+/// The registers on PostgreSQL through a real server: every register takes an entry, the
+/// report and the derived views read them, and the text lies sealed in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registers_work_and_stay_sealed_on_postgres() {
+    let Some(url) = postgres::fresh_database().await else {
+        return;
+    };
+    let v = TestVault::start_postgres(
+        &url,
+        None,
+        ServeOptions {
+            audit_verify_every: None,
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let (a, _) = v.scenario("acme").await;
+    let now = strongroom_testkit::START_MS;
+    let day = 86_400_000;
+    for (path, token, body) in [
+        (
+            "/v1/compliance/declarations",
+            &a.admin,
+            json!({"measure": "OR-07", "statement": "PGMARKER locked room", "owner": "PGMARKER owner",
+                   "review_by": now + 100 * day}),
+        ),
+        (
+            "/v1/compliance/trainings",
+            &a.admin,
+            json!({"person": "PGMARKER person", "course": "Basics", "completed_at": now}),
+        ),
+        (
+            "/v1/compliance/subprocessors",
+            &v.operator,
+            json!({"name": "PGMARKER host", "service": "hosting", "country": "DE",
+                   "safeguard": "none", "next_evaluation_by": now + 100 * day}),
+        ),
+        (
+            "/v1/compliance/incidents",
+            &v.operator,
+            json!({"title": "PGMARKER incident", "category": "availability",
+                   "detected_at": now, "aware_at": now, "personal_data_breach": false,
+                   "risk": "none", "affected_tenants": [a.id], "data_categories": [],
+                   "actions": ""}),
+        ),
+    ] {
+        let r = v.post(path, token, None, body).await;
+        assert_eq!(r.status, 201, "{path}: {}", r.text);
+    }
+    let r = v
+        .put(
+            "/v1/compliance/ropa/fields",
+            &a.admin,
+            json!({"fields": {"DPO": "PGMARKER dpo"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for path in [
+        "/v1/compliance/declarations",
+        "/v1/compliance/trainings",
+        "/v1/compliance/subprocessors",
+        "/v1/compliance/incidents",
+        "/v1/compliance/ropa",
+        "/v1/config/history",
+        "/v1/compliance/alerts",
+        "/v1/compliance/toms?format=json",
+    ] {
+        let r = v.get(path, &a.admin, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+    }
+    let ropa = v.get("/v1/compliance/ropa", &a.admin, None).await;
+    assert_eq!(ropa.body["fields"]["DPO"], "PGMARKER dpo");
+    let client = postgres::connect(&url).await;
+    let rows = client
+        .query(
+            "SELECT body FROM register_entries UNION ALL SELECT statement || owner FROM declarations",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(rows.len() >= 6, "{}", rows.len());
+    for row in rows {
+        let text: String = row.get(0);
+        assert!(
+            !text.contains("PGMARKER"),
+            "clear text in the database: {text}"
+        );
+    }
+}
