@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: TomsCommand,
     },
+    /// Background jobs (verification, reminders; later purges and retention): list them, or
+    /// run one now in the foreground with its progress.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// The version report (OR-09): this build, its dependencies, and the advisories that
     /// affect them.
     Versions {
@@ -65,6 +71,30 @@ enum Command {
         /// Exit 1 when an advisory (not an informational one) affects a dependency.
         #[arg(long)]
         deny: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List the jobs with their state, schedule and last run.
+    List {
+        #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job now, in this process (a server running beside it will not run it at the same
+    /// time: the job's lease decides). Exit 1 when it fails or another node holds it.
+    Run {
+        /// The job's id (`audit.verify`, `compliance.alerts`, `kind:tenant`).
+        id: String,
+        #[arg(long, default_value = "./strongroom-data", env = "STRONGROOM_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
     },
 }
 
@@ -305,6 +335,7 @@ fn main() -> ExitCode {
             } => bootstrap_token(&data_dir, database.as_deref(), json).await,
             Command::Audit { command } => return audit(command).await,
             Command::Toms { command } => toms(command).await,
+            Command::Jobs { command } => jobs(command).await,
             Command::Versions {
                 advisory_db,
                 format,
@@ -498,6 +529,97 @@ fn versions(advisory_db: Option<&std::path::Path>, format: &str, deny: bool) -> 
         anyhow::bail!("{affected} advisories affect dependencies of this build");
     }
     Ok(())
+}
+
+async fn jobs(command: JobsCommand) -> Result<()> {
+    use strongroom_core::jobs::{RunOutcome, Runner};
+    use strongroom_core::rng::RngExt;
+    match command {
+        JobsCommand::List {
+            data_dir,
+            database,
+            json,
+        } => {
+            let vault = offline_vault(&data_dir, database.as_deref()).await?;
+            let now = vault.now();
+            let jobs: Vec<_> = vault
+                .store()
+                .find_jobs()
+                .await?
+                .iter()
+                .map(|j| strongroom_core::jobs::view(j, now))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+                return Ok(());
+            }
+            println!(
+                "{:<48} {:<8} {:>10} {:>6} {:<20} last error",
+                "job", "state", "progress", "runs", "next run"
+            );
+            for j in jobs {
+                let progress = match j.total {
+                    Some(t) => format!("{}/{t}", j.done),
+                    None => j.done.to_string(),
+                };
+                let next = j.next_run_at.map_or("when asked".to_owned(), |t| {
+                    strongroom_compliance::render::date(t)
+                });
+                println!(
+                    "{:<48} {:<8} {:>10} {:>6} {:<20} {}",
+                    j.id,
+                    j.state,
+                    progress,
+                    j.runs,
+                    next,
+                    j.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        JobsCommand::Run {
+            id,
+            data_dir,
+            database,
+        } => {
+            let vault = offline_vault(&data_dir, database.as_deref()).await?;
+            if vault.store().find_job(&id).await?.is_none() {
+                anyhow::bail!("no job `{id}` (see `strongroom jobs list`)");
+            }
+            let node = format!("cli_{}", strongroom_crypto::hex(&vault.rng().array::<8>()));
+            let runner = Runner::new(node, strongroom_server::jobs::kinds());
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {eta}")
+                    .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+            );
+            bar.set_message(id.clone());
+            let mut progress = |j: &strongroom_core::store::JobRow| {
+                if let Some(t) = j.total {
+                    bar.set_length(t);
+                }
+                bar.set_position(j.done);
+            };
+            let outcome = runner.run(&vault, &id, &mut progress).await?;
+            bar.finish_and_clear();
+            match outcome {
+                RunOutcome::Finished(j) => {
+                    println!("{id}: done ({} of {})", j.done, j.total.unwrap_or(j.done));
+                    Ok(())
+                }
+                RunOutcome::Busy => {
+                    anyhow::bail!("{id} is being run by another node; try again when it is done")
+                }
+                RunOutcome::LeaseLost => {
+                    anyhow::bail!("{id}: another node took the job over; it continues there")
+                }
+                RunOutcome::Failed(j) => anyhow::bail!(
+                    "{id} failed: {}",
+                    j.last_error.unwrap_or_else(|| "unknown".into())
+                ),
+            }
+        }
+    }
 }
 
 async fn toms(command: TomsCommand) -> Result<()> {

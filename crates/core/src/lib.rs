@@ -10,6 +10,7 @@ mod codec;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod jobs;
 pub mod keys;
 pub mod policy;
 pub mod proofs;

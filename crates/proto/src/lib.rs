@@ -1224,3 +1224,35 @@ pub struct ConfigHistory {
     /// Oldest first.
     pub changes: Vec<ConfigChange>,
 }
+
+/// A background job (purges, verification, reminders…) as the runner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    /// `kind`, or `kind:tenant` for a tenant's job.
+    pub id: String,
+    pub kind: String,
+    /// `platform`, or the tenant's id.
+    pub scope: String,
+    /// `idle`, `running` or `failed`.
+    pub state: String,
+    /// Runs every this many seconds; 0: only when asked.
+    pub every_seconds: i64,
+    /// When it runs next (ms since the epoch); absent when only asked for.
+    pub next_run_at: Option<i64>,
+    /// Progress of the current or last run.
+    pub done: u64,
+    pub total: Option<u64>,
+    pub started_at: Option<i64>,
+    pub last_run_at: Option<i64>,
+    pub last_ok_at: Option<i64>,
+    /// The last error's code and message.
+    pub last_error: Option<String>,
+    pub runs: u64,
+    /// The node running it now, if any.
+    pub running_on: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}

@@ -6,19 +6,17 @@ pub mod audit_check;
 pub mod audit_tools;
 pub mod datadir;
 pub mod hashing;
+pub mod jobs;
 pub mod limits;
 pub mod ratelimit;
 pub mod siem;
 pub mod tls;
 pub mod witness;
 
-use std::collections::BTreeSet;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use strongroom_core::ids::TenantId;
 
 use strongroom_core::{Clock, Rng, Store, Vault, VaultConfig};
 use tokio::net::TcpListener;
@@ -310,9 +308,14 @@ pub async fn start(
         opts.checkpoint_every,
         rx.clone(),
     ))];
-    if let Some(every) = opts.audit_verify_every {
-        background.push(tokio::spawn(verifier(vault.clone(), every, rx.clone())));
-    }
+    let runner = jobs::runner(&vault, opts.audit_verify_every)
+        .await
+        .map_err(|e| SetupError::Invalid(format!("job runner: {}", e.message)))?;
+    background.push(tokio::spawn(jobs::run_loop(
+        vault.clone(),
+        runner,
+        rx.clone(),
+    )));
     if let Some(target) = &opts.audit_stream {
         let sink = siem::Sink::open(target)
             .map_err(|e| SetupError::Invalid(format!("audit stream: {e}")))?;
@@ -407,118 +410,6 @@ async fn checkpointer(
             Ok(made) => publish(&vault, &publisher, &made).await,
             Err(e) => tracing::error!(error = %e, "checkpointing failed"),
         }
-    }
-}
-
-/// Verifies every audit log every `every` (on the vault's clock; the first time `every` after
-/// start unless an earlier result says sooner) and records the result as evidence for the TOMs
-/// report. The job runner will take this over.
-async fn verifier(vault: Arc<Vault>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let every_ms = every.as_millis() as i64;
-    let last = vault
-        .store()
-        .get_meta(strongroom_core::audit::META_LAST_VERIFY)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
-        .and_then(|v| v["at"].as_i64());
-    let mut due = last.map_or(vault.now(), |t| t) + every_ms;
-    let mut alerted = None;
-    // Deadlines are hours and days apart: the registers are read once a minute of the vault's
-    // clock, not every tick.
-    let mut next_alert_check = vault.now();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
-        }
-        let now = vault.now();
-        if now >= next_alert_check {
-            next_alert_check = now + 60_000;
-            raise_compliance_alerts(&vault, now, &mut alerted).await;
-        }
-        if now < due {
-            continue;
-        }
-        due = now + every_ms;
-        match audit_tools::verify_and_record(&vault).await {
-            Ok(_) => tracing::info!("scheduled audit verification: intact"),
-            Err(e) => {
-                tracing::error!(alert = "audit_verification_failed", error = %e, "scheduled audit verification failed")
-            }
-        }
-    }
-}
-
-/// Raises each overdue register item once: an `alert` log line for the operator's monitoring
-/// and a `compliance.alert` entry in the log of its scope — the platform's for the platform's
-/// registers, a tenant's for what concerns it (its own registers, the incidents naming it) —
-/// which the SIEM stream carries. What was raised is kept in the store with the entries (one
-/// unit), so a restart does not raise it again; an item no longer overdue is forgotten, and a
-/// new deadline is a new alert.
-async fn raise_compliance_alerts(vault: &Vault, now: i64, raised: &mut Option<BTreeSet<String>>) {
-    let known = match raised {
-        Some(r) => r,
-        None => match vault.raised_alerts().await {
-            Ok(list) => raised.insert(list.into_iter().collect()),
-            Err(e) => {
-                tracing::error!(error = %e, "could not read the compliance alerts raised");
-                return;
-            }
-        },
-    };
-    let mut scopes: Vec<Option<TenantId>> = vec![None];
-    match vault.store().find_tenant_ids().await {
-        Ok(ids) => scopes.extend(ids.into_iter().map(Some)),
-        Err(e) => {
-            tracing::error!(error = %e, "could not list the tenants for compliance alerts");
-            return;
-        }
-    }
-    let mut current = BTreeSet::new();
-    let mut fresh = Vec::new();
-    for scope in scopes {
-        let Ok(alerts) = strongroom_compliance::registers::alerts(vault, scope.as_ref(), now).await
-        else {
-            continue;
-        };
-        let label = scope
-            .as_ref()
-            .map_or("platform", TenantId::as_str)
-            .to_owned();
-        // Into a tenant's log: its own registers' items and the incidents that name it (the
-        // platform's other items are the platform's). A subprocessor change is a notice,
-        // already in the tenant's log, not an alert.
-        let concerns = |a: &strongroom_proto::ComplianceAlert| {
-            a.kind != "subprocessor_change"
-                && (a.scope == label || (scope.is_some() && a.kind == "incident_overdue"))
-        };
-        for a in alerts.into_iter().filter(concerns) {
-            let key = format!("{label}|{}|{}|{}", a.kind, a.entry, a.due);
-            if !known.contains(&key) {
-                tracing::error!(
-                    alert = a.kind.as_str(),
-                    scope = label.as_str(),
-                    entry = a.entry.as_str(),
-                    "{}",
-                    a.what
-                );
-                fresh.push((
-                    scope.clone(),
-                    vec![a.entry, a.kind, format!("due:{}", a.due)],
-                ));
-            }
-            current.insert(key);
-        }
-    }
-    if fresh.is_empty() && current == *known {
-        return;
-    }
-    let list: Vec<String> = current.iter().cloned().collect();
-    match vault.record_alerts(&list, fresh).await {
-        Ok(()) => *known = current,
-        Err(e) => tracing::error!(error = %e, "could not record compliance alerts"),
     }
 }
 

@@ -19,9 +19,9 @@ use deadpool_postgres::Pool;
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, Receipt,
-    RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store, StoreError,
-    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, JobRow,
+    JobStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store,
+    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -30,12 +30,13 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -345,6 +346,16 @@ impl RegisterStore for PgStore {
         tenant: Option<&TenantId>,
     ) -> StoreResult<Vec<RegisterEntryRow>> {
         read::register_entries(&*self.reader().await?, register, tenant).await
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn find_jobs(&self) -> StoreResult<Vec<JobRow>> {
+        read::jobs(&*self.reader().await?, None).await
+    }
+    async fn find_job(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        Ok(read::jobs(&*self.reader().await?, Some(id)).await?.pop())
     }
 }
 

@@ -688,3 +688,47 @@ pub(crate) async fn audit(c: &Client, log: &str, q: &AuditQuery) -> StoreResult<
         .map(|r| json(r.col::<&str>(0)?, "audit entry"))
         .collect()
 }
+
+pub(crate) async fn jobs(
+    c: &Client,
+    id: Option<&str>,
+) -> StoreResult<Vec<strongroom_core::store::JobRow>> {
+    use strongroom_core::store::{JobRow, JobState};
+    rows(
+        c,
+        "SELECT id, kind, tenant, every_ms, next_run_at, state, done, total, cursor, started_at,
+                last_run_at, last_ok_at, last_error, runs, lease_holder, lease_until
+         FROM jobs WHERE $1::TEXT IS NULL OR id = $1 ORDER BY id",
+        &[&id],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let tenant: Option<String> = r.col(2)?;
+        let state: String = r.col(5)?;
+        let total: Option<i64> = r.col(7)?;
+        Ok(JobRow {
+            id: r.col(0)?,
+            kind: r.col(1)?,
+            tenant: tenant
+                .map(|t| TenantId::parse(&t).ok_or_else(|| corrupt("job tenant")))
+                .transpose()?,
+            every_ms: r.col(3)?,
+            next_run_at: r.col(4)?,
+            state: JobState::parse(&state).ok_or_else(|| corrupt("job state"))?,
+            done: r.count(6)?,
+            total: total
+                .map(|t| u64::try_from(t).map_err(|_| corrupt("a negative count")))
+                .transpose()?,
+            cursor: r.col(8)?,
+            started_at: r.col(9)?,
+            last_run_at: r.col(10)?,
+            last_ok_at: r.col(11)?,
+            last_error: r.col(12)?,
+            runs: r.count(13)?,
+            lease_holder: r.col(14)?,
+            lease_until: r.col(15)?,
+        })
+    })
+    .collect()
+}

@@ -19,15 +19,15 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, Receipt,
-    RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store, StoreError,
-    StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, JobRow,
+    JobStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store,
+    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -36,6 +36,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -467,6 +468,19 @@ impl RegisterStore for SqliteStore {
     ) -> StoreResult<Vec<RegisterEntryRow>> {
         let (register, tenant) = (register.to_owned(), tenant.cloned());
         self.read(move |c| read::register_entries(c, &register, tenant.as_ref()))
+            .await
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn find_jobs(&self) -> StoreResult<Vec<JobRow>> {
+        self.read(|c| read::jobs(c, None)).await
+    }
+
+    async fn find_job(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let id = id.to_owned();
+        self.read(move |c| Ok(read::jobs(c, Some(&id))?.pop()))
             .await
     }
 }

@@ -797,3 +797,57 @@ pub(crate) fn audit_heads(conn: &Connection) -> StoreResult<Vec<(String, AuditHe
         })
         .collect()
 }
+
+pub(crate) fn jobs(
+    conn: &Connection,
+    id: Option<&str>,
+) -> StoreResult<Vec<strongroom_core::store::JobRow>> {
+    use strongroom_core::store::{JobRow, JobState};
+    // Read as stored; the checks that can fail as `Corrupt` follow.
+    let raw = query(
+        conn,
+        "SELECT id, kind, tenant, every_ms, next_run_at, state, done, total, cursor, started_at,
+                last_run_at, last_ok_at, last_error, runs, lease_holder, lease_until
+         FROM jobs WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+        params![id],
+        |r| {
+            Ok((
+                JobRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    tenant: None,
+                    every_ms: r.get(3)?,
+                    next_run_at: r.get(4)?,
+                    state: JobState::Idle,
+                    done: 0,
+                    total: None,
+                    cursor: r.get(8)?,
+                    started_at: r.get(9)?,
+                    last_run_at: r.get(10)?,
+                    last_ok_at: r.get(11)?,
+                    last_error: r.get(12)?,
+                    runs: 0,
+                    lease_holder: r.get(14)?,
+                    lease_until: r.get(15)?,
+                },
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(5)?,
+                [r.get::<_, i64>(6)?, r.get::<_, i64>(13)?],
+                r.get::<_, Option<i64>>(7)?,
+            ))
+        },
+    )?;
+    let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("job count"));
+    raw.into_iter()
+        .map(|(mut job, tenant, state, [done, runs], total)| {
+            job.tenant = tenant
+                .map(|t| TenantId::parse(&t).ok_or_else(|| corrupt("job tenant")))
+                .transpose()?;
+            job.state = JobState::parse(&state).ok_or_else(|| corrupt("job state"))?;
+            job.done = count(done)?;
+            job.runs = count(runs)?;
+            job.total = total.map(count).transpose()?;
+            Ok(job)
+        })
+        .collect()
+}

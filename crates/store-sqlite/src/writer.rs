@@ -273,6 +273,98 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "version",
             )?;
         }
+        Op::EnsureJob(j) => {
+            exec(
+                conn,
+                "INSERT INTO jobs (id, kind, tenant, every_ms, next_run_at, state, done, total, cursor,
+                     started_at, last_run_at, last_ok_at, last_error, runs, lease_holder, lease_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (id) DO NOTHING",
+                params![
+                    j.id,
+                    j.kind,
+                    j.tenant.as_ref().map(|t| t.as_str()),
+                    j.every_ms,
+                    j.next_run_at,
+                    j.state.as_str(),
+                    j.done as i64,
+                    j.total.map(|t| t as i64),
+                    j.cursor,
+                    j.started_at,
+                    j.last_run_at,
+                    j.last_ok_at,
+                    j.last_error,
+                    j.runs as i64,
+                    j.lease_holder,
+                    j.lease_until
+                ],
+                "job",
+            )?;
+        }
+        Op::ScheduleJob {
+            id,
+            every_ms,
+            next_run_at,
+        } => {
+            exec(
+                conn,
+                "UPDATE jobs SET every_ms = ?2, next_run_at = min(next_run_at, ?3) WHERE id = ?1",
+                params![id, every_ms, next_run_at],
+                "job",
+            )?;
+        }
+        Op::ClaimJob {
+            id,
+            holder,
+            now,
+            until,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE jobs SET lease_holder = ?2, lease_until = ?4,
+                     done = CASE WHEN state = 'running' THEN done ELSE 0 END,
+                     total = CASE WHEN state = 'running' THEN total ELSE NULL END,
+                     cursor = CASE WHEN state = 'running' THEN cursor ELSE NULL END,
+                     started_at = CASE WHEN state = 'running' THEN started_at ELSE ?3 END,
+                     state = 'running'
+                 WHERE id = ?1 AND (lease_holder IS NULL OR lease_until <= ?3 OR lease_holder = ?2)",
+                params![id, holder, now, until],
+                "job",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("lease"));
+            }
+        }
+        Op::SaveJob { holder, row: j } => {
+            let n = exec(
+                conn,
+                "UPDATE jobs SET every_ms = ?2, next_run_at = ?3, state = ?4, done = ?5, total = ?6,
+                     cursor = ?7, started_at = ?8, last_run_at = ?9, last_ok_at = ?10,
+                     last_error = ?11, runs = ?12, lease_holder = ?13, lease_until = ?14
+                 WHERE id = ?1 AND lease_holder = ?15",
+                params![
+                    j.id,
+                    j.every_ms,
+                    j.next_run_at,
+                    j.state.as_str(),
+                    j.done as i64,
+                    j.total.map(|t| t as i64),
+                    j.cursor,
+                    j.started_at,
+                    j.last_run_at,
+                    j.last_ok_at,
+                    j.last_error,
+                    j.runs as i64,
+                    j.lease_holder,
+                    j.lease_until,
+                    holder
+                ],
+                "job",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("lease"));
+            }
+        }
         Op::PutRegisterEntry(e) => {
             exec(
                 conn,

@@ -29,7 +29,8 @@ macro_rules! store_conformance {
             audit_proofs_come_from_stored_nodes,
             definitions_keys_and_meta_round_trip,
             identity_ops_are_atomic_and_conditional,
-            register_versions_are_never_rewritten
+            register_versions_are_never_rewritten,
+            jobs_are_leased_to_one_holder_at_a_time
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -1301,4 +1302,155 @@ pub async fn register_versions_are_never_rewritten(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A job's lease goes to one holder at a time, is taken over once expired, fences the batches
+/// of a holder that lost it (the whole unit fails), and a takeover resumes the run's progress
+/// while a new run starts afresh.
+pub async fn jobs_are_leased_to_one_holder_at_a_time(store: Arc<dyn Store>) {
+    let commit = |ops: Vec<Op>| {
+        let store = store.clone();
+        async move { store.commit(UnitOfWork { ops, audit: vec![] }).await }
+    };
+    let claim = |holder: &str, now: i64| Op::ClaimJob {
+        id: "purge".into(),
+        holder: holder.into(),
+        now,
+        until: now + 100,
+    };
+    let job = JobRow::new("purge", None, 1000, 50);
+    commit(vec![Op::EnsureJob(job.clone())]).await.unwrap();
+    let mut other = job.clone();
+    other.every_ms = 7;
+    commit(vec![Op::EnsureJob(other)]).await.unwrap();
+    let stored = store.find_job("purge").await.unwrap().unwrap();
+    assert_eq!(stored, job, "ensuring an existing job changes nothing");
+    assert_eq!(store.find_jobs().await.unwrap().len(), 1);
+
+    // Eight nodes claim at once: one wins.
+    let mut claims = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let op = claim(&format!("node{i}"), 100);
+        claims.spawn(async move {
+            let r = store
+                .commit(UnitOfWork {
+                    ops: vec![op],
+                    audit: vec![],
+                })
+                .await;
+            (format!("node{i}"), r.is_ok())
+        });
+    }
+    let won: Vec<String> = claims
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(won.len(), 1, "{won:?}");
+    let a = won[0].clone();
+    let row = store.find_job("purge").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.state,
+            row.lease_holder.as_deref(),
+            row.lease_until,
+            row.started_at
+        ),
+        (JobState::Running, Some(a.as_str()), 200, Some(100))
+    );
+    // The holder records progress; another node cannot claim before expiry.
+    let mut progress = row.clone();
+    progress.done = 5;
+    progress.total = Some(10);
+    progress.cursor = Some("c5".into());
+    commit(vec![Op::SaveJob {
+        holder: a.clone(),
+        row: progress.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        commit(vec![claim("late", 150)]).await,
+        Err(StoreError::Conflict("lease"))
+    );
+    // Expired: taken over, progress kept (a resumed run).
+    commit(vec![claim("late", 200)]).await.unwrap();
+    let row = store.find_job("purge").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.lease_holder.as_deref(),
+            row.done,
+            row.cursor.as_deref(),
+            row.started_at
+        ),
+        (Some("late"), 5, Some("c5"), Some(100))
+    );
+    // The old holder's next batch is refused as a whole.
+    let mut stale = progress.clone();
+    stale.done = 6;
+    assert_eq!(
+        commit(vec![
+            Op::PutMeta {
+                key: "batch-effect".into(),
+                value: "applied".into()
+            },
+            Op::SaveJob {
+                holder: a.clone(),
+                row: stale
+            },
+        ])
+        .await,
+        Err(StoreError::Conflict("lease"))
+    );
+    assert_eq!(store.get_meta("batch-effect").await.unwrap(), None);
+    // The new holder finishes and releases; the next claim starts a new run.
+    let mut done = row.clone();
+    done.state = JobState::Idle;
+    done.done = 10;
+    done.runs = 1;
+    done.lease_holder = None;
+    done.lease_until = 0;
+    done.next_run_at = 1200;
+    commit(vec![Op::SaveJob {
+        holder: "late".into(),
+        row: done,
+    }])
+    .await
+    .unwrap();
+    commit(vec![claim("third", 300)]).await.unwrap();
+    let row = store.find_job("purge").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.done,
+            row.total,
+            row.cursor.as_deref(),
+            row.started_at,
+            row.runs
+        ),
+        (0, None, None, Some(300), 1)
+    );
+    // A schedule moves the next run earlier, never later.
+    commit(vec![Op::ScheduleJob {
+        id: "purge".into(),
+        every_ms: 500,
+        next_run_at: 2000,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        store.find_job("purge").await.unwrap().unwrap().next_run_at,
+        1200
+    );
+    commit(vec![Op::ScheduleJob {
+        id: "purge".into(),
+        every_ms: 500,
+        next_run_at: 400,
+    }])
+    .await
+    .unwrap();
+    let row = store.find_job("purge").await.unwrap().unwrap();
+    assert_eq!((row.next_run_at, row.every_ms), (400, 500));
 }

@@ -10,10 +10,12 @@ use strongroom_proto::{CollectionDef, RoleDef, SecuritySettings};
 use crate::audit::AuditEvent;
 
 mod audit;
+mod jobs;
 mod registers;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
+pub use jobs::{JobRow, JobState, JobStore};
 pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +172,31 @@ pub enum Op {
     PutDeclaration(DeclarationRow),
     /// Writes a new version of a JSON register entry; `Conflict("version")` if it exists.
     PutRegisterEntry(RegisterEntryRow),
+    /// Creates a job if no job has its id (an existing one keeps its state).
+    EnsureJob(JobRow),
+    /// Sets a job's schedule (`every_ms`) and moves its next run to `next_run_at` when that is
+    /// earlier, keeping its state and lease.
+    ScheduleJob {
+        id: String,
+        every_ms: i64,
+        next_run_at: i64,
+    },
+    /// Takes a job's lease for `holder` until `until`, if nobody else holds it at `now`;
+    /// `Conflict("lease")` otherwise. A job that was not running starts a new run (progress
+    /// reset); one left running by a holder that died keeps its progress, to resume.
+    ClaimJob {
+        id: String,
+        holder: String,
+        now: i64,
+        until: i64,
+    },
+    /// Writes a job's state (progress, schedule, outcome, lease), only while `holder` still
+    /// holds its lease: `Conflict("lease")` otherwise, and the whole unit — the batch the
+    /// progress belongs to — is not applied.
+    SaveJob {
+        holder: String,
+        row: JobRow,
+    },
     InsertTenant(TenantRow),
     InsertTenantKey(TenantKeyRow),
     InsertApiKey(ApiKeyRow),
@@ -363,7 +390,7 @@ impl std::fmt::Debug for Faults {
 /// A storage backend. Every query that reads tenant data takes the tenant id: there is no way
 /// to ask for a record without saying whose it is.
 #[async_trait]
-pub trait Store: AuditStore + RegisterStore + Send + Sync + 'static {
+pub trait Store: AuditStore + RegisterStore + JobStore + Send + Sync + 'static {
     /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
     /// On error nothing of the unit is visible.
     async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt>;

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod handlers;
 mod identity;
+pub mod jobs;
 mod openapi;
 
 use std::sync::Arc;
@@ -113,6 +114,9 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::get_ropa_fields,
         compliance::put_ropa_fields,
         compliance::get_config_history,
+        jobs::list,
+        jobs::get,
+        jobs::run,
     ),
     components(schemas(proto::ErrorBody, proto::ErrorDetail, proto::AuditEntry)),
     modifiers(&BearerAuth)
@@ -298,6 +302,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/compliance/versions", get(compliance::get_versions))
         .route("/v1/compliance/ropa", get(compliance::get_ropa))
         .route("/v1/config/history", get(compliance::get_config_history))
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/run", post(jobs::run))
         .route(
             "/v1/compliance/ropa/fields",
             get(compliance::get_ropa_fields).put(compliance::put_ropa_fields),

@@ -70,6 +70,11 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/compliance/incidents/") => id("inc"),
         "id" if path.starts_with("/v1/compliance/trainings/") => id("trn"),
         "id" if path.starts_with("/v1/compliance/subprocessors/") => id("spr"),
+        "id" if path.starts_with("/v1/jobs/") => Some(string(
+            Some("^[a-z][a-z._]{0,63}(:ten_[0-9a-f]{32})?$"),
+            None,
+            None,
+        )),
         "action" => Some(RefOr::T(Schema::Object(
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::String))

@@ -237,6 +237,9 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/compliance/ropa/fields", "get"),
         ("/v1/compliance/ropa/fields", "put"),
         ("/v1/config/history", "get"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}/run", "post"),
         ("/readyz", "get"),
     ];
     for (path, method) in expected {
