@@ -125,7 +125,7 @@ impl Runner {
                 JobState::Idle | JobState::Failed => job.next_run_at <= now,
             };
             if due && self.kind(&job.kind).is_some() {
-                let outcome = self.run(vault, &job.id, &mut |_| {}).await?;
+                let outcome = self.run_claimed(vault, &job.id, false, &mut |_| {}).await?;
                 out.push((job.id, outcome));
             }
         }
@@ -139,17 +139,39 @@ impl Runner {
         id: &str,
         progress: &mut (dyn FnMut(&JobRow) + Send),
     ) -> Result<RunOutcome> {
+        self.run_claimed(vault, id, true, progress).await
+    }
+
+    /// Claims `id` — when `now_anyway` is true, making it due first (in the same unit, so a refused
+    /// claim changes nothing) — and runs it.
+    async fn run_claimed(
+        &self,
+        vault: &Vault,
+        id: &str,
+        now_anyway: bool,
+        progress: &mut (dyn FnMut(&JobRow) + Send),
+    ) -> Result<RunOutcome> {
         let store = vault.store();
         let now = vault.now();
-        let claim = UnitOfWork {
-            ops: vec![Op::ClaimJob {
+        let mut ops = Vec::new();
+        if now_anyway {
+            let job = store
+                .find_job(id)
+                .await?
+                .ok_or_else(|| Error::not_found("job"))?;
+            ops.push(Op::ScheduleJob {
                 id: id.to_owned(),
-                holder: self.node.clone(),
-                now,
-                until: now + LEASE_MS,
-            }],
-            audit: vec![],
-        };
+                every_ms: job.every_ms,
+                next_run_at: now,
+            });
+        }
+        ops.push(Op::ClaimJob {
+            id: id.to_owned(),
+            holder: self.node.clone(),
+            now,
+            until: now + LEASE_MS,
+        });
+        let claim = UnitOfWork { ops, audit: vec![] };
         match store.commit(claim).await {
             Ok(_) => {}
             Err(StoreError::Conflict(_)) => return Ok(RunOutcome::Busy),

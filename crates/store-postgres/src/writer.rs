@@ -422,7 +422,8 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                      cursor = CASE WHEN state = 'running' THEN cursor ELSE NULL END,
                      started_at = CASE WHEN state = 'running' THEN started_at ELSE $3 END,
                      state = 'running'
-                 WHERE id = $1 AND (lease_holder IS NULL OR lease_until <= $3 OR lease_holder = $2)",
+                 WHERE id = $1 AND (lease_holder IS NULL OR lease_until <= $3 OR lease_holder = $2)
+                   AND (state = 'running' OR next_run_at <= $3)",
                 &[id, holder, now, until],
                 "job",
             )

@@ -1420,6 +1420,17 @@ pub async fn jobs_are_leased_to_one_holder_at_a_time(store: Arc<dyn Store>) {
     }])
     .await
     .unwrap();
+    // Not due before 1200: a node that saw it due a moment ago cannot run it again.
+    assert_eq!(
+        commit(vec![claim("third", 300)]).await,
+        Err(StoreError::Conflict("lease"))
+    );
+    let due_now = Op::ScheduleJob {
+        id: "purge".into(),
+        every_ms: 1000,
+        next_run_at: 300,
+    };
+    commit(vec![due_now]).await.unwrap();
     commit(vec![claim("third", 300)]).await.unwrap();
     let row = store.find_job("purge").await.unwrap().unwrap();
     assert_eq!(
@@ -1442,15 +1453,15 @@ pub async fn jobs_are_leased_to_one_holder_at_a_time(store: Arc<dyn Store>) {
     .unwrap();
     assert_eq!(
         store.find_job("purge").await.unwrap().unwrap().next_run_at,
-        1200
+        300
     );
     commit(vec![Op::ScheduleJob {
         id: "purge".into(),
         every_ms: 500,
-        next_run_at: 400,
+        next_run_at: 200,
     }])
     .await
     .unwrap();
     let row = store.find_job("purge").await.unwrap().unwrap();
-    assert_eq!((row.next_run_at, row.every_ms), (400, 500));
+    assert_eq!((row.next_run_at, row.every_ms), (200, 500));
 }

@@ -181,9 +181,11 @@ pub enum Op {
         every_ms: i64,
         next_run_at: i64,
     },
-    /// Takes a job's lease for `holder` until `until`, if nobody else holds it at `now`;
-    /// `Conflict("lease")` otherwise. A job that was not running starts a new run (progress
-    /// reset); one left running by a holder that died keeps its progress, to resume.
+    /// Takes a job's lease for `holder` until `until`, if nobody else holds it at `now` and the
+    /// job is due (running, or its next run is not after `now`); `Conflict("lease")` otherwise
+    /// — so a node that saw a job due just as another finished it does not run it again. A job
+    /// that was not running starts a new run (progress reset); one left running by a holder
+    /// that died keeps its progress, to resume.
     ClaimJob {
         id: String,
         holder: String,

@@ -10,6 +10,7 @@ mod boot;
 mod compliance;
 mod health;
 mod identity;
+mod jobs;
 mod multinode;
 mod postgres_conformance;
 mod postgres_ops;

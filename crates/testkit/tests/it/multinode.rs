@@ -282,3 +282,60 @@ async fn a_node_joins_while_another_writes() {
     }
     assert!(reads > 0);
 }
+
+/// The job runner over two PostgreSQL nodes: runs asked for are made once each, by whichever
+/// node claims them; a run whose node dies mid-way is taken over by the other once the lease
+/// expires, every batch applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_on_one_node_at_a_time_and_move_when_one_dies() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let quiet = || ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    };
+    let a = TestVault::start_postgres(&url, None, quiet()).await;
+    let b = TestVault::start_postgres(&url, Some(&a.data_path().join("root.key")), quiet()).await;
+    // Five runs asked for, on alternate nodes: five runs, five verifications — never two.
+    for k in 1..=5u64 {
+        let node = if k % 2 == 0 { &a } else { &b };
+        let r = node
+            .post("/v1/jobs/audit.verify/run", &a.operator, None, json!({}))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let mut runs = 0;
+        for _ in 0..60 {
+            runs = a.get("/v1/jobs/audit.verify", &a.operator, None).await.body["runs"]
+                .as_u64()
+                .unwrap();
+            if runs == k {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(runs, k);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let job = a.get("/v1/jobs/audit.verify", &a.operator, None).await;
+    assert_eq!(job.body["runs"], 5, "{}", job.text);
+    let log = a
+        .get(
+            "/v1/audit/entries?action=audit.verify&limit=100",
+            &a.operator,
+            None,
+        )
+        .await;
+    assert_eq!(
+        log.body["entries"].as_array().unwrap().len(),
+        5,
+        "{}",
+        log.text
+    );
+    // A run killed on A is finished by B after the lease expires.
+    crate::jobs::killed_run_resumes(a.running_vault(), b.running_vault(), &|ms| {
+        b.clock.advance_ms(ms)
+    })
+    .await;
+    verify(&url).await;
+}
