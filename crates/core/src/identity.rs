@@ -65,6 +65,9 @@ fn bounded(
 }
 
 /// Resolves settings against their profile's defaults and checks every bound.
+/// Days a deleted record stays restorable unless the tenant or the collection says otherwise.
+pub const DEFAULT_PURGE_GRACE_DAYS: u32 = 30;
+
 pub fn resolve_settings(s: &SecuritySettings) -> Result<EffectiveSettings> {
     let p = &s.password;
     let strict = p.profile == PasswordProfile::Strict;
@@ -104,6 +107,12 @@ pub fn resolve_settings(s: &SecuritySettings) -> Result<EffectiveSettings> {
             p.history,
             if strict { 5 } else { 0 },
             0..=24,
+        )?,
+        purge_grace_days: bounded(
+            "purge_grace_days",
+            s.purge_grace_days,
+            DEFAULT_PURGE_GRACE_DAYS,
+            0..=3650,
         )?,
         blocklist_entries: blocklist_len() as u32,
         lockout_threshold: bounded("lockout_threshold", s.lockout_threshold, 10, 1..=100)?,

@@ -214,6 +214,11 @@ impl KeyRing {
         Ok(dek)
     }
 
+    /// Drops a subject's DEK from memory (after its key was destroyed in the store).
+    pub fn forget_dek(&self, tenant: &TenantId, subject: &SubjectId) {
+        self.deks.remove(&(tenant.clone(), subject.clone()));
+    }
+
     /// A cached DEK, if this subject's key is in memory.
     pub fn cached_dek(&self, tenant: &TenantId, subject: &SubjectId) -> Option<Arc<Key32>> {
         self.deks.get(&(tenant.clone(), subject.clone()))

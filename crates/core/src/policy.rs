@@ -171,6 +171,7 @@ mod tests {
             purposes: purposes.iter().map(|s| s.to_string()).collect(),
         };
         CollectionDef {
+            purge_grace_days: None,
             purposes: vec!["support".into(), "billing".into()],
             fields: vec![f("name", &[]), f("iban", &["billing"])],
         }

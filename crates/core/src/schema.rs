@@ -47,6 +47,9 @@ fn schema_err(msg: String) -> Error {
 
 /// Validates a collection definition as a whole.
 pub fn validate_collection(def: &CollectionDef) -> Result<()> {
+    if def.purge_grace_days.is_some_and(|d| d > 3650) {
+        return Err(schema_err("`purge_grace_days` is 0 to 3650".into()));
+    }
     if def.purposes.is_empty() {
         return Err(schema_err(
             "a collection declares at least one purpose".into(),
@@ -376,6 +379,7 @@ mod tests {
 
     fn def(fields: Vec<FieldDef>) -> CollectionDef {
         CollectionDef {
+            purge_grace_days: None,
             purposes: vec!["support".into()],
             fields,
         }
@@ -410,6 +414,7 @@ mod tests {
             Code::InvalidName
         );
         assert!(validate_collection(&CollectionDef {
+            purge_grace_days: None,
             purposes: vec![],
             fields: vec![field(FieldType::String)]
         })

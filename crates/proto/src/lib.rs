@@ -251,6 +251,11 @@ pub struct CollectionDef {
     /// 1 to 256 fields, each name once.
     #[schema(min_items = 1, max_items = 256)]
     pub fields: Vec<FieldDef>,
+    /// Days a deleted record of this collection stays restorable before it is purged (0 to
+    /// 3650; default: the tenant's setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 3650)]
+    pub purge_grace_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -259,6 +264,8 @@ pub struct Collection {
     pub version: u64,
     pub purposes: Vec<String>,
     pub fields: Vec<FieldDef>,
+    /// This collection's own grace period before purge, if it sets one.
+    pub purge_grace_days: Option<u32>,
     pub updated_at: i64,
 }
 
@@ -513,6 +520,11 @@ pub struct SecuritySettings {
     #[serde(default)]
     #[schema(inline, value_type = Vec<RoleName>)]
     pub mfa_required_roles: Vec<String>,
+    /// Days a deleted record stays blocked and restorable before the purge destroys it (0 to
+    /// 3650, default 30; 0: at the next purge run). A collection may set its own.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3650)]
+    pub purge_grace_days: Option<u32>,
 }
 
 /// The settings in force, every value resolved.
@@ -531,6 +543,7 @@ pub struct EffectiveSettings {
     pub session_idle_minutes: u32,
     pub session_absolute_hours: u32,
     pub mfa_required_roles: Vec<String>,
+    pub purge_grace_days: u32,
 }
 
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
@@ -1255,4 +1268,24 @@ pub struct Job {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<Job>,
+}
+
+/// Deleted records of one collection awaiting their purge.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PendingPurge {
+    pub collection: String,
+    /// Days a deleted record stays restorable.
+    pub grace_days: u32,
+    /// Records deleted (blocked) and not yet purged.
+    pub blocked: u64,
+    /// When the earliest of them becomes due (ms since the epoch): the first purge run after
+    /// it destroys it.
+    pub next_purge_after: Option<i64>,
+    /// Their ids (the first 1,000), no values.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PendingPurges {
+    pub collections: Vec<PendingPurge>,
 }

@@ -1,6 +1,7 @@
 //! The kinds of background job this server runs on the core job runner, and the loop that
 //! runs what is due: `audit.verify` (every log verified and the result recorded as evidence,
-//! daily by default) and `compliance.alerts` (overdue register items raised once a minute).
+//! daily by default), `compliance.alerts` (overdue register items raised once a minute) and
+//! `purge` (deleted records past their grace period destroyed, hourly).
 //! Later issues add their kinds here (purge, retention, rotation, backups).
 
 use std::collections::BTreeSet;
@@ -65,7 +66,11 @@ impl JobKind for ComplianceAlerts {
 
 /// Every kind this server runs.
 pub fn kinds() -> Vec<Arc<dyn JobKind>> {
-    vec![Arc::new(AuditVerify), Arc::new(ComplianceAlerts)]
+    vec![
+        Arc::new(AuditVerify),
+        Arc::new(ComplianceAlerts),
+        Arc::new(strongroom_core::vault::Purge),
+    ]
 }
 
 /// A runner for this process (its own node name) with the server's jobs ensured: the audit
@@ -95,6 +100,10 @@ pub async fn runner(
         .await?;
     runner
         .ensure(vault, JobRow::new("compliance.alerts", None, 60_000, now))
+        .await?;
+    // Deleted records past their grace period: hourly.
+    runner
+        .ensure(vault, JobRow::new("purge", None, 3_600_000, now))
         .await?;
     Ok(runner)
 }

@@ -19,9 +19,10 @@ use deadpool_postgres::Pool;
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, JobRow,
-    JobStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store,
-    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, DeclarationRow,
+    Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore,
+    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
+    UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -346,6 +347,40 @@ impl RegisterStore for PgStore {
         tenant: Option<&TenantId>,
     ) -> StoreResult<Vec<RegisterEntryRow>> {
         read::register_entries(&*self.reader().await?, register, tenant).await
+    }
+}
+
+#[async_trait]
+impl LifecycleStore for PgStore {
+    async fn find_blocked(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        before: i64,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlockedRecord>> {
+        read::blocked(
+            &*self.reader().await?,
+            tenant,
+            collection,
+            before,
+            after.map(|a| a.as_str()),
+            limit,
+        )
+        .await
+    }
+    async fn count_subject_records(
+        &self,
+        tenant: &TenantId,
+        subjects: &[SubjectId],
+    ) -> StoreResult<Vec<(SubjectId, u64)>> {
+        read::subject_record_counts(&*self.reader().await?, tenant, subjects).await
+    }
+    async fn scrub(&self) -> StoreResult<()> {
+        // Deleted tuples stay in their pages until VACUUM reuses the space, and the WAL keeps
+        // them until it is recycled: see docs/lifecycle.md. Nothing can be forced from here.
+        Ok(())
     }
 }
 

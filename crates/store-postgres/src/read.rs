@@ -732,3 +732,61 @@ pub(crate) async fn jobs(
     })
     .collect()
 }
+
+pub(crate) async fn blocked(
+    c: &Client,
+    tenant: &TenantId,
+    collection: &str,
+    before: i64,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<strongroom_core::store::BlockedRecord>> {
+    rows(
+        c,
+        "SELECT id, subject, blocked_at FROM records
+         WHERE tenant = $1 AND collection = $2 AND state = 1 AND blocked_at < $3
+           AND id > coalesce($4::TEXT, '')
+         ORDER BY id LIMIT $5",
+        &[
+            &tenant.as_str(),
+            &collection,
+            &before,
+            &after,
+            &i64::from(limit),
+        ],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let id: String = r.col(0)?;
+        let subject: String = r.col(1)?;
+        let at: Option<i64> = r.col(2)?;
+        Ok(strongroom_core::store::BlockedRecord {
+            id: strongroom_core::ids::RecordId::parse(&id).ok_or_else(|| corrupt("record id"))?,
+            collection: collection.to_owned(),
+            subject: strongroom_core::ids::SubjectId::parse(&subject)
+                .ok_or_else(|| corrupt("subject id"))?,
+            blocked_at: at.ok_or_else(|| corrupt("a blocked record without its time"))?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn subject_record_counts(
+    c: &Client,
+    tenant: &TenantId,
+    subjects: &[strongroom_core::ids::SubjectId],
+) -> StoreResult<Vec<(strongroom_core::ids::SubjectId, u64)>> {
+    let mut out = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        let r = rows(
+            c,
+            "SELECT count(*) FROM records WHERE tenant = $1 AND subject = $2",
+            &[&tenant.as_str(), &s.as_str()],
+        )
+        .await?;
+        let n = r.first().map_or(Ok(0), |r| r.count(0))?;
+        out.push((s.clone(), n));
+    }
+    Ok(out)
+}

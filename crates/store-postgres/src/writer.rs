@@ -636,6 +636,61 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 }
             }
         }
+        Op::RestoreRecord {
+            tenant,
+            id,
+            expected_version,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE records SET state = 0, blocked_at = NULL WHERE tenant = $1 AND id = $2 AND version = $3 AND state = 1",
+                &[&tenant.as_str(), &id.as_str(), &(*expected_version as i64)],
+                "record",
+            )
+            .await?;
+            conflict_unless_one(n)?;
+        }
+        Op::PurgeRecords { tenant, ids } => {
+            for id in ids {
+                let n = exec(
+                    tx,
+                    "DELETE FROM records WHERE tenant = $1 AND id = $2 AND state = 1",
+                    &[&tenant.as_str(), &id.as_str()],
+                    "record",
+                )
+                .await?;
+                if n != 1 {
+                    return Err(StoreError::Conflict("state"));
+                }
+                exec(
+                    tx,
+                    "DELETE FROM record_history WHERE tenant = $1 AND id = $2",
+                    &[&tenant.as_str(), &id.as_str()],
+                    "record",
+                )
+                .await?;
+                exec(
+                    tx,
+                    "DELETE FROM blind_index WHERE tenant = $1 AND record = $2",
+                    &[&tenant.as_str(), &id.as_str()],
+                    "record",
+                )
+                .await?;
+            }
+        }
+        Op::DestroySubject { tenant, subject } => {
+            let n = exec(
+                tx,
+                "DELETE FROM subjects WHERE tenant = $1 AND id = $2
+                 AND NOT EXISTS (SELECT 1 FROM records WHERE tenant = $1 AND subject = $2)",
+                &[&tenant.as_str(), &subject.as_str()],
+                "subject",
+            )
+            .await?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
         Op::BlockRecord {
             tenant,
             id,

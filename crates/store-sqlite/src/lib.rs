@@ -19,9 +19,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, CollectionRow, DeclarationRow, Faults, JobRow,
-    JobStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store,
-    StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, DeclarationRow,
+    Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore,
+    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
+    UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -469,6 +470,57 @@ impl RegisterStore for SqliteStore {
         let (register, tenant) = (register.to_owned(), tenant.cloned());
         self.read(move |c| read::register_entries(c, &register, tenant.as_ref()))
             .await
+    }
+}
+
+#[async_trait]
+impl LifecycleStore for SqliteStore {
+    async fn find_blocked(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        before: i64,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlockedRecord>> {
+        let (tenant, collection, after) = (
+            tenant.clone(),
+            collection.to_owned(),
+            after.map(|a| a.as_str().to_owned()),
+        );
+        self.read(move |c| read::blocked(c, &tenant, &collection, before, after.as_deref(), limit))
+            .await
+    }
+
+    async fn count_subject_records(
+        &self,
+        tenant: &TenantId,
+        subjects: &[SubjectId],
+    ) -> StoreResult<Vec<(SubjectId, u64)>> {
+        let (tenant, subjects) = (tenant.clone(), subjects.to_vec());
+        self.read(move |c| read::subject_record_counts(c, &tenant, &subjects))
+            .await
+    }
+
+    async fn scrub(&self) -> StoreResult<()> {
+        // Folds the write-ahead log (which still holds the pages as they were before the
+        // purge) into the database and truncates it; the database's freed pages were zeroed
+        // by `secure_delete`.
+        self.read(|c| {
+            let (busy, _, _): (i64, i64, i64) = c
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(unavailable)?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable(
+                    "the write-ahead log could not be truncated (busy): the next purge retries"
+                        .into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

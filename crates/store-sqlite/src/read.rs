@@ -851,3 +851,55 @@ pub(crate) fn jobs(
         })
         .collect()
 }
+
+pub(crate) fn blocked(
+    conn: &Connection,
+    tenant: &TenantId,
+    collection: &str,
+    before: i64,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<strongroom_core::store::BlockedRecord>> {
+    let raw = query(
+        conn,
+        "SELECT id, subject, blocked_at FROM records
+         WHERE tenant = ?1 AND collection = ?2 AND state = 1 AND blocked_at < ?3
+           AND id > coalesce(?4, '')
+         ORDER BY id LIMIT ?5",
+        params![tenant.as_str(), collection, before, after, limit],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        },
+    )?;
+    raw.into_iter()
+        .map(|(id, subject, at)| {
+            Ok(strongroom_core::store::BlockedRecord {
+                id: RecordId::parse(&id).ok_or_else(|| corrupt("record id"))?,
+                collection: collection.to_owned(),
+                subject: SubjectId::parse(&subject).ok_or_else(|| corrupt("subject id"))?,
+                blocked_at: at.ok_or_else(|| corrupt("a blocked record without its time"))?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn subject_record_counts(
+    conn: &Connection,
+    tenant: &TenantId,
+    subjects: &[SubjectId],
+) -> StoreResult<Vec<(SubjectId, u64)>> {
+    subjects
+        .iter()
+        .map(|s| {
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM records WHERE tenant = ?1 AND subject = ?2")
+                .and_then(|mut st| st.query_row(params![tenant.as_str(), s.as_str()], |r| r.get(0)))
+                .map_err(unavailable)?;
+            Ok((s.clone(), u64::try_from(n).map_err(|_| corrupt("count"))?))
+        })
+        .collect()
+}

@@ -17,3 +17,6 @@ CREATE TABLE jobs (
     lease_holder TEXT,
     lease_until  INTEGER NOT NULL
 );
+
+-- Blocked records by when they were blocked: what the purge reads.
+CREATE INDEX records_blocked ON records (tenant, collection, blocked_at, id) WHERE state = 1;

@@ -783,6 +783,59 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "checkpoint",
             )?;
         }
+        Op::RestoreRecord {
+            tenant,
+            id,
+            expected_version,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE records SET state = 0, blocked_at = NULL
+                 WHERE tenant = ?1 AND id = ?2 AND version = ?3 AND state = 1",
+                params![tenant.as_str(), id.as_str(), *expected_version as i64],
+                "record",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("version"));
+            }
+        }
+        Op::PurgeRecords { tenant, ids } => {
+            for id in ids {
+                let n = exec(
+                    conn,
+                    "DELETE FROM records WHERE tenant = ?1 AND id = ?2 AND state = 1",
+                    params![tenant.as_str(), id.as_str()],
+                    "record",
+                )?;
+                if n != 1 {
+                    return Err(StoreError::Conflict("state"));
+                }
+                exec(
+                    conn,
+                    "DELETE FROM record_history WHERE tenant = ?1 AND id = ?2",
+                    params![tenant.as_str(), id.as_str()],
+                    "record",
+                )?;
+                exec(
+                    conn,
+                    "DELETE FROM blind_index WHERE tenant = ?1 AND record = ?2",
+                    params![tenant.as_str(), id.as_str()],
+                    "record",
+                )?;
+            }
+        }
+        Op::DestroySubject { tenant, subject } => {
+            let n = exec(
+                conn,
+                "DELETE FROM subjects WHERE tenant = ?1 AND id = ?2
+                 AND NOT EXISTS (SELECT 1 FROM records WHERE tenant = ?1 AND subject = ?2)",
+                params![tenant.as_str(), subject.as_str()],
+                "subject",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
         Op::BlockRecord {
             tenant,
             id,

@@ -11,11 +11,13 @@ use crate::audit::AuditEvent;
 
 mod audit;
 mod jobs;
+mod lifecycle;
 mod registers;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
 pub use jobs::{JobRow, JobState, JobStore};
+pub use lifecycle::{BlockedRecord, LifecycleStore};
 pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,6 +299,24 @@ pub enum Op {
         expected_version: u64,
         at: i64,
     },
+    /// Makes a blocked record active again, if it is still blocked at `expected_version`;
+    /// `Conflict("version")` otherwise.
+    RestoreRecord {
+        tenant: TenantId,
+        id: RecordId,
+        expected_version: u64,
+    },
+    /// Destroys blocked records with their history and blind-index entries; each must still be
+    /// blocked (`Conflict("state")` otherwise: an active record is never purged).
+    PurgeRecords {
+        tenant: TenantId,
+        ids: Vec<RecordId>,
+    },
+    /// Destroys a subject and its wrapped DEK; `Conflict("subject")` if it still has a record.
+    DestroySubject {
+        tenant: TenantId,
+        subject: SubjectId,
+    },
 }
 
 /// Data changes and the audit events describing them: committed together or not at all.
@@ -392,7 +412,9 @@ impl std::fmt::Debug for Faults {
 /// A storage backend. Every query that reads tenant data takes the tenant id: there is no way
 /// to ask for a record without saying whose it is.
 #[async_trait]
-pub trait Store: AuditStore + RegisterStore + JobStore + Send + Sync + 'static {
+pub trait Store:
+    AuditStore + RegisterStore + JobStore + LifecycleStore + Send + Sync + 'static
+{
     /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
     /// On error nothing of the unit is visible.
     async fn commit(&self, unit: UnitOfWork) -> StoreResult<Receipt>;

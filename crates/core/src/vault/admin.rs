@@ -97,6 +97,7 @@ pub(super) fn collection_view(row: &CollectionRow) -> proto::Collection {
         version: row.version,
         purposes: row.def.purposes.clone(),
         fields: row.def.fields.clone(),
+        purge_grace_days: row.def.purge_grace_days,
         updated_at: row.updated_at,
     }
 }

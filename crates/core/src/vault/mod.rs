@@ -13,10 +13,12 @@ pub use admin::Precondition;
 mod audit_log;
 mod auth;
 pub mod config_history;
+mod lifecycle;
 mod records;
 mod register_crypto;
 mod users;
 
+pub use lifecycle::{Purge, PURGE_BATCH};
 pub use records::Term;
 
 use std::collections::HashMap;

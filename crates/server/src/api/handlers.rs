@@ -336,6 +336,31 @@ pub async fn delete_record(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/v1/collections/{collection}/records/{id}/restore", tag = "records",
+    params(("collection" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "the deleted record is active again"),
+              (status = 404, body = proto::ErrorBody, description = "no such record, or already purged"),
+              (status = 409, body = proto::ErrorBody, description = "the record is not deleted")),
+    security(("bearer" = [])))]
+pub async fn restore_record(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams((collection, id)): PathParams<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.vault.restore_record(&c.0, &collection, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/purges/pending", tag = "records",
+    responses((status = 200, body = proto::PendingPurges, description = "deleted records awaiting their purge, per collection: counts, the next due time, ids; no values")),
+    security(("bearer" = [])))]
+pub async fn pending_purges(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<proto::PendingPurges>> {
+    Ok(Json(s.vault.pending_purges(&c.0).await?))
+}
+
 #[utoipa::path(get, path = "/v1/audit/entries", tag = "audit",
     params(("after" = Option<u64>, Query, description = "sequence number to continue after"),
            ("limit" = Option<u32>, Query, description = "1 to 1000, default 100", minimum = 1, maximum = 1000), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),

@@ -70,6 +70,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         handlers::get_record,
         handlers::patch_record,
         handlers::delete_record,
+        handlers::restore_record,
+        handlers::pending_purges,
         handlers::get_audit_entries,
         identity::post_login,
         identity::post_logout,
@@ -245,6 +247,8 @@ pub fn router(state: AppState) -> Router {
             &format!("{records}/{{id}}"),
             get(get_record).patch(patch_record).delete(delete_record),
         )
+        .route(&format!("{records}/{{id}}/restore"), post(restore_record))
+        .route("/v1/purges/pending", get(pending_purges))
         .route("/v1/audit/entries", get(get_audit_entries))
         .route("/v1/audit/public-key", get(audit::get_public_key))
         .route(

@@ -238,6 +238,8 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/compliance/ropa/fields", "put"),
         ("/v1/config/history", "get"),
         ("/v1/jobs", "get"),
+        ("/v1/collections/{collection}/records/{id}/restore", "post"),
+        ("/v1/purges/pending", "get"),
         ("/v1/jobs/{id}", "get"),
         ("/v1/jobs/{id}/run", "post"),
         ("/readyz", "get"),

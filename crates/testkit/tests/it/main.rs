@@ -11,6 +11,7 @@ mod compliance;
 mod health;
 mod identity;
 mod jobs;
+mod lifecycle;
 mod multinode;
 mod postgres_conformance;
 mod postgres_ops;

@@ -1,0 +1,425 @@
+//! The data lifecycle on a real server: a deleted record is blocked and restorable through its
+//! grace period, then purged with its history, index entries and — with the subject's last
+//! record — the subject's key, leaving no byte of either in the database files; a purge killed
+//! half-way is finished by the next runner, every record destroyed exactly once.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use strongroom_core::ids::{RecordId, SubjectId, TenantId};
+use strongroom_core::jobs::{RunOutcome, Runner, LEASE_MS};
+use strongroom_core::store::{JobState, Op, RecordRow, RecordState, SubjectRow, UnitOfWork};
+use strongroom_server::ServeOptions;
+use strongroom_testkit::{contains, TestVault};
+
+const DAY: i64 = 86_400_000;
+const PEOPLE: &str = "/v1/collections/people/records";
+
+/// A tenant with `people`, and a key whose role may create, read, update and delete them.
+async fn setup(v: &TestVault) -> (strongroom_testkit::TestTenant, String) {
+    let (t, _) = v.scenario("acme").await;
+    v.role(
+        &t.admin,
+        "keeper",
+        json!({"collections": {"people": {
+            "operations": ["create", "read", "update", "delete", "search"],
+            "purposes": ["support"],
+            "fields": {"email": "plain", "name": "plain"}}}}),
+    )
+    .await;
+    let key = v.key(&t.admin, &["keeper"]).await;
+    (t, key)
+}
+
+async fn create(v: &TestVault, key: &str, body: Value) -> (String, String) {
+    let r = v.post(PEOPLE, key, Some("support"), body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["subject"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// An operator key that outlives the clock moves of these tests.
+async fn operator(v: &TestVault) -> String {
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &v.operator,
+            None,
+            json!({"name": "ops", "roles": ["operator"], "expires_in_days": 365}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["key"].as_str().unwrap().to_owned()
+}
+
+/// Asks for a purge run and waits until it has run once more.
+async fn purge_now(v: &TestVault, op: &str) -> Value {
+    let runs = |b: &Value| b["runs"].as_u64().unwrap();
+    let before = runs(&v.get("/v1/jobs/purge", op, None).await.body);
+    let r = v.post("/v1/jobs/purge/run", op, None, json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    for _ in 0..100 {
+        let job = v.get("/v1/jobs/purge", op, None).await.body;
+        if runs(&job) > before {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the purge did not run");
+}
+
+fn blob(v: &TestVault, sql: &str, id: &str) -> Vec<u8> {
+    v.sqlite().query_row(sql, [id], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_records_are_restorable_then_purged_with_their_keys() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, key) = setup(&v).await;
+    let op = operator(&v).await;
+    // The tenant's admin, with a key that outlives the clock moves.
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &v.operator,
+            None,
+            json!({"name": "admin", "roles": ["admin"], "tenant": t.id, "expires_in_days": 365}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let admin = r.body["key"].as_str().unwrap().to_owned();
+    let (alone, s1) = create(
+        &v,
+        &key,
+        json!({"fields": {"email": "ada@example.com", "name": "Ada"}}),
+    )
+    .await;
+    let (r2, s2) = create(
+        &v,
+        &key,
+        json!({"fields": {"email": "bob@example.com", "name": "Bob"}}),
+    )
+    .await;
+    let (r3, _) = create(
+        &v,
+        &key,
+        json!({"subject": s2, "fields": {"email": "bob2@example.com"}}),
+    )
+    .await;
+    // An update, so that the record has history to destroy too.
+    let r = v
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{PEOPLE}/{alone}"),
+            &key,
+            Some("support"),
+            Some(&json!({"fields": {"name": "Ada L."}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ciphertext = blob(&v, "SELECT data FROM records WHERE id = ?1", &alone);
+    let old = blob(&v, "SELECT data FROM record_history WHERE id = ?1", &alone);
+    let wrapped = blob(&v, "SELECT wrapped_dek FROM subjects WHERE id = ?1", &s1);
+
+    for id in [&alone, &r2] {
+        let r = v
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{PEOPLE}/{id}"),
+                &key,
+                Some("support"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let r = v
+            .get(&format!("{PEOPLE}/{id}"), &key, Some("support"))
+            .await;
+        assert_eq!(r.status, 404, "a blocked record is invisible: {}", r.text);
+    }
+    let found = v
+        .post(
+            &format!("{PEOPLE}/search"),
+            &key,
+            Some("support"),
+            json!({"where": {"email": "ada@example.com"}}),
+        )
+        .await;
+    assert_eq!(found.body["records"], json!([]), "{}", found.text);
+    let pending = v.get("/v1/purges/pending", &admin, None).await;
+    assert_eq!(pending.status, 200, "{}", pending.text);
+    assert_eq!(
+        pending.body["collections"][0]["blocked"], 2,
+        "{}",
+        pending.text
+    );
+    assert_eq!(pending.body["collections"][0]["grace_days"], 30);
+    assert!(!pending.text.contains("ada@example.com"));
+    assert_eq!(v.get("/v1/purges/pending", &key, None).await.status, 403);
+
+    // 29 days on: nothing purged; still restorable (by the admin only).
+    v.clock.advance_ms(29 * DAY);
+    purge_now(&v, &op).await;
+    assert_eq!(v.count("records"), 3);
+    let restore = |id: &str| format!("{PEOPLE}/{id}/restore");
+    assert_eq!(
+        v.post(&restore(&r2), &key, None, json!({})).await.status,
+        403
+    );
+    let r = v.post(&restore(&r2), &admin, None, json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        v.get(&format!("{PEOPLE}/{r2}"), &key, Some("support"))
+            .await
+            .status,
+        200
+    );
+    let r = v.post(&restore(&r3), &admin, None, json!({})).await;
+    assert_eq!((r.status, r.code()), (409, "already_exists"), "{}", r.text);
+    let r = v.post(&restore("rec_nope"), &admin, None, json!({})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    // Deleted again now: its grace starts again.
+    let r = v
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{PEOPLE}/{r2}"),
+            &key,
+            Some("support"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+
+    // 31 days after the first deletion: that record is purged, the other is not yet.
+    v.clock.advance_ms(2 * DAY);
+    let job = purge_now(&v, &op).await;
+    assert_eq!(job["state"], "idle", "{job}");
+    let r = v.post(&restore(&alone), &admin, None, json!({})).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(r.text.contains("purged"), "{}", r.text);
+    let db = v.sqlite();
+    let n = |sql: &str, id: &str| db.query_row(sql, [id], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(n("SELECT count(*) FROM records WHERE id = ?1", &alone), 0);
+    assert_eq!(
+        n("SELECT count(*) FROM record_history WHERE id = ?1", &alone),
+        0
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM blind_index WHERE record = ?1", &alone),
+        0
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM subjects WHERE id = ?1", &s1),
+        0,
+        "the last record's key is destroyed"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM subjects WHERE id = ?1", &s2),
+        1,
+        "a subject with records keeps its key"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM records WHERE id = ?1", &r2),
+        1,
+        "within its grace"
+    );
+    drop(db);
+    // No byte of the ciphertext, the old version or the wrapped key in any file (the WAL and
+    // free pages included).
+    for (path, bytes) in v.scan_files() {
+        for (what, needle) in [
+            ("record", &ciphertext),
+            ("history", &old),
+            ("wrapped DEK", &wrapped),
+        ] {
+            let probe = &needle[needle.len() / 2..needle.len() / 2 + 24];
+            assert!(
+                !contains(&bytes, probe),
+                "the {what} is still in {}",
+                path.display()
+            );
+        }
+    }
+    // The purge is in the tenant's log, naming the record and the destroyed key.
+    let log = v
+        .get("/v1/audit/entries?action=record.purge", &admin, None)
+        .await;
+    let entries = log.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{}", log.text);
+    assert!(entries[0].to_string().contains(&alone) && entries[0].to_string().contains(&s1));
+    v.assert_audit_verifies().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_with_no_grace_is_purged_at_the_next_run_and_bad_grace_is_refused() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, key) = setup(&v).await;
+    let op = operator(&v).await;
+    let mut schema = strongroom_testkit::people_schema();
+    for bad in [json!(-1), json!(3651), json!("P30D")] {
+        schema["purge_grace_days"] = bad.clone();
+        let r = v
+            .put("/v1/collections/people", &t.admin, schema.clone())
+            .await;
+        assert!(r.status == 400 || r.status == 422, "{bad}: {}", r.text);
+    }
+    let r = v
+        .put(
+            "/v1/settings/security",
+            &t.admin,
+            json!({"purge_grace_days": 5000}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    schema["purge_grace_days"] = json!(0);
+    let r = v.put("/v1/collections/people", &t.admin, schema).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (id, _) = create(&v, &key, json!({"fields": {"email": "eve@example.com"}})).await;
+    let r = v
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{PEOPLE}/{id}"),
+            &key,
+            Some("support"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    purge_now(&v, &op).await;
+    assert_eq!(v.count("records"), 0);
+}
+
+fn record(tenant: &TenantId, subject: &SubjectId, i: usize) -> RecordRow {
+    RecordRow {
+        tenant: tenant.clone(),
+        collection: "people".into(),
+        id: RecordId::generate(&strongroom_core::OsRng),
+        subject: subject.clone(),
+        version: 1,
+        state: RecordState::Active,
+        created_at: 0,
+        updated_at: 0,
+        data: format!("not really a ciphertext {i}").into_bytes(),
+    }
+}
+
+/// 100,000 deleted records; the purge is killed after a fifth of them; the next runner (the
+/// server's own, once the lease has expired) finishes: every record destroyed exactly once,
+/// every key with them, and the audit log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_killed_half_way_is_finished_exactly_once() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, _) = setup(&v).await;
+    let tenant = TenantId::parse(&t.id).unwrap();
+    let vault = v.running_vault();
+    const N: usize = 100_000;
+    const PER_SUBJECT: usize = 100;
+    for s in 0..N / PER_SUBJECT {
+        let subject = SubjectId::generate(&strongroom_core::OsRng);
+        let mut ops = vec![Op::InsertSubject(SubjectRow {
+            tenant: tenant.clone(),
+            id: subject.clone(),
+            kek_version: 1,
+            wrapped_dek: vec![7; 60],
+            ref_index: None,
+            created_at: 0,
+        })];
+        ops.extend((0..PER_SUBJECT).map(|i| Op::InsertRecord {
+            row: record(&tenant, &subject, s * PER_SUBJECT + i),
+            index: vec![],
+        }));
+        vault
+            .store()
+            .commit(UnitOfWork { ops, audit: vec![] })
+            .await
+            .unwrap();
+    }
+    let blocked = v
+        .sqlite()
+        .execute("UPDATE records SET state = 1, blocked_at = 0", [])
+        .unwrap();
+    assert_eq!(blocked, N);
+    v.clock.advance_ms(31 * DAY);
+
+    let killed = Runner::new(
+        "doomed".into(),
+        vec![Arc::new(strongroom_core::vault::Purge)],
+    );
+    let running = {
+        let (killed, vault) = (killed.clone(), vault.clone());
+        tokio::spawn(async move { killed.run(&vault, "purge", &mut |_| {}).await })
+    };
+    loop {
+        let job = vault.store().find_job("purge").await.unwrap().unwrap();
+        if job.lease_holder.as_deref() == Some("doomed") && job.done >= 20_000 {
+            break;
+        }
+        assert!(!running.is_finished(), "finished before it could be killed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    running.abort();
+    let _ = running.await;
+    let job = vault.store().find_job("purge").await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Running);
+    assert!(job.done < N as u64, "{}", job.done);
+    // The lease expires; the server's own runner resumes it within a second or two.
+    v.clock.advance_ms(LEASE_MS + 1);
+    let mut job = job;
+    for _ in 0..600 {
+        job = vault.store().find_job("purge").await.unwrap().unwrap();
+        if job.state == JobState::Idle {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!((job.state, job.done), (JobState::Idle, N as u64), "{job:?}");
+    assert_ne!(job.lease_holder.as_deref(), Some("doomed"));
+    assert_eq!(v.count("records"), 0);
+    assert_eq!(
+        v.count("subjects"),
+        0,
+        "every key went with its last record"
+    );
+    // Each record in exactly one purge entry.
+    let db = v.sqlite();
+    let mut stmt = db
+        .prepare("SELECT body FROM audit WHERE log = ?1 AND body LIKE '%\"record.purge\"%'")
+        .unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for body in stmt.query_map([&t.id], |r| r.get::<_, String>(0)).unwrap() {
+        let e: Value = serde_json::from_str(&body.unwrap()).unwrap();
+        for r in e["records"].as_array().unwrap() {
+            total += 1;
+            ids.insert(r.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        (total, ids.len()),
+        (N, N),
+        "every record purged once, and recorded once"
+    );
+    drop(stmt);
+    drop(db);
+    // Run again: nothing left to do.
+    let again = killed.run(&vault, "purge", &mut |_| {}).await.unwrap();
+    assert!(
+        matches!(&again, RunOutcome::Finished(j) if j.done == 0),
+        "{again:?}"
+    );
+    v.assert_audit_verifies().await;
+}
