@@ -859,20 +859,54 @@ impl Collector for Purges {
         "purges"
     }
     async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
-        Finding::new(
-            Status::Met,
-            "A deleted record becomes invisible to every data operation at once.",
-        )
-        .with(
-            "deletion",
-            "blocks the record (soft delete)",
-            "this build",
-            ctx.now,
-        )
-        .missing(
-            "the purge after a grace period is not built yet: blocked records are never destroyed",
-        )
-        .settle()
+        let how = "A deleted record is blocked at once (invisible to every data operation, \
+                   restorable by the tenant's admin) and destroyed by the purge job when its \
+                   grace period ends: the record, its history and index entries, and the data \
+                   subject's key with its last record.";
+        let Ok(job) = ctx.vault.store().find_job("purge").await else {
+            return unreadable("the purge job");
+        };
+        let mut f = Finding::new(Status::Met, how);
+        if let Some(t) = ctx.scope.tenant() {
+            let Some(s) = settings(ctx).await else {
+                return unreadable("the tenant's settings");
+            };
+            f = f.with(
+                "grace period before purge",
+                format!(
+                    "{} days (collections may set their own)",
+                    s.purge_grace_days
+                ),
+                &format!("settings of tenant {t}"),
+                ctx.now,
+            );
+        }
+        let Some(job) = job else {
+            return f
+                .missing(
+                    "the purge job has not been set up yet (it is at the server's first start)",
+                )
+                .settle();
+        };
+        match job.last_ok_at {
+            Some(at) => {
+                f = f.with(
+                    "last purge run",
+                    format!("completed, {} records destroyed", job.done),
+                    "job runner",
+                    at,
+                );
+                let age_days = (ctx.now - at) / DAY_MS;
+                if age_days >= 2 {
+                    f = f.missing(format!("the purge has not completed for {age_days} days"));
+                }
+            }
+            None => f = f.missing("the purge job has not completed a run yet"),
+        }
+        if let Some(e) = &job.last_error {
+            f = f.missing(format!("the last purge run failed: {e}"));
+        }
+        f.settle()
     }
 }
 

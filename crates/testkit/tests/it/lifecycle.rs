@@ -246,6 +246,17 @@ async fn deleted_records_are_restorable_then_purged_with_their_keys() {
             );
         }
     }
+    // AV-04 in the tenant's report: the grace period and the last run.
+    let rep = v.get("/v1/compliance/toms?format=json", &admin, None).await;
+    let av04 = rep.body["report"]["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "AV-04")
+        .unwrap()
+        .clone();
+    assert_eq!(av04["status"], "met", "{av04}");
+    assert!(av04.to_string().contains("30 days"), "{av04}");
     // The purge is in the tenant's log, naming the record and the destroyed key.
     let log = v
         .get("/v1/audit/entries?action=record.purge", &admin, None)
