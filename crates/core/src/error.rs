@@ -58,6 +58,8 @@ pub enum Code {
     UnknownCollection,
     UnknownSubject,
     AlreadyExists,
+    /// A legal hold keeps the data: it may not be purged, erased or retained-out.
+    LegalHold,
     VersionConflict,
     MethodNotAllowed,
     IntegrityError,
@@ -93,7 +95,7 @@ impl Code {
             Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             // The name is taken, by an object or by a built-in.
-            AlreadyExists | VersionConflict | ReservedName => Kind::Conflict,
+            AlreadyExists | VersionConflict | ReservedName | LegalHold => Kind::Conflict,
             AuditUnavailable | Unavailable | NotReady | RequestTimeout => Kind::Unavailable,
             PreconditionFailed => Kind::Precondition,
             IntegrityError | Internal => Kind::Internal,
@@ -134,6 +136,7 @@ impl Code {
             UnknownCollection => "unknown_collection",
             UnknownSubject => "unknown_subject",
             AlreadyExists => "already_exists",
+            LegalHold => "legal_hold",
             VersionConflict => "version_conflict",
             MethodNotAllowed => "method_not_allowed",
             IntegrityError => "integrity_error",

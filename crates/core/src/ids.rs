@@ -129,6 +129,12 @@ id_type!(
 );
 
 id_type!(
+    /// A legal hold on a data subject or a collection.
+    HoldId,
+    "hld_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

@@ -31,6 +31,11 @@ pub struct PurposeName(pub String);
 #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
 pub struct RoleName(pub String);
 
+/// A collection's name: 1–64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
+pub struct CollectionName(pub String);
+
 /// A password as received: wiped from memory when dropped, never printed (`Debug` shows
 /// `Password(..)`), and serialised only by tools that send one (clients, tests).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1288,4 +1293,48 @@ pub struct PendingPurge {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PendingPurges {
     pub collections: Vec<PendingPurge>,
+}
+
+/// A legal hold to place: on one data subject or on a whole collection, with a reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldInput {
+    /// The data subject held (`sub_…`); or
+    #[serde(default)]
+    #[schema(pattern = "^sub_[0-9a-f]{32}$")]
+    pub subject: Option<String>,
+    /// the collection held (every record in it).
+    #[serde(default)]
+    #[schema(inline, value_type = Option<CollectionName>)]
+    pub collection: Option<String>,
+    /// Why (the case, the authority), 1 to 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+    /// When the hold ends by itself (ms since the epoch), if it does; in the future.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub until: Option<i64>,
+}
+
+/// A legal hold as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Hold {
+    pub id: String,
+    pub version: u32,
+    pub subject: Option<String>,
+    pub collection: Option<String>,
+    pub reason: String,
+    pub until: Option<i64>,
+    pub placed_by: String,
+    pub placed_at: i64,
+    /// Lifted (by whom, when), if it was.
+    pub lifted_by: Option<String>,
+    pub lifted_at: Option<i64>,
+    /// In force now: not lifted, not past `until`.
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HoldList {
+    pub holds: Vec<Hold>,
 }

@@ -151,13 +151,33 @@ impl JobKind for Purge {
         let store = vault.store();
         let now = vault.now();
         for tenant in store.find_tenant_ids().await? {
+            // Held data is never purged: whole collections, and the held subjects' records.
+            let held = vault.held(&tenant, now).await?;
             for c in store.find_collections(&tenant).await? {
+                if held.collections.contains(&c.name) {
+                    continue;
+                }
                 let grace = vault.grace_days(&tenant, &c.def).await?;
                 // Grace 0: everything blocked so far.
                 let before = now - i64::from(grace) * DAY_MS + i64::from(grace == 0);
-                let batch = store
-                    .find_blocked(&tenant, &c.name, before, None, PURGE_BATCH)
-                    .await?;
+                let mut batch = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = store
+                        .find_blocked(&tenant, &c.name, before, after.as_ref(), PURGE_BATCH)
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id.clone());
+                    let last_page = page.len() < PURGE_BATCH as usize;
+                    batch.extend(
+                        page.into_iter()
+                            .filter(|b| !held.subjects.contains(&b.subject)),
+                    );
+                    if last_page || batch.len() >= PURGE_BATCH as usize {
+                        break;
+                    }
+                }
+                batch.truncate(PURGE_BATCH as usize);
                 if batch.is_empty() {
                     continue;
                 }
@@ -217,5 +237,216 @@ impl JobKind for Purge {
             cursor: None,
             finished: true,
         })
+    }
+}
+
+/// The register legal holds are kept in (a tenant's scope; text sealed like every register).
+pub const HOLDS: &str = "holds";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HoldBody {
+    subject: Option<String>,
+    collection: Option<String>,
+    reason: String,
+    until: Option<i64>,
+    placed_by: String,
+    placed_at: i64,
+    lifted_by: Option<String>,
+    lifted_at: Option<i64>,
+}
+
+/// What the holds in force keep: these subjects, and every record of these collections.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub subjects: std::collections::BTreeSet<SubjectId>,
+    pub collections: std::collections::BTreeSet<String>,
+}
+
+fn hold_view(row: &crate::store::RegisterEntryRow, now: i64) -> Result<proto::Hold> {
+    let b: HoldBody = serde_json::from_str(&row.body).map_err(|_| Error::integrity())?;
+    Ok(proto::Hold {
+        id: row.id.clone(),
+        version: row.version,
+        active: b.lifted_at.is_none() && b.until.is_none_or(|u| u > now),
+        subject: b.subject,
+        collection: b.collection,
+        reason: b.reason,
+        until: b.until,
+        placed_by: b.placed_by,
+        placed_at: b.placed_at,
+        lifted_by: b.lifted_by,
+        lifted_at: b.lifted_at,
+    })
+}
+
+impl Vault {
+    /// The latest version of each of a tenant's holds.
+    async fn holds(&self, tenant: &TenantId, now: i64) -> Result<Vec<proto::Hold>> {
+        let mut rows = self.register_entries(HOLDS, Some(tenant)).await?;
+        rows.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
+        let mut latest: Vec<crate::store::RegisterEntryRow> = Vec::new();
+        for r in rows {
+            match latest.last_mut() {
+                Some(l) if l.id == r.id => *l = r,
+                _ => latest.push(r),
+            }
+        }
+        latest.iter().map(|r| hold_view(r, now)).collect()
+    }
+
+    /// What a tenant's holds in force keep at `now`.
+    pub async fn held(&self, tenant: &TenantId, now: i64) -> Result<Held> {
+        let mut held = Held::default();
+        for h in self
+            .holds(tenant, now)
+            .await?
+            .into_iter()
+            .filter(|h| h.active)
+        {
+            if let Some(s) = h.subject.as_deref().and_then(SubjectId::parse) {
+                held.subjects.insert(s);
+            }
+            if let Some(c) = h.collection {
+                held.collections.insert(c);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Places a legal hold (the tenant's `admin`): on a subject or a collection, with a reason
+    /// and an optional end. Audited as `hold.place`.
+    pub async fn place_hold(
+        &self,
+        ctx: &RequestCtx,
+        input: proto::HoldInput,
+    ) -> Result<proto::Hold> {
+        let mut ev = self.event(ctx, "hold.place");
+        let res = async {
+            let tenant = self.require_admin(ctx)?;
+            let now = self.now();
+            match (&input.subject, &input.collection) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(Error::invalid(
+                        "a hold is on one `subject` or on one `collection`",
+                    ))
+                }
+                (Some(s), None) => {
+                    let id = SubjectId::parse(s).ok_or_else(|| {
+                        Error::new(Code::InvalidId, "`subject` is not a subject id")
+                    })?;
+                    if self.store.find_subject(&tenant, &id).await?.is_none() {
+                        return Err(Error::new(Code::UnknownSubject, "no such subject"));
+                    }
+                    ev.subject = Some(id);
+                }
+                (None, Some(c)) => {
+                    crate::schema::check_name("collection", c)?;
+                    if self.store.find_collection(&tenant, c).await?.is_none() {
+                        return Err(Error::new(Code::UnknownCollection, "no such collection"));
+                    }
+                    ev.collection = Some(c.clone());
+                }
+            }
+            let n = input.reason.chars().count();
+            if n == 0 || n > 2000 {
+                return Err(Error::new(
+                    Code::InvalidRequest,
+                    "`reason` is 1 to 2000 characters",
+                ));
+            }
+            if input.reason.trim().is_empty() {
+                return Err(Error::invalid(
+                    "`reason` is blank: say why the data is held",
+                ));
+            }
+            if input.until.is_some_and(|u| u <= now) {
+                return Err(Error::invalid("`until` must lie in the future"));
+            }
+            let id = crate::ids::HoldId::generate_at(self.rng(), now).to_string();
+            ev.objects.push(id.clone());
+            let body = HoldBody {
+                subject: input.subject,
+                collection: input.collection,
+                reason: input.reason,
+                until: input.until,
+                placed_by: ctx.principal.actor(),
+                placed_at: now,
+                lifted_by: None,
+                lifted_at: None,
+            };
+            let row = crate::store::RegisterEntryRow {
+                register: HOLDS.into(),
+                id,
+                version: 1,
+                tenant: Some(tenant),
+                body: serde_json::to_string(&body).map_err(|_| Error::internal())?,
+                recorded_by: ctx.principal.actor(),
+                recorded_at: now,
+            };
+            let view = hold_view(&row, now)?;
+            Ok((view, vec![Op::PutRegisterEntry(row)]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    /// The tenant's holds (its `admin` and `auditor`); audited as `hold.list`.
+    pub async fn list_holds(&self, ctx: &RequestCtx) -> Result<proto::HoldList> {
+        let ev = self.event(ctx, "hold.list");
+        let res = async {
+            let tenant = self.tenant_of(ctx)?;
+            if !(ctx.principal.has_role(crate::policy::ROLE_ADMIN)
+                || ctx.principal.has_role(crate::policy::ROLE_AUDITOR))
+            {
+                return Err(Error::forbidden(
+                    "holds are seen by the tenant's `admin` or `auditor` role",
+                ));
+            }
+            let holds = self.holds(&tenant, self.now()).await?;
+            Ok((proto::HoldList { holds }, vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    /// Lifts a hold (the tenant's `admin`): a new version saying who and when; the next purge
+    /// run proceeds with what it kept. Audited as `hold.lift`.
+    pub async fn lift_hold(&self, ctx: &RequestCtx, id: &str) -> Result<proto::Hold> {
+        let mut ev = self.event(ctx, "hold.lift");
+        let res = async {
+            let tenant = self.require_admin(ctx)?;
+            if crate::ids::HoldId::parse(id).is_none() {
+                return Err(Error::new(Code::InvalidId, "not a hold id"));
+            }
+            ev.objects.push(id.to_owned());
+            let now = self.now();
+            let mut rows = self.register_entries(HOLDS, Some(&tenant)).await?;
+            rows.retain(|r| r.id == id);
+            let last = rows
+                .into_iter()
+                .max_by_key(|r| r.version)
+                .ok_or_else(|| Error::not_found("hold"))?;
+            let mut body: HoldBody =
+                serde_json::from_str(&last.body).map_err(|_| Error::integrity())?;
+            if body.lifted_at.is_some() {
+                return Err(Error::new(
+                    Code::AlreadyExists,
+                    "this hold was lifted already",
+                ));
+            }
+            body.lifted_by = Some(ctx.principal.actor());
+            body.lifted_at = Some(now);
+            let row = crate::store::RegisterEntryRow {
+                version: last.version + 1,
+                body: serde_json::to_string(&body).map_err(|_| Error::internal())?,
+                recorded_by: ctx.principal.actor(),
+                recorded_at: now,
+                ..last
+            };
+            let view = hold_view(&row, now)?;
+            Ok((view, vec![Op::PutRegisterEntry(row)]))
+        }
+        .await;
+        self.conclude(ev, res).await
     }
 }

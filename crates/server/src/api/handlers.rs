@@ -361,6 +361,40 @@ pub async fn pending_purges(
     Ok(Json(s.vault.pending_purges(&c.0).await?))
 }
 
+#[utoipa::path(post, path = "/v1/holds", tag = "records", request_body = proto::HoldInput,
+    responses((status = 201, body = proto::Hold)),
+    security(("bearer" = [])))]
+pub async fn post_hold(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<proto::HoldInput>,
+) -> ApiResult<impl IntoResponse> {
+    let req = body(&s, &c, "hold.place", b).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.vault.place_hold(&c.0, req).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/holds", tag = "records",
+    responses((status = 200, body = proto::HoldList, description = "the tenant's legal holds, lifted ones included")),
+    security(("bearer" = [])))]
+pub async fn get_holds(State(s): State<AppState>, c: Caller) -> ApiResult<Json<proto::HoldList>> {
+    Ok(Json(s.vault.list_holds(&c.0).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/holds/{id}", tag = "records",
+    params(("id" = String, Path)),
+    responses((status = 200, body = proto::Hold, description = "the hold, lifted")),
+    security(("bearer" = [])))]
+pub async fn delete_hold(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<proto::Hold>> {
+    Ok(Json(s.vault.lift_hold(&c.0, &id).await?))
+}
+
 #[utoipa::path(get, path = "/v1/audit/entries", tag = "audit",
     params(("after" = Option<u64>, Query, description = "sequence number to continue after"),
            ("limit" = Option<u32>, Query, description = "1 to 1000, default 100", minimum = 1, maximum = 1000), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),

@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use strongroom_core::{Code, Error, Vault};
 use strongroom_proto as proto;
@@ -72,6 +72,9 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         handlers::delete_record,
         handlers::restore_record,
         handlers::pending_purges,
+        handlers::post_hold,
+        handlers::get_holds,
+        handlers::delete_hold,
         handlers::get_audit_entries,
         identity::post_login,
         identity::post_logout,
@@ -249,6 +252,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{records}/{{id}}/restore"), post(restore_record))
         .route("/v1/purges/pending", get(pending_purges))
+        .route("/v1/holds", post(post_hold).get(get_holds))
+        .route("/v1/holds/{id}", delete(delete_hold))
         .route("/v1/audit/entries", get(get_audit_entries))
         .route("/v1/audit/public-key", get(audit::get_public_key))
         .route(

@@ -70,6 +70,7 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/compliance/incidents/") => id("inc"),
         "id" if path.starts_with("/v1/compliance/trainings/") => id("trn"),
         "id" if path.starts_with("/v1/compliance/subprocessors/") => id("spr"),
+        "id" if path.starts_with("/v1/holds/") => id("hld"),
         "id" if path.starts_with("/v1/jobs/") => Some(string(
             Some("^[a-z][a-z._]{0,63}(:ten_[0-9a-f]{32})?$"),
             None,

@@ -434,3 +434,163 @@ async fn a_purge_killed_half_way_is_finished_exactly_once() {
     );
     v.assert_audit_verifies().await;
 }
+
+/// A legal hold keeps deleted data from the purge — on a subject or a whole collection — until
+/// it is lifted; bad holds are refused and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_keeps_data_from_the_purge_until_lifted() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, key) = setup(&v).await;
+    let op = operator(&v).await;
+    let (held_rec, held_subject) =
+        create(&v, &key, json!({"fields": {"email": "held@example.com"}})).await;
+    let (free_rec, _) = create(&v, &key, json!({"fields": {"email": "free@example.com"}})).await;
+    for bad in [
+        json!({"reason": "no target"}),
+        json!({"subject": held_subject, "collection": "people", "reason": "both"}),
+        json!({"subject": held_subject, "reason": "   "}),
+        json!({"subject": held_subject, "reason": "past", "until": 1}),
+        json!({"subject": "sub_00000000000000000000000000000000", "reason": "unknown"}),
+        json!({"collection": "nope", "reason": "unknown collection"}),
+        json!({"subject": held_subject}),
+    ] {
+        let r = v.post("/v1/holds", &t.admin, None, bad.clone()).await;
+        assert!(
+            r.status == 400 || r.status == 404 || r.status == 422,
+            "{bad}: {}",
+            r.text
+        );
+    }
+    assert_eq!(
+        v.post(
+            "/v1/holds",
+            &key,
+            None,
+            json!({"subject": held_subject, "reason": "x"})
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        v.get("/v1/holds", &t.admin, None).await.body["holds"],
+        json!([])
+    );
+    let r = v
+        .post(
+            "/v1/holds",
+            &t.admin,
+            None,
+            json!({"subject": held_subject, "reason": "Litigation 2026-17: keep everything of this customer"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let hold = r.body["id"].as_str().unwrap().to_owned();
+    let mut schema = strongroom_testkit::people_schema();
+    schema["purge_grace_days"] = json!(0);
+    assert_eq!(
+        v.put("/v1/collections/people", &t.admin, schema)
+            .await
+            .status,
+        200
+    );
+    for id in [&held_rec, &free_rec] {
+        let r = v
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{PEOPLE}/{id}"),
+                &key,
+                Some("support"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204);
+    }
+    purge_now(&v, &op).await;
+    let db = v.sqlite();
+    let n = |id: &str| {
+        db.query_row("SELECT count(*) FROM records WHERE id = ?1", [id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        (n(&held_rec), n(&free_rec)),
+        (1, 0),
+        "the held record stays, the other goes"
+    );
+    drop(db);
+    // A hold on the whole collection keeps a new deletion too.
+    let (other, _) = create(&v, &key, json!({"fields": {"email": "other@example.com"}})).await;
+    let r = v
+        .post(
+            "/v1/holds",
+            &t.admin,
+            None,
+            json!({"collection": "people", "reason": "Audit by the authority"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let coll_hold = r.body["id"].as_str().unwrap().to_owned();
+    let r = v
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{PEOPLE}/{other}"),
+            &key,
+            Some("support"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    purge_now(&v, &op).await;
+    assert_eq!(v.count("records"), 2);
+    // Lifted: the next run proceeds. A hold is lifted once.
+    for id in [&hold, &coll_hold] {
+        let r = v
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/v1/holds/{id}"),
+                &t.admin,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["active"].as_bool()),
+            (200, Some(false)),
+            "{}",
+            r.text
+        );
+    }
+    let r = v
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/holds/{hold}"),
+            &t.admin,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    purge_now(&v, &op).await;
+    assert_eq!(v.count("records"), 0);
+    let holds = v.get("/v1/holds", &t.admin, None).await;
+    assert_eq!(
+        holds.body["holds"].as_array().unwrap().len(),
+        2,
+        "{}",
+        holds.text
+    );
+    for (path, bytes) in v.scan_files() {
+        assert!(
+            !contains(&bytes, b"Litigation"),
+            "a hold's reason in clear in {}",
+            path.display()
+        );
+    }
+    v.assert_audit_verifies().await;
+}
