@@ -362,7 +362,8 @@ pub async fn pending_purges(
 }
 
 #[utoipa::path(post, path = "/v1/holds", tag = "records", request_body = proto::HoldInput,
-    responses((status = 201, body = proto::Hold)),
+    responses((status = 201, body = proto::Hold),
+              (status = 404, body = proto::ErrorBody, description = "no such subject or collection")),
     security(("bearer" = [])))]
 pub async fn post_hold(
     State(s): State<AppState>,
@@ -385,7 +386,8 @@ pub async fn get_holds(State(s): State<AppState>, c: Caller) -> ApiResult<Json<p
 
 #[utoipa::path(delete, path = "/v1/holds/{id}", tag = "records",
     params(("id" = String, Path)),
-    responses((status = 200, body = proto::Hold, description = "the hold, lifted")),
+    responses((status = 200, body = proto::Hold, description = "the hold, lifted"),
+              (status = 404, body = proto::ErrorBody), (status = 409, body = proto::ErrorBody, description = "lifted already")),
     security(("bearer" = [])))]
 pub async fn delete_hold(
     State(s): State<AppState>,

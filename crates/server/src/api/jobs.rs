@@ -20,7 +20,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "`kind`, or `kind:tenant`")),
-    responses((status = 200, body = strongroom_proto::Job)),
+    responses((status = 200, body = strongroom_proto::Job), (status = 404, body = strongroom_proto::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
@@ -32,7 +32,8 @@ pub async fn get(
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/run", tag = "jobs",
     params(("id" = String, Path, description = "`kind`, or `kind:tenant`")),
-    responses((status = 202, body = strongroom_proto::Job, description = "the run is due now: a node starts it within a second")),
+    responses((status = 202, body = strongroom_proto::Job, description = "the run is due now: a node starts it within a second"),
+              (status = 404, body = strongroom_proto::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn run(
     State(s): State<AppState>,
