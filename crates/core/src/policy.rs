@@ -172,6 +172,7 @@ mod tests {
         };
         CollectionDef {
             purge_grace_days: None,
+            retention: None,
             purposes: vec!["support".into(), "billing".into()],
             fields: vec![f("name", &[]), f("iban", &["billing"])],
         }

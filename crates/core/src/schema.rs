@@ -50,6 +50,9 @@ pub fn validate_collection(def: &CollectionDef) -> Result<()> {
     if def.purge_grace_days.is_some_and(|d| d > 3650) {
         return Err(schema_err("`purge_grace_days` is 0 to 3650".into()));
     }
+    if let Some(r) = &def.retention {
+        crate::retention::period(&r.period)?;
+    }
     if def.purposes.is_empty() {
         return Err(schema_err(
             "a collection declares at least one purpose".into(),
@@ -380,6 +383,7 @@ mod tests {
     fn def(fields: Vec<FieldDef>) -> CollectionDef {
         CollectionDef {
             purge_grace_days: None,
+            retention: None,
             purposes: vec!["support".into()],
             fields,
         }
@@ -415,6 +419,7 @@ mod tests {
         );
         assert!(validate_collection(&CollectionDef {
             purge_grace_days: None,
+            retention: None,
             purposes: vec![],
             fields: vec![field(FieldType::String)]
         })

@@ -261,6 +261,43 @@ pub struct CollectionDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 3650)]
     pub purge_grace_days: Option<u32>,
+    /// How long records are kept (storage limitation), and what happens at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// A collection's retention: after `period` (from creation or the last update) the daily
+/// retention job destroys the record, or keeps only its fields classified `non_personal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// An ISO 8601 duration of at least one day and at most 100 years: `P2Y`, `P18M`, `P90D`.
+    #[schema(min_length = 2, max_length = 64)]
+    pub period: String,
+    #[serde(default)]
+    pub from: RetentionFrom,
+    #[serde(default)]
+    pub action: RetentionAction,
+}
+
+/// Where a retention period is counted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionFrom {
+    #[default]
+    Created,
+    Updated,
+}
+
+/// What retention does at the end of the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionAction {
+    /// Destroy the record (and the subject's key with its last record).
+    #[default]
+    Purge,
+    /// Keep only the fields classified `non_personal`; the rest and every earlier version go.
+    KeepNonPersonal,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -271,6 +308,7 @@ pub struct Collection {
     pub fields: Vec<FieldDef>,
     /// This collection's own grace period before purge, if it sets one.
     pub purge_grace_days: Option<u32>,
+    pub retention: Option<Retention>,
     pub updated_at: i64,
 }
 

@@ -1,7 +1,8 @@
 //! The kinds of background job this server runs on the core job runner, and the loop that
 //! runs what is due: `audit.verify` (every log verified and the result recorded as evidence,
 //! daily by default), `compliance.alerts` (overdue register items raised once a minute) and
-//! `purge` (deleted records past their grace period destroyed, hourly).
+//! `purge` (deleted records past their grace period destroyed, hourly) and `retention` (records
+//! past their collection's retention period destroyed or reduced, daily).
 //! Later issues add their kinds here (purge, retention, rotation, backups).
 
 use std::collections::BTreeSet;
@@ -70,6 +71,7 @@ pub fn kinds() -> Vec<Arc<dyn JobKind>> {
         Arc::new(AuditVerify),
         Arc::new(ComplianceAlerts),
         Arc::new(strongroom_core::vault::Purge),
+        Arc::new(strongroom_core::vault::Retention),
     ]
 }
 
@@ -104,6 +106,10 @@ pub async fn runner(
     // Deleted records past their grace period: hourly.
     runner
         .ensure(vault, JobRow::new("purge", None, 3_600_000, now))
+        .await?;
+    // Records past their collection's retention period: daily.
+    runner
+        .ensure(vault, JobRow::new("retention", None, 86_400_000, now))
         .await?;
     Ok(runner)
 }

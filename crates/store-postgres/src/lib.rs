@@ -370,6 +370,26 @@ impl LifecycleStore for PgStore {
         )
         .await
     }
+    async fn find_expired(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        by_updated: bool,
+        before: i64,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        read::expired(
+            &*self.reader().await?,
+            tenant,
+            collection,
+            by_updated,
+            before,
+            after.map(|a| a.as_str()),
+            limit,
+        )
+        .await
+    }
     async fn count_subject_records(
         &self,
         tenant: &TenantId,

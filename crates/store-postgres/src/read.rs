@@ -790,3 +790,53 @@ pub(crate) async fn subject_record_counts(
     }
     Ok(out)
 }
+
+pub(crate) async fn expired(
+    c: &Client,
+    tenant: &TenantId,
+    collection: &str,
+    by_updated: bool,
+    before: i64,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<strongroom_core::store::RecordRow>> {
+    let sql = if by_updated {
+        "SELECT id, subject, version, created_at, updated_at, data FROM records
+         WHERE tenant = $1 AND collection = $2 AND state = 0 AND updated_at < $3
+           AND id > coalesce($4::TEXT, '') ORDER BY id LIMIT $5"
+    } else {
+        "SELECT id, subject, version, created_at, updated_at, data FROM records
+         WHERE tenant = $1 AND collection = $2 AND state = 0 AND created_at < $3
+           AND id > coalesce($4::TEXT, '') ORDER BY id LIMIT $5"
+    };
+    rows(
+        c,
+        sql,
+        &[
+            &tenant.as_str(),
+            &collection,
+            &before,
+            &after,
+            &i64::from(limit),
+        ],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let id: String = r.col(0)?;
+        let subject: String = r.col(1)?;
+        Ok(strongroom_core::store::RecordRow {
+            tenant: tenant.clone(),
+            collection: collection.to_owned(),
+            id: strongroom_core::ids::RecordId::parse(&id).ok_or_else(|| corrupt("record id"))?,
+            subject: strongroom_core::ids::SubjectId::parse(&subject)
+                .ok_or_else(|| corrupt("subject id"))?,
+            version: r.count(2)?,
+            state: strongroom_core::store::RecordState::Active,
+            created_at: r.col(3)?,
+            updated_at: r.col(4)?,
+            data: r.col(5)?,
+        })
+    })
+    .collect()
+}

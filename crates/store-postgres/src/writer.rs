@@ -678,6 +678,15 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 .await?;
             }
         }
+        Op::PruneHistory { tenant, id } => {
+            exec(
+                tx,
+                "DELETE FROM record_history WHERE tenant = $1 AND id = $2",
+                &[&tenant.as_str(), &id.as_str()],
+                "record",
+            )
+            .await?;
+        }
         Op::DestroySubject { tenant, subject } => {
             let n = exec(
                 tx,

@@ -492,6 +492,34 @@ impl LifecycleStore for SqliteStore {
             .await
     }
 
+    async fn find_expired(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        by_updated: bool,
+        before: i64,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        let (tenant, collection, after) = (
+            tenant.clone(),
+            collection.to_owned(),
+            after.map(|a| a.as_str().to_owned()),
+        );
+        self.read(move |c| {
+            read::expired(
+                c,
+                &tenant,
+                &collection,
+                by_updated,
+                before,
+                after.as_deref(),
+                limit,
+            )
+        })
+        .await
+    }
+
     async fn count_subject_records(
         &self,
         tenant: &TenantId,

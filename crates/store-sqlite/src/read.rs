@@ -903,3 +903,53 @@ pub(crate) fn subject_record_counts(
         })
         .collect()
 }
+
+pub(crate) fn expired(
+    conn: &Connection,
+    tenant: &TenantId,
+    collection: &str,
+    by_updated: bool,
+    before: i64,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<RecordRow>> {
+    let sql = if by_updated {
+        "SELECT id, subject, version, state, created_at, updated_at, data FROM records
+         WHERE tenant = ?1 AND collection = ?2 AND state = 0 AND updated_at < ?3
+           AND id > coalesce(?4, '') ORDER BY id LIMIT ?5"
+    } else {
+        "SELECT id, subject, version, state, created_at, updated_at, data FROM records
+         WHERE tenant = ?1 AND collection = ?2 AND state = 0 AND created_at < ?3
+           AND id > coalesce(?4, '') ORDER BY id LIMIT ?5"
+    };
+    let raw = query(
+        conn,
+        sql,
+        params![tenant.as_str(), collection, before, after, limit],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
+        },
+    )?;
+    raw.into_iter()
+        .map(|(id, subject, version, created_at, updated_at, data)| {
+            Ok(RecordRow {
+                tenant: tenant.clone(),
+                collection: collection.to_owned(),
+                id: RecordId::parse(&id).ok_or_else(|| corrupt("record id"))?,
+                subject: SubjectId::parse(&subject).ok_or_else(|| corrupt("subject id"))?,
+                version: u64::try_from(version).map_err(|_| corrupt("record version"))?,
+                state: strongroom_core::store::RecordState::Active,
+                created_at,
+                updated_at,
+                data,
+            })
+        })
+        .collect()
+}

@@ -824,6 +824,14 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 )?;
             }
         }
+        Op::PruneHistory { tenant, id } => {
+            exec(
+                conn,
+                "DELETE FROM record_history WHERE tenant = ?1 AND id = ?2",
+                params![tenant.as_str(), id.as_str()],
+                "record",
+            )?;
+        }
         Op::DestroySubject { tenant, subject } => {
             let n = exec(
                 conn,

@@ -28,6 +28,17 @@ pub trait LifecycleStore: Send + Sync {
         after: Option<&RecordId>,
         limit: u32,
     ) -> StoreResult<Vec<BlockedRecord>>;
+    /// Active records of a tenant's collection created (or, with `by_updated`, last updated)
+    /// before `before`, by id after `after`, at most `limit`: what retention reads.
+    async fn find_expired(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        by_updated: bool,
+        before: i64,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::store::RecordRow>>;
     /// How many records (in any state) each of these subjects has.
     async fn count_subject_records(
         &self,

@@ -312,6 +312,11 @@ pub enum Op {
         tenant: TenantId,
         ids: Vec<RecordId>,
     },
+    /// Destroys every earlier version of a record (retention keeping only non-personal fields).
+    PruneHistory {
+        tenant: TenantId,
+        id: RecordId,
+    },
     /// Destroys a subject and its wrapped DEK; `Conflict("subject")` if it still has a record.
     DestroySubject {
         tenant: TenantId,

@@ -98,6 +98,7 @@ pub(super) fn collection_view(row: &CollectionRow) -> proto::Collection {
         purposes: row.def.purposes.clone(),
         fields: row.def.fields.clone(),
         purge_grace_days: row.def.purge_grace_days,
+        retention: row.def.retention.clone(),
         updated_at: row.updated_at,
     }
 }

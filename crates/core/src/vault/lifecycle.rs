@@ -450,3 +450,195 @@ impl Vault {
         self.conclude(ev, res).await
     }
 }
+
+/// The retention job (`retention`, daily): records past their collection's retention period
+/// (counted from creation or the last update, on the UTC calendar) are destroyed, or reduced to
+/// their `non_personal` fields with every earlier version destroyed — held data excepted. A
+/// batch per unit with a `record.retention` entry in the tenant's log; the cursor (tenant,
+/// collection, last record) lets a killed run resume where it stopped.
+pub struct Retention;
+
+/// Where a retention run stands: the tenant and collection being read, and the last record.
+fn retention_cursor(c: Option<&str>) -> (String, String, Option<RecordId>) {
+    let mut parts = c.unwrap_or("").splitn(3, '|');
+    let tenant = parts.next().unwrap_or("").to_owned();
+    let collection = parts.next().unwrap_or("").to_owned();
+    let last = parts.next().and_then(RecordId::parse);
+    (tenant, collection, last)
+}
+
+#[async_trait]
+impl JobKind for Retention {
+    fn kind(&self) -> &'static str {
+        "retention"
+    }
+
+    async fn step(&self, vault: &Vault, job: &JobRow) -> Result<Step> {
+        use proto::{Classification, RetentionAction, RetentionFrom};
+        let store = vault.store();
+        let now = vault.now();
+        let (at_tenant, at_collection, mut after) = retention_cursor(job.cursor.as_deref());
+        for tenant in store.find_tenant_ids().await? {
+            if tenant.as_str() < at_tenant.as_str() {
+                continue;
+            }
+            let held = vault.held(&tenant, now).await?;
+            let mut collections = store.find_collections(&tenant).await?;
+            collections.sort_by(|a, b| a.name.cmp(&b.name));
+            for c in collections {
+                let resumed = tenant.as_str() == at_tenant && c.name == at_collection;
+                if tenant.as_str() == at_tenant && c.name.as_str() < at_collection.as_str() {
+                    continue;
+                }
+                if !resumed {
+                    after = None;
+                }
+                let Some(rule) = c.def.retention.clone() else {
+                    continue;
+                };
+                if held.collections.contains(&c.name) {
+                    continue;
+                }
+                let cutoff = crate::retention::cutoff(&rule.period, now)?;
+                let by_updated = rule.from == RetentionFrom::Updated;
+                loop {
+                    let page = store
+                        .find_expired(
+                            &tenant,
+                            &c.name,
+                            by_updated,
+                            cutoff,
+                            after.as_ref(),
+                            PURGE_BATCH,
+                        )
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    let last_id = last.id.clone();
+                    after = Some(last_id.clone());
+                    let rows: Vec<_> = page
+                        .into_iter()
+                        .filter(|r| !held.subjects.contains(&r.subject))
+                        .collect();
+                    let mut ops = Vec::new();
+                    let mut touched = Vec::new();
+                    let mut destroyed = Vec::new();
+                    match rule.action {
+                        RetentionAction::Purge => {
+                            let mut in_batch: BTreeMap<SubjectId, u64> = BTreeMap::new();
+                            for r in &rows {
+                                *in_batch.entry(r.subject.clone()).or_default() += 1;
+                                ops.push(Op::BlockRecord {
+                                    tenant: tenant.clone(),
+                                    id: r.id.clone(),
+                                    expected_version: r.version,
+                                    at: now,
+                                });
+                                touched.push(r.id.clone());
+                            }
+                            if !touched.is_empty() {
+                                ops.push(Op::PurgeRecords {
+                                    tenant: tenant.clone(),
+                                    ids: touched.clone(),
+                                });
+                                let subjects: Vec<SubjectId> = in_batch.keys().cloned().collect();
+                                destroyed = store
+                                    .count_subject_records(&tenant, &subjects)
+                                    .await?
+                                    .into_iter()
+                                    .filter(|(s, n)| in_batch.get(s) == Some(n))
+                                    .map(|(s, _)| s)
+                                    .collect();
+                                ops.extend(destroyed.iter().map(|s| Op::DestroySubject {
+                                    tenant: tenant.clone(),
+                                    subject: s.clone(),
+                                }));
+                            }
+                        }
+                        RetentionAction::KeepNonPersonal => {
+                            let keep = |name: &str| {
+                                c.def.fields.iter().any(|f| {
+                                    f.name == name
+                                        && f.classification == Classification::NonPersonal
+                                })
+                            };
+                            for r in rows {
+                                let sealed = crate::codec::decode(&r.data)?;
+                                let history = store.find_record_history(&tenant, &r.id).await?;
+                                if sealed.iter().all(|(n, _)| keep(n)) && history.is_empty() {
+                                    continue; // reduced already
+                                }
+                                let reindex = c
+                                    .def
+                                    .fields
+                                    .iter()
+                                    .filter(|f| f.searchable && !keep(&f.name))
+                                    .map(|f| (f.name.clone(), None))
+                                    .collect();
+                                let kept: Vec<_> =
+                                    sealed.into_iter().filter(|(n, _)| keep(n)).collect();
+                                let id = r.id.clone();
+                                ops.push(Op::UpdateRecord {
+                                    row: crate::store::RecordRow {
+                                        version: r.version + 1,
+                                        updated_at: now,
+                                        data: crate::codec::encode(&kept),
+                                        ..r
+                                    },
+                                    reindex,
+                                });
+                                ops.push(Op::PruneHistory {
+                                    tenant: tenant.clone(),
+                                    id: id.clone(),
+                                });
+                                touched.push(id);
+                            }
+                        }
+                    }
+                    if ops.is_empty() {
+                        continue;
+                    }
+                    let mut ev = AuditEvent::new(
+                        Some(tenant.clone()),
+                        now,
+                        RequestId::generate(vault.rng()),
+                        "system:jobs".into(),
+                        "record.retention",
+                    );
+                    ev.collection = Some(c.name.clone());
+                    ev.records = touched.clone();
+                    ev.objects = vec![
+                        format!(
+                            "action:{}",
+                            match rule.action {
+                                RetentionAction::Purge => "purge",
+                                RetentionAction::KeepNonPersonal => "keep_non_personal",
+                            }
+                        ),
+                        format!("records:{}", touched.len()),
+                        format!("keys_destroyed:{}", destroyed.len()),
+                    ];
+                    ev.objects.extend(destroyed.iter().map(ToString::to_string));
+                    vault.forget_subjects(&tenant, &destroyed);
+                    let done = job.done + touched.len() as u64;
+                    return Ok(Step {
+                        ops,
+                        audit: vec![ev],
+                        done,
+                        total: None,
+                        cursor: Some(format!("{tenant}|{}|{last_id}", c.name)),
+                        finished: false,
+                    });
+                }
+            }
+        }
+        store.scrub().await?;
+        Ok(Step {
+            ops: vec![],
+            audit: vec![],
+            done: job.done,
+            total: Some(job.done),
+            cursor: None,
+            finished: true,
+        })
+    }
+}

@@ -18,7 +18,7 @@ mod records;
 mod register_crypto;
 mod users;
 
-pub use lifecycle::{Purge, PURGE_BATCH};
+pub use lifecycle::{Purge, Retention, PURGE_BATCH};
 pub use records::Term;
 
 use std::collections::HashMap;

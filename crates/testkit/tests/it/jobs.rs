@@ -29,7 +29,10 @@ async fn background_jobs_are_listed_and_run_when_asked() {
         .iter()
         .map(|j| j["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["audit.verify", "compliance.alerts", "purge"]);
+    assert_eq!(
+        ids,
+        ["audit.verify", "compliance.alerts", "purge", "retention"]
+    );
     assert!(
         list.body["jobs"][0]["next_run_at"].is_null(),
         "verification only when asked"

@@ -594,3 +594,222 @@ async fn a_hold_keeps_data_from_the_purge_until_lifted() {
     }
     v.assert_audit_verifies().await;
 }
+
+/// Asks for a run of `job` and waits until it has run once more.
+async fn run_job(v: &TestVault, op: &str, job: &str) -> Value {
+    let path = format!("/v1/jobs/{job}");
+    let runs = |b: &Value| b["runs"].as_u64().unwrap_or_else(|| panic!("{b}"));
+    let before = runs(&v.get(&path, op, None).await.body);
+    let r = v.post(&format!("{path}/run"), op, None, json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    for _ in 0..100 {
+        let j = v.get(&path, op, None).await.body;
+        if runs(&j) > before {
+            return j;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{job} did not run");
+}
+
+/// Storage limitation: records past their retention period are destroyed (with the subject's
+/// key) or reduced to their non-personal fields (every earlier version destroyed, the personal
+/// fields' index entries too); held subjects are kept; a bad period is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_destroys_or_reduces_what_is_past_its_period() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, _) = setup(&v).await;
+    let op = operator(&v).await;
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &v.operator,
+            None,
+            json!({"name": "admin", "roles": ["admin"], "tenant": t.id, "expires_in_days": 365}),
+        )
+        .await;
+    let admin = r.body["key"].as_str().unwrap().to_owned();
+    let mut people = strongroom_testkit::people_schema();
+    for bad in [
+        json!({"period": "P0D"}),
+        json!({"period": "2Y"}),
+        json!({"period": "PT1H"}),
+        json!({"period": "P101Y"}),
+        json!({"period": "forever"}),
+        json!({"period": "P1Y", "from": "deleted"}),
+        json!({"period": "P1Y", "action": "archive"}),
+    ] {
+        people["retention"] = bad.clone();
+        let r = v
+            .put("/v1/collections/people", &admin, people.clone())
+            .await;
+        assert!(r.status == 400 || r.status == 422, "{bad}: {}", r.text);
+    }
+    let before = v.get("/v1/collections/people", &admin, None).await;
+    assert!(before.body["retention"].is_null(), "{}", before.text);
+    people["retention"] = json!({"period": "P1Y"});
+    let r = v.put("/v1/collections/people", &admin, people).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = json!({"purposes": ["support"], "fields": [
+        {"name": "email", "type": "email", "classification": "personal", "searchable": true},
+        {"name": "kind", "type": "string", "classification": "non_personal"}],
+        "retention": {"period": "P30D", "from": "updated", "action": "keep_non_personal"}});
+    assert_eq!(
+        v.put("/v1/collections/events", &admin, events).await.status,
+        201
+    );
+    v.role(
+        &admin,
+        "keeper",
+        json!({"collections": {
+            "people": {"operations": ["create", "read", "update", "delete", "search"], "purposes": ["support"],
+                       "fields": {"email": "plain", "name": "plain"}},
+            "events": {"operations": ["create", "read", "update", "search"], "purposes": ["support"],
+                       "fields": {"email": "plain", "kind": "plain"}}}}),
+    )
+    .await;
+
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &admin,
+            None,
+            json!({"name": "app", "roles": ["keeper"], "expires_in_days": 365}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    let (old, old_subject) =
+        create(&v, &key, json!({"fields": {"email": "old@example.com"}})).await;
+    let (kept, kept_subject) =
+        create(&v, &key, json!({"fields": {"email": "kept@example.com"}})).await;
+    let r = v
+        .post(
+            "/v1/holds",
+            &admin,
+            None,
+            json!({"subject": kept_subject, "reason": "Pending claim"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let ev = v
+        .post(
+            "/v1/collections/events/records",
+            &key,
+            Some("support"),
+            json!({"fields": {"email": "ev@example.com", "kind": "login"}}),
+        )
+        .await;
+    assert_eq!(ev.status, 201, "{}", ev.text);
+    let ev = ev.body["id"].as_str().unwrap().to_owned();
+    let r = v
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/collections/events/records/{ev}"),
+            &key,
+            Some("support"),
+            Some(&json!({"fields": {"email": "ev2@example.com"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    v.clock.advance_ms(200 * DAY);
+    // Keys last a year at most: the ones used after the period are issued now.
+    let issue = |by: String, body: Value| {
+        let v = &v;
+        async move {
+            let r = v.post("/v1/api-keys", &by, None, body).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let op = issue(
+        op.clone(),
+        json!({"name": "ops", "roles": ["operator"], "expires_in_days": 365}),
+    )
+    .await;
+    let admin = issue(
+        op.clone(),
+        json!({"name": "admin", "roles": ["admin"], "tenant": t.id, "expires_in_days": 365}),
+    )
+    .await;
+    let key = issue(
+        admin.clone(),
+        json!({"name": "app", "roles": ["keeper"], "expires_in_days": 365}),
+    )
+    .await;
+    let (young, _) = create(&v, &key, json!({"fields": {"email": "young@example.com"}})).await;
+    // 2026-01-01 plus one year is 2027-01-01: 365 days; one day more and the first records
+    // are past it; the event (30 days from its update) too.
+    v.clock.advance_ms(166 * DAY);
+    let job = run_job(&v, &op, "retention").await;
+    assert_eq!(job["state"], "idle", "{job}");
+    let db = v.sqlite();
+    let n = |sql: &str, id: &str| db.query_row(sql, [id], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(
+        n("SELECT count(*) FROM records WHERE id = ?1", &old),
+        0,
+        "past its period"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM subjects WHERE id = ?1", &old_subject),
+        0,
+        "and its key"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM records WHERE id = ?1", &kept),
+        1,
+        "held"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM records WHERE id = ?1", &young),
+        1,
+        "within its period"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM records WHERE id = ?1", &ev),
+        1,
+        "reduced, not destroyed"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM record_history WHERE id = ?1", &ev),
+        0,
+        "no earlier version"
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM blind_index WHERE record = ?1", &ev),
+        0,
+        "no personal index entry"
+    );
+    drop(db);
+    let r = v
+        .get(
+            &format!("/v1/collections/events/records/{ev}"),
+            &key,
+            Some("support"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["fields"], json!({"kind": "login"}), "{}", r.text);
+    let log = v
+        .get("/v1/audit/entries?action=record.retention", &admin, None)
+        .await;
+    let entries = log.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "one entry per batch: {}", log.text);
+    // Nothing more to do on the next run.
+    let done = |j: &Value| j["done"].as_u64().unwrap();
+    assert_eq!(done(&run_job(&v, &op, "retention").await), 0);
+    assert_eq!(
+        v.get("/v1/audit/entries?action=record.retention", &admin, None)
+            .await
+            .body["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    v.assert_audit_verifies().await;
+}
