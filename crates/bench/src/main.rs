@@ -14,6 +14,7 @@ mod baseline;
 mod load;
 mod server;
 mod verify;
+mod purge;
 mod workloads;
 
 use std::fmt::Write as _;
@@ -77,6 +78,10 @@ struct Args {
     /// --quick); 10,000,000 measures proofs on a long log.
     #[arg(long)]
     audit_entries: Option<u64>,
+    /// Deleted records destroyed by the purge-throughput run (default 100,000, or 20,000 with
+    /// --quick; 0 skips it).
+    #[arg(long)]
+    purge_records: Option<u64>,
     /// Where the servers' temporary data directories go (default: the system's temp dir).
     #[arg(long)]
     data_parent: Option<PathBuf>,
@@ -162,6 +167,15 @@ async fn main() -> Result<()> {
         verify::audit_verify(entries, args.postgres.as_deref()).await?
     };
 
+    let purge_n = args
+        .purge_records
+        .unwrap_or(if quick { 20_000 } else { 100_000 });
+    let purge = if purge_n == 0 {
+        Value::Null
+    } else {
+        purge::purge_throughput(purge_n).await?
+    };
+
     let workloads = main["workloads"].take();
     let results = json!({
         "quick": quick,
@@ -173,6 +187,7 @@ async fn main() -> Result<()> {
         "scaling": scaling,
         "audit_verify": verify,
         "audit_verify_entries_per_s": verify["entries_per_s"],
+        "purge": purge,
         "peak_rss_mb": round2(peak_rss),
         "main_run": main,
         "bench_peak_rss_mb": round2(verify::peak_rss_mb()),
@@ -348,8 +363,10 @@ fn markdown(r: &Value) -> String {
     }
     let _ = writeln!(
         s,
-        "\n| measure | value |\n|---|---|\n| audit verification | {} entries/s |\n| server peak RSS | {} MB |",
+        "\n| measure | value |\n|---|---|\n| audit verification | {} entries/s |\n| purge | {} records/s ({} records) |\n| server peak RSS | {} MB |",
         cell(&r["audit_verify_entries_per_s"]),
+        cell(&r["purge"]["records_per_s"]),
+        cell(&r["purge"]["records"]),
         cell(&r["peak_rss_mb"]),
     );
     s
