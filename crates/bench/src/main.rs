@@ -12,9 +12,9 @@
 
 mod baseline;
 mod load;
+mod purge;
 mod server;
 mod verify;
-mod purge;
 mod workloads;
 
 use std::fmt::Write as _;

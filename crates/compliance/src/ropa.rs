@@ -91,6 +91,7 @@ fn operation(o: Operation) -> &'static str {
         Operation::Update => "update",
         Operation::Delete => "delete",
         Operation::Search => "search",
+        Operation::History => "history",
     }
 }
 

@@ -326,6 +326,8 @@ pub enum Operation {
     Update,
     Delete,
     Search,
+    /// Read a record's earlier versions (field visibility applies to them too).
+    History,
 }
 
 /// What a role sees of a field.
@@ -1375,4 +1377,11 @@ pub struct Hold {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HoldList {
     pub holds: Vec<Hold>,
+}
+
+/// A record's earlier versions, oldest first, fields shown as the caller's role allows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordHistory {
+    pub id: String,
+    pub versions: Vec<Record>,
 }

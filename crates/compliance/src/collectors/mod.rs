@@ -838,8 +838,10 @@ impl Collector for History {
     async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
         Finding::new(
             Status::Met,
-            "Every update keeps the previous version of the record; deletion blocks a record \
-             before anything is destroyed.",
+            "Every update keeps the previous version of the record, readable by roles granted \
+             the `history` operation (with their field visibility); deletion blocks a record, \
+             restorable by the tenant's admin through its grace period, before anything is \
+             destroyed.",
         )
         .with(
             "earlier versions kept",
@@ -847,7 +849,13 @@ impl Collector for History {
             "this build",
             ctx.now,
         )
-        .missing("confirmation of bulk operations is not built yet")
+        .with(
+            "deleted records restorable",
+            "through the grace period",
+            "this build",
+            ctx.now,
+        )
+        .missing("two-step confirmation of bulk operations is not built yet")
         .settle()
     }
 }

@@ -336,6 +336,19 @@ pub async fn delete_record(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/collections/{collection}/records/{id}/history", tag = "records",
+    params(("collection" = String, Path), ("id" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 200, body = proto::RecordHistory, description = "earlier versions, oldest first, shown as the role allows"),
+              (status = 404, body = proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_record_history(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams((collection, id)): PathParams<(String, String)>,
+) -> ApiResult<Json<proto::RecordHistory>> {
+    Ok(Json(s.vault.record_history(&c.0, &collection, &id).await?))
+}
+
 #[utoipa::path(post, path = "/v1/collections/{collection}/records/{id}/restore", tag = "records",
     params(("collection" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "the deleted record is active again"),

@@ -71,6 +71,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         handlers::patch_record,
         handlers::delete_record,
         handlers::restore_record,
+        handlers::get_record_history,
         handlers::pending_purges,
         handlers::post_hold,
         handlers::get_holds,
@@ -251,6 +252,10 @@ pub fn router(state: AppState) -> Router {
             get(get_record).patch(patch_record).delete(delete_record),
         )
         .route(&format!("{records}/{{id}}/restore"), post(restore_record))
+        .route(
+            &format!("{records}/{{id}}/history"),
+            get(get_record_history),
+        )
         .route("/v1/purges/pending", get(pending_purges))
         .route("/v1/holds", post(post_hold).get(get_holds))
         .route("/v1/holds/{id}", delete(delete_hold))

@@ -813,3 +813,78 @@ async fn retention_destroys_or_reduces_what_is_past_its_period() {
     );
     v.assert_audit_verifies().await;
 }
+
+/// IN-04: every update keeps the previous version; a role with the `history` operation reads
+/// them, with its field visibility applied to old versions too; others are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earlier_versions_are_kept_and_shown_as_the_role_allows() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, key) = setup(&v).await;
+    v.role(
+        &t.admin,
+        "historian",
+        json!({"collections": {"people": {
+            "operations": ["read", "history"], "purposes": ["support"],
+            "fields": {"email": "plain", "name": "masked"}}}}),
+    )
+    .await;
+    let historian = v.key(&t.admin, &["historian"]).await;
+    let (id, _) = create(
+        &v,
+        &key,
+        json!({"fields": {"email": "ada@example.com", "name": "Ada", "phone": "+44 20 7946 0000"}}),
+    )
+    .await;
+    for name in ["Ada Lovelace", "Augusta Ada King"] {
+        let r = v
+            .call(
+                reqwest::Method::PATCH,
+                &format!("{PEOPLE}/{id}"),
+                &key,
+                Some("support"),
+                Some(&json!({"fields": {"name": name}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let path = format!("{PEOPLE}/{id}/history");
+    let r = v.get(&path, &historian, Some("support")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let versions = r.body["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{}", r.text);
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[1]["version"], 2);
+    assert_eq!(versions[0]["fields"]["email"], "ada@example.com");
+    assert_eq!(
+        versions[0]["fields"]["name"], "A***",
+        "masked in old versions too: {}",
+        r.text
+    );
+    assert!(
+        versions[0]["fields"].get("phone").is_none(),
+        "hidden in old versions too"
+    );
+    assert!(
+        !r.text.contains("Lovelace") && !r.text.contains("+44"),
+        "{}",
+        r.text
+    );
+    // Without the operation, or for a purpose the role does not hold: refused.
+    let r = v.get(&path, &key, Some("support")).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = v.get(&path, &historian, Some("marketing")).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let log = v
+        .get("/v1/audit/entries?action=record.history", &t.admin, None)
+        .await;
+    assert_eq!(
+        log.body["entries"].as_array().unwrap().len(),
+        3,
+        "{}",
+        log.text
+    );
+}
