@@ -173,6 +173,7 @@ mod tests {
         CollectionDef {
             purge_grace_days: None,
             retention: None,
+            history_depth: None,
             purposes: vec!["support".into(), "billing".into()],
             fields: vec![f("name", &[]), f("iban", &["billing"])],
         }

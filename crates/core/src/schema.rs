@@ -50,6 +50,9 @@ pub fn validate_collection(def: &CollectionDef) -> Result<()> {
     if def.purge_grace_days.is_some_and(|d| d > 3650) {
         return Err(schema_err("`purge_grace_days` is 0 to 3650".into()));
     }
+    if def.history_depth.is_some_and(|d| d > 1000) {
+        return Err(schema_err("`history_depth` is 0 to 1000".into()));
+    }
     if let Some(r) = &def.retention {
         crate::retention::period(&r.period)?;
     }
@@ -384,6 +387,7 @@ mod tests {
         CollectionDef {
             purge_grace_days: None,
             retention: None,
+            history_depth: None,
             purposes: vec!["support".into()],
             fields,
         }
@@ -420,6 +424,7 @@ mod tests {
         assert!(validate_collection(&CollectionDef {
             purge_grace_days: None,
             retention: None,
+            history_depth: None,
             purposes: vec![],
             fields: vec![field(FieldType::String)]
         })

@@ -264,6 +264,11 @@ pub struct CollectionDef {
     /// How long records are kept (storage limitation), and what happens at the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// Earlier versions kept per record (0 to 1000; default: every one). Older ones are
+    /// destroyed at the next update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1000)]
+    pub history_depth: Option<u32>,
 }
 
 /// A collection's retention: after `period` (from creation or the last update) the daily
@@ -309,6 +314,7 @@ pub struct Collection {
     /// This collection's own grace period before purge, if it sets one.
     pub purge_grace_days: Option<u32>,
     pub retention: Option<Retention>,
+    pub history_depth: Option<u32>,
     pub updated_at: i64,
 }
 

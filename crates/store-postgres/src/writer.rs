@@ -678,11 +678,15 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 .await?;
             }
         }
-        Op::PruneHistory { tenant, id } => {
+        Op::PruneHistory { tenant, id, below } => {
             exec(
                 tx,
-                "DELETE FROM record_history WHERE tenant = $1 AND id = $2",
-                &[&tenant.as_str(), &id.as_str()],
+                "DELETE FROM record_history WHERE tenant = $1 AND id = $2 AND version < $3",
+                &[
+                    &tenant.as_str(),
+                    &id.as_str(),
+                    &i64::try_from(*below).unwrap_or(i64::MAX),
+                ],
                 "record",
             )
             .await?;

@@ -824,11 +824,15 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 )?;
             }
         }
-        Op::PruneHistory { tenant, id } => {
+        Op::PruneHistory { tenant, id, below } => {
             exec(
                 conn,
-                "DELETE FROM record_history WHERE tenant = ?1 AND id = ?2",
-                params![tenant.as_str(), id.as_str()],
+                "DELETE FROM record_history WHERE tenant = ?1 AND id = ?2 AND version < ?3",
+                params![
+                    tenant.as_str(),
+                    id.as_str(),
+                    i64::try_from(*below).unwrap_or(i64::MAX)
+                ],
                 "record",
             )?;
         }

@@ -312,10 +312,12 @@ pub enum Op {
         tenant: TenantId,
         ids: Vec<RecordId>,
     },
-    /// Destroys every earlier version of a record (retention keeping only non-personal fields).
+    /// Destroys the earlier versions of a record numbered below `below` (all of them with
+    /// `u64::MAX`): retention keeping only non-personal fields, and a collection's history depth.
     PruneHistory {
         tenant: TenantId,
         id: RecordId,
+        below: u64,
     },
     /// Destroys a subject and its wrapped DEK; `Conflict("subject")` if it still has a record.
     DestroySubject {

@@ -99,6 +99,7 @@ pub(super) fn collection_view(row: &CollectionRow) -> proto::Collection {
         fields: row.def.fields.clone(),
         purge_grace_days: row.def.purge_grace_days,
         retention: row.def.retention.clone(),
+        history_depth: row.def.history_depth,
         updated_at: row.updated_at,
     }
 }

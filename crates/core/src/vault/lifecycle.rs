@@ -589,6 +589,7 @@ impl JobKind for Retention {
                                 ops.push(Op::PruneHistory {
                                     tenant: tenant.clone(),
                                     id: id.clone(),
+                                    below: u64::MAX,
                                 });
                                 touched.push(id);
                             }

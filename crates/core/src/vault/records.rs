@@ -645,7 +645,17 @@ impl Vault {
                 subject: next.subject.to_string(),
                 version: next.version,
             };
-            Ok((out, vec![Op::UpdateRecord { row: next, reindex }]))
+            let mut ops = Vec::with_capacity(2);
+            // The collection's history depth: the oldest versions beyond it go now.
+            if let Some(depth) = prep.col.def.history_depth {
+                ops.push(Op::PruneHistory {
+                    tenant: prep.tenant.clone(),
+                    id: next.id.clone(),
+                    below: next.version.saturating_sub(u64::from(depth)),
+                });
+            }
+            ops.insert(0, Op::UpdateRecord { row: next, reindex });
+            Ok((out, ops))
         }
         .await;
         self.conclude(ev, res).await

@@ -887,4 +887,37 @@ async fn earlier_versions_are_kept_and_shown_as_the_role_allows() {
         "{}",
         log.text
     );
+    // A history depth of one: at the next update only the newest earlier version is kept.
+    let mut schema = strongroom_testkit::people_schema();
+    schema["history_depth"] = json!(1001);
+    let r = v
+        .put("/v1/collections/people", &t.admin, schema.clone())
+        .await;
+    assert!(r.status == 400 || r.status == 422, "{}", r.text);
+    schema["history_depth"] = json!(1);
+    let r = v.put("/v1/collections/people", &t.admin, schema).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = v
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{PEOPLE}/{id}"),
+            &key,
+            Some("support"),
+            Some(&json!({"fields": {"name": "A. A. King"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = v.get(&path, &historian, Some("support")).await;
+    let versions: Vec<u64> = r.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3], "{}", r.text);
+    assert_eq!(
+        v.count("record_history"),
+        1,
+        "older versions destroyed, not hidden"
+    );
 }
