@@ -135,6 +135,12 @@ id_type!(
 );
 
 id_type!(
+    /// A pending bulk operation awaiting its confirmation (the token is this id).
+    BulkId,
+    "blk_"
+);
+
+id_type!(
     /// One HTTP request, echoed in `X-Request-Id` and in its audit entries.
     RequestId,
     "req_"

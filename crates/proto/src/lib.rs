@@ -1391,3 +1391,33 @@ pub struct RecordHistory {
     pub id: String,
     pub versions: Vec<Record>,
 }
+
+/// A bulk delete or restore: first name the records (`ids`, or for a delete `where`, a search
+/// by one searchable field), and get a count and a confirmation token; then send only the
+/// `confirm` token to act.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// Record ids (1 to 10,000, each once).
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    pub ids: Option<Vec<String>>,
+    /// Delete only: the records whose searchable field equals a value (`{"email": "…"}`).
+    #[serde(default, rename = "where")]
+    #[schema(value_type = Option<Object>)]
+    pub r#where: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The token the first call returned: acts on exactly the records it counted.
+    #[serde(default)]
+    #[schema(pattern = "^blk_[0-9a-f]{32}$")]
+    pub confirm: Option<String>,
+}
+
+/// The answer to a bulk request: a count to confirm, or what was done.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BulkAnswer {
+    /// `confirm` (nothing done yet: send the token) or `done`.
+    pub status: String,
+    pub count: u64,
+    pub token: Option<String>,
+    pub expires_at: Option<i64>,
+}

@@ -855,7 +855,12 @@ impl Collector for History {
             "this build",
             ctx.now,
         )
-        .missing("two-step confirmation of bulk operations is not built yet")
+        .with(
+            "bulk delete and restore",
+            "two steps: a count and a five-minute single-use token, then the act; above 100 records an alert",
+            "this build",
+            ctx.now,
+        )
         .settle()
     }
 }

@@ -12,12 +12,14 @@ pub use abuse::{Refusal, WINDOW_MS as REFUSAL_WINDOW_MS};
 pub use admin::Precondition;
 mod audit_log;
 mod auth;
+mod bulk;
 pub mod config_history;
 mod lifecycle;
 mod records;
 mod register_crypto;
 mod users;
 
+pub use bulk::BulkOp;
 pub use lifecycle::{Purge, Retention, PURGE_BATCH};
 pub use records::Term;
 

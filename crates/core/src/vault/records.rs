@@ -23,7 +23,7 @@ use crate::store::{CollectionRow, IndexEntry, Op, RecordRow, RecordState, RoleRo
 const DEK_VERSION: u32 = 1;
 /// Default and largest page of search results.
 const SEARCH_DEFAULT: u32 = 100;
-const SEARCH_MAX: u32 = 1000;
+pub(super) const SEARCH_MAX: u32 = 1000;
 /// Longest application subject reference.
 const MAX_SUBJECT_REF: usize = 256;
 
@@ -35,8 +35,8 @@ pub enum Term {
 }
 
 /// A checked request against one collection.
-struct Prepared {
-    tenant: TenantId,
+pub(super) struct Prepared {
+    pub(super) tenant: TenantId,
     col: CollectionRow,
     access: Access,
 }
@@ -65,7 +65,7 @@ fn parse_record_id(id: &str) -> Result<RecordId> {
 }
 
 impl Vault {
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         ctx: &RequestCtx,
         ev: &mut AuditEvent,

@@ -349,6 +349,56 @@ pub async fn get_record_history(
     Ok(Json(s.vault.record_history(&c.0, &collection, &id).await?))
 }
 
+#[utoipa::path(post, path = "/v1/collections/{collection}/records/bulk-delete", tag = "records",
+    request_body = proto::BulkRequest,
+    params(("collection" = String, Path), ("X-Purpose" = String, Header)),
+    responses((status = 200, body = proto::BulkAnswer, description = "`confirm`: the count and a token (nothing done yet); `done`: deleted"),
+              (status = 404, body = proto::ErrorBody), (status = 412, body = proto::ErrorBody, description = "the confirmation is unknown, used, expired or another caller's")),
+    security(("bearer" = [])))]
+pub async fn post_bulk_delete(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    b: Body<proto::BulkRequest>,
+) -> ApiResult<Json<proto::BulkAnswer>> {
+    let req = body(&s, &c, "record.bulk_delete", b).await?;
+    Ok(Json(
+        s.vault
+            .bulk(
+                &c.0,
+                &collection,
+                strongroom_core::vault::BulkOp::Delete,
+                req,
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/collections/{collection}/records/bulk-restore", tag = "records",
+    request_body = proto::BulkRequest,
+    params(("collection" = String, Path)),
+    responses((status = 200, body = proto::BulkAnswer, description = "`confirm`: the count and a token (nothing done yet); `done`: restored"),
+              (status = 404, body = proto::ErrorBody), (status = 412, body = proto::ErrorBody, description = "the confirmation is unknown, used, expired or another caller's")),
+    security(("bearer" = [])))]
+pub async fn post_bulk_restore(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(collection): PathParams<String>,
+    b: Body<proto::BulkRequest>,
+) -> ApiResult<Json<proto::BulkAnswer>> {
+    let req = body(&s, &c, "record.bulk_restore", b).await?;
+    Ok(Json(
+        s.vault
+            .bulk(
+                &c.0,
+                &collection,
+                strongroom_core::vault::BulkOp::Restore,
+                req,
+            )
+            .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/collections/{collection}/records/{id}/restore", tag = "records",
     params(("collection" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "the deleted record is active again"),

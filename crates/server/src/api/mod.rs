@@ -71,6 +71,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         handlers::patch_record,
         handlers::delete_record,
         handlers::restore_record,
+        handlers::post_bulk_delete,
+        handlers::post_bulk_restore,
         handlers::get_record_history,
         handlers::pending_purges,
         handlers::post_hold,
@@ -247,6 +249,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{records}/batch"), post(post_records_batch))
         .route(&format!("{records}/lookup"), post(post_records_lookup))
         .route(&format!("{records}/search"), post(post_records_search))
+        .route(&format!("{records}/bulk-delete"), post(post_bulk_delete))
+        .route(&format!("{records}/bulk-restore"), post(post_bulk_restore))
         .route(
             &format!("{records}/{{id}}"),
             get(get_record).patch(patch_record).delete(delete_record),

@@ -239,6 +239,8 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/config/history", "get"),
         ("/v1/jobs", "get"),
         ("/v1/collections/{collection}/records/{id}/restore", "post"),
+        ("/v1/collections/{collection}/records/bulk-delete", "post"),
+        ("/v1/collections/{collection}/records/bulk-restore", "post"),
         ("/v1/collections/{collection}/records/{id}/history", "get"),
         ("/v1/purges/pending", "get"),
         ("/v1/holds", "post"),

@@ -921,3 +921,162 @@ async fn earlier_versions_are_kept_and_shown_as_the_role_allows() {
         "older versions destroyed, not hidden"
     );
 }
+
+/// Bulk delete and restore are two-step: the first call only counts and gives a token; the
+/// token acts once, for its caller, within five minutes, on exactly the records counted; above
+/// a hundred records the operation raises an alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_operations_need_a_fresh_single_use_confirmation() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let (t, key) = setup(&v).await;
+    let other = v.key(&t.admin, &["keeper"]).await;
+    let records: Vec<Value> = (0..105)
+        .map(|i| json!({"fields": {"email": format!("p{i}@example.com"), "name": "Same Name"}}))
+        .collect();
+    let r = v
+        .post(
+            &format!("{PEOPLE}/batch"),
+            &key,
+            Some("support"),
+            json!({"records": records}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let ids: Vec<String> = r.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let bulk = |token: &str, body: Value| {
+        let (v, token) = (&v, token.to_owned());
+        async move {
+            v.post(
+                &format!("{PEOPLE}/bulk-delete"),
+                &token,
+                Some("support"),
+                body,
+            )
+            .await
+        }
+    };
+    let live = |v: &TestVault| {
+        v.sqlite()
+            .query_row("SELECT count(*) FROM records WHERE state = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    // Bad first steps change nothing.
+    for bad in [
+        json!({}),
+        json!({"ids": []}),
+        json!({"ids": [ids[0], ids[0]]}),
+        json!({"ids": [ids[0], "rec_00000000000000000000000000000000"]}),
+        json!({"ids": [ids[0]], "where": {"email": "p1@example.com"}}),
+        json!({"ids": ["nope"]}),
+    ] {
+        let r = bulk(&key, bad.clone()).await;
+        assert!(r.status >= 400 && r.status < 500, "{bad}: {}", r.text);
+    }
+    assert_eq!(live(&v), 105);
+    // Three by id: counted, nothing done yet.
+    let r = bulk(&key, json!({"ids": &ids[..3]})).await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["status"].as_str(),
+            r.body["count"].as_u64()
+        ),
+        (200, Some("confirm"), Some(3)),
+        "{}",
+        r.text
+    );
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(live(&v), 105);
+    // Another caller cannot use it; a stale one neither.
+    let r = bulk(&other, json!({"confirm": token})).await;
+    assert_eq!(r.status, 412, "{}", r.text);
+    let r = bulk(&key, json!({"confirm": token, "ids": [ids[4]]})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = bulk(&key, json!({"confirm": token})).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("done")),
+        "{}",
+        r.text
+    );
+    assert_eq!(live(&v), 102);
+    let r = bulk(&key, json!({"confirm": token})).await;
+    assert_eq!(r.status, 412, "single use: {}", r.text);
+    assert!(r.text.contains("used already"), "{}", r.text);
+    let r = bulk(&key, json!({"ids": &ids[3..5]})).await;
+    let late = r.body["token"].as_str().unwrap().to_owned();
+    v.clock.advance_ms(5 * 60_000 + 1);
+    let r = bulk(&key, json!({"confirm": late})).await;
+    assert_eq!(r.status, 412, "{}", r.text);
+    assert!(r.text.contains("expired"), "{}", r.text);
+    assert_eq!(live(&v), 102);
+    // By a search: every record with that e-mail (one), then the rest (above the threshold).
+    let r = bulk(&key, json!({"where": {"email": "p7@example.com"}})).await;
+    assert_eq!(r.body["count"], 1, "{}", r.text);
+    let rest: Vec<&String> = ids[3..].iter().collect();
+    let r = bulk(&key, json!({"ids": rest})).await;
+    assert_eq!(r.body["count"], 102, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    let r = bulk(&key, json!({"confirm": token})).await;
+    assert_eq!(r.body["status"], "done", "{}", r.text);
+    assert_eq!(live(&v), 0);
+    let alerts = v
+        .get(
+            "/v1/audit/entries?action=alert.bulk_operation",
+            &t.admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        alerts.body["entries"].as_array().unwrap().len(),
+        1,
+        "{}",
+        alerts.text
+    );
+    // Restoring many: the admin, two steps too.
+    let restore = |body: Value| {
+        let v = &v;
+        let admin = t.admin.clone();
+        async move {
+            v.post(&format!("{PEOPLE}/bulk-restore"), &admin, None, body)
+                .await
+        }
+    };
+    assert_eq!(
+        v.post(
+            &format!("{PEOPLE}/bulk-restore"),
+            &key,
+            None,
+            json!({"ids": &ids[..2]})
+        )
+        .await
+        .status,
+        403
+    );
+    let r = restore(json!({"ids": &ids[..2]})).await;
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    // Two confirmations at once: exactly one acts.
+    let (r1, r2) = tokio::join!(
+        restore(json!({"confirm": token})),
+        restore(json!({"confirm": token}))
+    );
+    let done: Vec<_> = [&r1, &r2]
+        .iter()
+        .filter(|r| r.body["status"] == "done")
+        .map(|r| r.body["count"].as_u64())
+        .collect();
+    assert_eq!(done, [Some(2)], "{} / {}", r1.text, r2.text);
+    assert_eq!(live(&v), 2);
+    v.assert_audit_verifies().await;
+}
