@@ -31,6 +31,11 @@ pub struct PurposeName(pub String);
 #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
 pub struct RoleName(pub String);
 
+/// A record's id: `rec_` and 32 hex digits.
+#[derive(ToSchema)]
+#[schema(pattern = "^rec_[0-9a-f]{32}$")]
+pub struct RecordIdText(pub String);
+
 /// A collection's name: 1–64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
 #[derive(ToSchema)]
 #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
@@ -1400,7 +1405,7 @@ pub struct RecordHistory {
 pub struct BulkRequest {
     /// Record ids (1 to 10,000, each once).
     #[serde(default)]
-    #[schema(max_items = 10000)]
+    #[schema(inline, value_type = Option<Vec<RecordIdText>>, min_items = 1, max_items = 10000)]
     pub ids: Option<Vec<String>>,
     /// Delete only: the records whose searchable field equals a value (`{"email": "…"}`).
     #[serde(default, rename = "where")]

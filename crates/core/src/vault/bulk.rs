@@ -101,8 +101,7 @@ impl Vault {
                         (Some(ids), None, None) => ids,
                         (None, Some(ids), Some(_)) => ids,
                         _ => {
-                            return Err(Error::new(
-                                Code::InvalidRequest,
+                            return Err(Error::invalid(
                                 if op == BulkOp::Delete {
                                     "name the records with `ids` or `where` (one of them), or confirm with `confirm`"
                                 } else {
@@ -136,8 +135,7 @@ impl Vault {
                 }
                 Some(token) => {
                     if req.ids.is_some() || req.r#where.is_some() {
-                        return Err(Error::new(
-                            Code::InvalidRequest,
+                        return Err(Error::invalid(
                             "a confirmation carries only `confirm`: it acts on the records counted",
                         ));
                     }

@@ -1002,7 +1002,7 @@ async fn bulk_operations_need_a_fresh_single_use_confirmation() {
     let r = bulk(&other, json!({"confirm": token})).await;
     assert_eq!(r.status, 412, "{}", r.text);
     let r = bulk(&key, json!({"confirm": token, "ids": [ids[4]]})).await;
-    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.status, 422, "{}", r.text);
     let r = bulk(&key, json!({"confirm": token})).await;
     assert_eq!(
         (r.status, r.body["status"].as_str()),
