@@ -84,14 +84,7 @@ impl Vault {
     pub async fn pending_purges(&self, ctx: &RequestCtx) -> Result<proto::PendingPurges> {
         let ev = self.event(ctx, "purge.pending");
         let res = async {
-            let tenant = self.tenant_of(ctx)?;
-            if !(ctx.principal.has_role(crate::policy::ROLE_ADMIN)
-                || ctx.principal.has_role(crate::policy::ROLE_AUDITOR))
-            {
-                return Err(Error::forbidden(
-                    "pending purges are seen by the tenant's `admin` or `auditor` role",
-                ));
-            }
+            let tenant = self.admin_or_auditor(ctx, "pending purges")?;
             let mut collections = Vec::new();
             for c in self.store.find_collections(&tenant).await? {
                 let grace = self.grace_days(&tenant, &c.def).await?;
@@ -127,12 +120,48 @@ impl Vault {
         self.conclude(ev, res).await
     }
 
+    /// The caller's tenant, if it holds the tenant's `admin` or `auditor` role.
+    fn admin_or_auditor(&self, ctx: &RequestCtx, what: &str) -> Result<TenantId> {
+        let tenant = self.tenant_of(ctx)?;
+        if ctx.principal.has_role(crate::policy::ROLE_ADMIN)
+            || ctx.principal.has_role(crate::policy::ROLE_AUDITOR)
+        {
+            Ok(tenant)
+        } else {
+            Err(Error::forbidden(format!(
+                "{what} are seen by the tenant's `admin` or `auditor` role"
+            )))
+        }
+    }
+
     /// Drops destroyed subjects' keys from memory.
     fn forget_subjects(&self, tenant: &TenantId, subjects: &[SubjectId]) {
         for s in subjects {
             self.keys.forget_dek(tenant, s);
         }
     }
+}
+
+/// The subjects among `subjects` (one entry per record being destroyed) left with no record
+/// once those go: their keys are destroyed in the same unit.
+async fn orphans(
+    vault: &Vault,
+    tenant: &TenantId,
+    subjects: &[&SubjectId],
+) -> Result<Vec<SubjectId>> {
+    let mut in_batch: BTreeMap<SubjectId, u64> = BTreeMap::new();
+    for s in subjects {
+        *in_batch.entry((*s).clone()).or_default() += 1;
+    }
+    let unique: Vec<SubjectId> = in_batch.keys().cloned().collect();
+    Ok(vault
+        .store()
+        .count_subject_records(tenant, &unique)
+        .await?
+        .into_iter()
+        .filter(|(s, n)| in_batch.get(s) == Some(n))
+        .map(|(s, _)| s)
+        .collect())
 }
 
 /// The purge job (`purge`): every blocked record past its grace period is destroyed, a batch
@@ -181,18 +210,8 @@ impl JobKind for Purge {
                 if batch.is_empty() {
                     continue;
                 }
-                let mut in_batch: BTreeMap<SubjectId, u64> = BTreeMap::new();
-                for b in &batch {
-                    *in_batch.entry(b.subject.clone()).or_default() += 1;
-                }
-                let subjects: Vec<SubjectId> = in_batch.keys().cloned().collect();
-                let destroyed: Vec<SubjectId> = store
-                    .count_subject_records(&tenant, &subjects)
-                    .await?
-                    .into_iter()
-                    .filter(|(s, n)| in_batch.get(s) == Some(n))
-                    .map(|(s, _)| s)
-                    .collect();
+                let subjects: Vec<&SubjectId> = batch.iter().map(|b| &b.subject).collect();
+                let destroyed = orphans(vault, &tenant, &subjects).await?;
                 let ids: Vec<RecordId> = batch.iter().map(|b| b.id.clone()).collect();
                 let mut ev = AuditEvent::new(
                     Some(tenant.clone()),
@@ -394,14 +413,7 @@ impl Vault {
     pub async fn list_holds(&self, ctx: &RequestCtx) -> Result<proto::HoldList> {
         let ev = self.event(ctx, "hold.list");
         let res = async {
-            let tenant = self.tenant_of(ctx)?;
-            if !(ctx.principal.has_role(crate::policy::ROLE_ADMIN)
-                || ctx.principal.has_role(crate::policy::ROLE_AUDITOR))
-            {
-                return Err(Error::forbidden(
-                    "holds are seen by the tenant's `admin` or `auditor` role",
-                ));
-            }
+            let tenant = self.admin_or_auditor(ctx, "holds")?;
             let holds = self.holds(&tenant, self.now()).await?;
             Ok((proto::HoldList { holds }, vec![]))
         }
@@ -524,9 +536,7 @@ impl JobKind for Retention {
                     let mut destroyed = Vec::new();
                     match rule.action {
                         RetentionAction::Purge => {
-                            let mut in_batch: BTreeMap<SubjectId, u64> = BTreeMap::new();
                             for r in &rows {
-                                *in_batch.entry(r.subject.clone()).or_default() += 1;
                                 ops.push(Op::BlockRecord {
                                     tenant: tenant.clone(),
                                     id: r.id.clone(),
@@ -540,14 +550,9 @@ impl JobKind for Retention {
                                     tenant: tenant.clone(),
                                     ids: touched.clone(),
                                 });
-                                let subjects: Vec<SubjectId> = in_batch.keys().cloned().collect();
-                                destroyed = store
-                                    .count_subject_records(&tenant, &subjects)
-                                    .await?
-                                    .into_iter()
-                                    .filter(|(s, n)| in_batch.get(s) == Some(n))
-                                    .map(|(s, _)| s)
-                                    .collect();
+                                let subjects: Vec<&SubjectId> =
+                                    rows.iter().map(|r| &r.subject).collect();
+                                destroyed = orphans(vault, &tenant, &subjects).await?;
                                 ops.extend(destroyed.iter().map(|s| Op::DestroySubject {
                                     tenant: tenant.clone(),
                                     subject: s.clone(),

@@ -70,6 +70,18 @@ async fn purge_now(v: &TestVault, op: &str) -> Value {
     panic!("the purge did not run");
 }
 
+/// Deletes (blocks) a person.
+async fn delete(v: &TestVault, key: &str, id: &str) -> strongroom_testkit::Resp {
+    v.call(
+        reqwest::Method::DELETE,
+        &format!("{PEOPLE}/{id}"),
+        key,
+        Some("support"),
+        None,
+    )
+    .await
+}
+
 fn blob(v: &TestVault, sql: &str, id: &str) -> Vec<u8> {
     v.sqlite().query_row(sql, [id], |r| r.get(0)).unwrap()
 }
@@ -128,15 +140,7 @@ async fn deleted_records_are_restorable_then_purged_with_their_keys() {
     let wrapped = blob(&v, "SELECT wrapped_dek FROM subjects WHERE id = ?1", &s1);
 
     for id in [&alone, &r2] {
-        let r = v
-            .call(
-                reqwest::Method::DELETE,
-                &format!("{PEOPLE}/{id}"),
-                &key,
-                Some("support"),
-                None,
-            )
-            .await;
+        let r = delete(&v, &key, id).await;
         assert_eq!(r.status, 204, "{}", r.text);
         let r = v
             .get(&format!("{PEOPLE}/{id}"), &key, Some("support"))
@@ -185,15 +189,7 @@ async fn deleted_records_are_restorable_then_purged_with_their_keys() {
     let r = v.post(&restore("rec_nope"), &admin, None, json!({})).await;
     assert_eq!(r.status, 400, "{}", r.text);
     // Deleted again now: its grace starts again.
-    let r = v
-        .call(
-            reqwest::Method::DELETE,
-            &format!("{PEOPLE}/{r2}"),
-            &key,
-            Some("support"),
-            None,
-        )
-        .await;
+    let r = delete(&v, &key, &r2).await;
     assert_eq!(r.status, 204);
 
     // 31 days after the first deletion: that record is purged, the other is not yet.
@@ -296,15 +292,7 @@ async fn a_collection_with_no_grace_is_purged_at_the_next_run_and_bad_grace_is_r
     let r = v.put("/v1/collections/people", &t.admin, schema).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let (id, _) = create(&v, &key, json!({"fields": {"email": "eve@example.com"}})).await;
-    let r = v
-        .call(
-            reqwest::Method::DELETE,
-            &format!("{PEOPLE}/{id}"),
-            &key,
-            Some("support"),
-            None,
-        )
-        .await;
+    let r = delete(&v, &key, &id).await;
     assert_eq!(r.status, 204);
     purge_now(&v, &op).await;
     assert_eq!(v.count("records"), 0);
@@ -499,15 +487,7 @@ async fn a_hold_keeps_data_from_the_purge_until_lifted() {
         200
     );
     for id in [&held_rec, &free_rec] {
-        let r = v
-            .call(
-                reqwest::Method::DELETE,
-                &format!("{PEOPLE}/{id}"),
-                &key,
-                Some("support"),
-                None,
-            )
-            .await;
+        let r = delete(&v, &key, id).await;
         assert_eq!(r.status, 204);
     }
     purge_now(&v, &op).await;
@@ -536,15 +516,7 @@ async fn a_hold_keeps_data_from_the_purge_until_lifted() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let coll_hold = r.body["id"].as_str().unwrap().to_owned();
-    let r = v
-        .call(
-            reqwest::Method::DELETE,
-            &format!("{PEOPLE}/{other}"),
-            &key,
-            Some("support"),
-            None,
-        )
-        .await;
+    let r = delete(&v, &key, &other).await;
     assert_eq!(r.status, 204);
     purge_now(&v, &op).await;
     assert_eq!(v.count("records"), 2);
