@@ -173,6 +173,8 @@ pub async fn put(
     let res = async {
         platform_keeper(ctx)?;
         let now = vault.now();
+        // The body is checked before the version it was made against.
+        check(vault, &input, now).await?;
         let next = crate::registers::next_entry(
             vault,
             &mut ev,
@@ -183,7 +185,6 @@ pub async fn put(
             || IncidentId::generate_at(vault.rng(), now).to_string(),
         )
         .await?;
-        check(vault, &input, now).await?;
         // The affected tenants see in their own logs that an incident concerns them.
         ev.objects
             .extend(input.affected_tenants.iter().map(|t| format!("tenant:{t}")));

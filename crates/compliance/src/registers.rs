@@ -294,6 +294,10 @@ pub async fn put_declaration(
     let res = async {
         let scope = keeper_scope(ctx)?;
         let now = vault.now();
+        // The body is checked before the version it was made against.
+        if let Some(input) = &input {
+            check(input, now)?;
+        }
         let previous = match id {
             None => None,
             Some(id) => {
@@ -324,7 +328,6 @@ pub async fn put_declaration(
         }
         let row = match (previous, input) {
             (prev, Some(input)) => {
-                check(&input, now)?;
                 let (id, version) = match &prev {
                     Some(p) => (p.id.clone(), p.version + 1),
                     None => (

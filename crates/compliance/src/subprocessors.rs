@@ -223,6 +223,9 @@ pub async fn put(
     let res = async {
         let scope = crate::registers::keeper_scope(ctx)?;
         let now = vault.now();
+        // The body is checked before the version it was made against: a bad body is a 400/422
+        // whatever the version.
+        check(&input, now)?;
         let next = crate::registers::next_entry(
             vault,
             &mut ev,
@@ -233,7 +236,6 @@ pub async fn put(
             || SubprocessorId::generate_at(vault.rng(), now).to_string(),
         )
         .await?;
-        check(&input, now)?;
         let row = crate::registers::entry_row(REGISTER, next, scope, &input, ctx, now)?;
         let until = objection_until(&row, &input);
         if let Some(until) = until {
