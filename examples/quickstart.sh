@@ -8,7 +8,8 @@
 #
 # It creates a tenant, its admin key, a `people` collection, a role and an application key;
 # stores Ada Lovelace; reads her back for an allowed purpose; is refused for a disallowed one;
-# finds her by email; and shows the audit trail. Any step that does not behave exits non-zero.
+# finds her by email; shows the audit trail; deletes, restores and (with the collection's grace
+# period of 0 days) purges her record. Any step that does not behave exits non-zero.
 set -euo pipefail
 
 URL="${STRONGROOM_URL:-https://127.0.0.1:8443}"
@@ -74,11 +75,12 @@ call PUT /v1/collections/people "$ADMIN" "" '{
     {"name": "name", "type": "string", "classification": "personal", "mask": "first1"},
     {"name": "phone", "type": "phone", "classification": "personal", "mask": "last4", "purposes": ["support"]},
     {"name": "birth_date", "type": "date", "classification": "personal", "mask": "year"}
-  ]}'
-expect 201 "admin defines the people collection"
+  ],
+  "purge_grace_days": 0}'
+expect 201 "admin defines the people collection (deleted records purged at the next run)"
 
 call PUT /v1/roles/support_agent "$ADMIN" "" '{"collections": {"people": {
-  "operations": ["create", "read", "search"],
+  "operations": ["create", "read", "search", "delete"],
   "purposes": ["support"],
   "fields": {"email": "plain", "name": "plain", "phone": "masked", "birth_date": "none"}}}}'
 expect 201 "admin defines the support_agent role"
@@ -118,5 +120,30 @@ call GET "/v1/audit/entries?action=record.read" "$ADMIN" ""
 expect 200 "the admin reads the audit trail of reads"
 check '[.entries[].outcome] | contains(["ok", "denied"])' "allowed and denied reads are both recorded"
 jq -r '.entries[] | "   #\(.seq) \(.action) \(.outcome) purpose=\(.purpose // "-") fields=\(.fields | join(","))"' <<<"$BODY"
+
+call DELETE "/v1/collections/people/records/$RECORD" "$APP" support
+expect 204 "the application deletes her record: blocked, not yet destroyed"
+call GET "/v1/collections/people/records/$RECORD" "$APP" support
+expect 404 "a deleted record is invisible to every data operation"
+call POST "/v1/collections/people/records/$RECORD/restore" "$ADMIN" ""
+expect 204 "the tenant admin restores it within its grace period"
+call GET "/v1/collections/people/records/$RECORD" "$APP" support
+expect 200 "she is back"
+
+call DELETE "/v1/collections/people/records/$RECORD" "$APP" support
+expect 204 "deleted again"
+call GET /v1/jobs/purge "$TOKEN" ""
+expect 200 "the operator looks at the purge job"
+RUNS=$(jq -r .runs <<<"$BODY")
+call POST /v1/jobs/purge/run "$TOKEN" ""
+expect 202 "and asks for a run now"
+for _ in $(seq 1 100); do
+  call GET /v1/jobs/purge "$TOKEN" ""
+  [[ $(jq -r .runs <<<"$BODY") -gt $RUNS ]] && break
+  sleep 0.1
+done
+check ".runs > $RUNS and .state == \"idle\"" "the purge ran"
+call POST "/v1/collections/people/records/$RECORD/restore" "$ADMIN" ""
+expect 404 "after the purge her record is gone for good, with her key"
 
 echo "Quickstart passed: $step steps."
