@@ -140,12 +140,12 @@ pub async fn put_declaration(
     Ok((declaration_etag(&d), Json(d)))
 }
 
-#[utoipa::path(delete, path = "/v1/compliance/declarations/{id}", tag = "compliance",
+#[utoipa::path(post, path = "/v1/compliance/declarations/{id}/withdraw", tag = "compliance",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the withdrawal was decided against")),
     responses((status = 200, body = strongroom_proto::Declaration, description = "the version that withdraws it"),
               (status = 409, body = strongroom_proto::ErrorBody), (status = 412, body = strongroom_proto::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete_declaration(
+pub async fn withdraw_declaration(
     State(s): State<AppState>,
     c: Caller,
     PathParams(id): PathParams<String>,

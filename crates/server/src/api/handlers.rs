@@ -447,12 +447,12 @@ pub async fn get_holds(State(s): State<AppState>, c: Caller) -> ApiResult<Json<p
     Ok(Json(s.vault.list_holds(&c.0).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/holds/{id}", tag = "records",
+#[utoipa::path(post, path = "/v1/holds/{id}/lift", tag = "records",
     params(("id" = String, Path)),
     responses((status = 200, body = proto::Hold, description = "the hold, lifted"),
               (status = 404, body = proto::ErrorBody), (status = 409, body = proto::ErrorBody, description = "lifted already")),
     security(("bearer" = [])))]
-pub async fn delete_hold(
+pub async fn lift_hold(
     State(s): State<AppState>,
     c: Caller,
     PathParams(id): PathParams<String>,

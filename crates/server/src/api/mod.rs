@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use strongroom_core::{Code, Error, Vault};
 use strongroom_proto as proto;
@@ -77,7 +77,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         handlers::pending_purges,
         handlers::post_hold,
         handlers::get_holds,
-        handlers::delete_hold,
+        handlers::lift_hold,
         handlers::get_audit_entries,
         identity::post_login,
         identity::post_logout,
@@ -102,7 +102,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::get_toms,
         compliance::post_declaration,
         compliance::put_declaration,
-        compliance::delete_declaration,
+        compliance::withdraw_declaration,
         compliance::get_declarations,
         compliance::get_declaration_history,
         compliance::post_incident,
@@ -262,7 +262,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/purges/pending", get(pending_purges))
         .route("/v1/holds", post(post_hold).get(get_holds))
-        .route("/v1/holds/{id}", delete(delete_hold))
+        .route("/v1/holds/{id}/lift", post(lift_hold))
         .route("/v1/audit/entries", get(get_audit_entries))
         .route("/v1/audit/public-key", get(audit::get_public_key))
         .route(
@@ -289,7 +289,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/compliance/declarations/{id}",
-            put(compliance::put_declaration).delete(compliance::delete_declaration),
+            put(compliance::put_declaration),
+        )
+        .route(
+            "/v1/compliance/declarations/{id}/withdraw",
+            post(compliance::withdraw_declaration),
         )
         .route(
             "/v1/compliance/declarations/{id}/history",

@@ -387,7 +387,10 @@ async fn declarations_are_versioned_and_move_the_report() {
     // Withdrawn: a version too; the report no longer counts it.
     let r = TestVault::finish(
         v.client
-            .delete(format!("{}/v1/compliance/declarations/{acme_id}", v.base))
+            .post(format!(
+                "{}/v1/compliance/declarations/{acme_id}/withdraw",
+                v.base
+            ))
             .bearer_auth(&a.admin)
             .header("If-Match", "\"2\""),
     )

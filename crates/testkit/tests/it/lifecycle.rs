@@ -524,8 +524,8 @@ async fn a_hold_keeps_data_from_the_purge_until_lifted() {
     for id in [&hold, &coll_hold] {
         let r = v
             .call(
-                reqwest::Method::DELETE,
-                &format!("/v1/holds/{id}"),
+                reqwest::Method::POST,
+                &format!("/v1/holds/{id}/lift"),
                 &t.admin,
                 None,
                 None,
@@ -540,8 +540,8 @@ async fn a_hold_keeps_data_from_the_purge_until_lifted() {
     }
     let r = v
         .call(
-            reqwest::Method::DELETE,
-            &format!("/v1/holds/{hold}"),
+            reqwest::Method::POST,
+            &format!("/v1/holds/{hold}/lift"),
             &t.admin,
             None,
             None,
