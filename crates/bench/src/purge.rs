@@ -65,51 +65,7 @@ pub async fn purge_throughput(n: u64) -> Result<serde_json::Value> {
             audit: vec![genesis],
         })
         .await?;
-    let per_subject = 100;
-    let mut written = 0;
-    while written < n {
-        let subject = SubjectId::generate(&OsRng);
-        let batch = per_subject.min(n - written);
-        let mut ops = vec![Op::InsertSubject(SubjectRow {
-            tenant: tenant.clone(),
-            id: subject.clone(),
-            kek_version: 1,
-            wrapped_dek: OsRng.key().expose().to_vec(),
-            ref_index: None,
-            created_at: 0,
-        })];
-        for _ in 0..batch {
-            ops.push(Op::InsertRecord {
-                row: RecordRow {
-                    tenant: tenant.clone(),
-                    collection: "people".into(),
-                    id: RecordId::generate(&OsRng),
-                    subject: subject.clone(),
-                    version: 1,
-                    state: RecordState::Active,
-                    created_at: 0,
-                    updated_at: 0,
-                    data: vec![0x5a; 180],
-                },
-                index: vec![],
-            });
-        }
-        let ids: Vec<RecordId> = ops
-            .iter()
-            .filter_map(|o| match o {
-                Op::InsertRecord { row, .. } => Some(row.id.clone()),
-                _ => None,
-            })
-            .collect();
-        ops.extend(ids.into_iter().map(|id| Op::BlockRecord {
-            tenant: tenant.clone(),
-            id,
-            expected_version: 1,
-            at: 0,
-        }));
-        store.commit(UnitOfWork { ops, audit: vec![] }).await?;
-        written += batch;
-    }
+    fill_blocked(store.as_ref(), &tenant, "people", n).await?;
     let vault = strongroom_core::Vault::new(
         store.clone(),
         Arc::new(strongroom_core::SystemClock),
@@ -143,4 +99,63 @@ pub async fn purge_throughput(n: u64) -> Result<serde_json::Value> {
         "seconds": (secs * 100.0).round() / 100.0,
         "records_per_s": (n as f64 / secs).round(),
     }))
+}
+
+/// Writes `n` blocked (deleted) records into `collection` of `tenant`, 100 per new data
+/// subject (whose wrapped key is random bytes: the purge destroys keys, it never opens them),
+/// 1,000 records per transaction, with progress on stderr.
+pub async fn fill_blocked(
+    store: &dyn Store,
+    tenant: &TenantId,
+    collection: &str,
+    n: u64,
+) -> Result<()> {
+    let per_subject = 100;
+    let mut written = 0;
+    while written < n {
+        let mut ops = Vec::new();
+        let mut ids = Vec::new();
+        while written < n && ids.len() < 1000 {
+            let subject = SubjectId::generate(&OsRng);
+            let batch = per_subject.min(n - written);
+            ops.push(Op::InsertSubject(SubjectRow {
+                tenant: tenant.clone(),
+                id: subject.clone(),
+                kek_version: 1,
+                wrapped_dek: OsRng.key().expose().to_vec(),
+                ref_index: None,
+                created_at: 0,
+            }));
+            for _ in 0..batch {
+                let id = RecordId::generate(&OsRng);
+                ids.push(id.clone());
+                ops.push(Op::InsertRecord {
+                    row: RecordRow {
+                        tenant: tenant.clone(),
+                        collection: collection.into(),
+                        id,
+                        subject: subject.clone(),
+                        version: 1,
+                        state: RecordState::Active,
+                        created_at: 0,
+                        updated_at: 0,
+                        data: vec![0x5a; 180],
+                    },
+                    index: vec![],
+                });
+            }
+            written += batch;
+        }
+        ops.extend(ids.into_iter().map(|id| Op::BlockRecord {
+            tenant: tenant.clone(),
+            id,
+            expected_version: 1,
+            at: 0,
+        }));
+        store.commit(UnitOfWork { ops, audit: vec![] }).await?;
+        if written % 100_000 == 0 {
+            eprintln!("  {written} blocked records written");
+        }
+    }
+    Ok(())
 }

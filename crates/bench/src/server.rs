@@ -42,6 +42,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The operator's bootstrap token.
     operator: String,
+    bin: PathBuf,
+    addr: SocketAddr,
     _tmp: tempfile::TempDir,
 }
 
@@ -55,6 +57,10 @@ impl Drop for Server {
 /// The keys and names the workloads use.
 #[derive(Debug, Clone)]
 pub struct Tenant {
+    /// The tenant's id.
+    pub id: String,
+    /// A key with the tenant's `admin` role.
+    pub admin: String,
     /// An application key with the `bench_app` role on `people`.
     pub app: String,
 }
@@ -88,23 +94,43 @@ impl Server {
             .to_owned();
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let log = std::fs::File::create(tmp.path().join("server.log"))?;
-        let child = Command::new(bin)
-            .args(["serve", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--listen", &addr.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+        let child = spawn(bin, &data_dir, addr, tmp.path())?;
         let target = Target::new(addr, &data_dir.join("tls").join("cert.pem"))?;
         let mut server = Self {
             child,
             target,
             data_dir,
             operator,
+            bin: bin.to_owned(),
+            addr,
             _tmp: tmp,
         };
+        server.ready().await?;
+        Ok(server)
+    }
+
+    /// Stops the server (SIGKILL: the store is crash-safe) so that its data directory can be
+    /// changed; `resume` starts it again on the same address.
+    pub fn stop(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts the stopped server again on the same data directory and address.
+    pub async fn resume(&mut self) -> Result<()> {
+        self.child = spawn(&self.bin, &self.data_dir, self.addr, self._tmp.path())?;
+        self.ready().await
+    }
+
+    /// The operator's bootstrap token.
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+
+    /// Waits until the server answers its health check.
+    async fn ready(&mut self) -> Result<()> {
+        let server = self;
         for _ in 0..200 {
             if let Ok(mut conn) = server.target.connect().await {
                 if conn
@@ -112,7 +138,7 @@ impl Server {
                     .await
                     .is_ok_and(|r| r.status == 200)
                 {
-                    return Ok(server);
+                    return Ok(());
                 }
             }
             if let Some(status) = server.child.try_wait()? {
@@ -154,7 +180,7 @@ impl Server {
             .unwrap_or(0)
     }
 
-    async fn call(
+    pub async fn call(
         &self,
         conn: &mut Conn,
         method: &str,
@@ -162,17 +188,25 @@ impl Server {
         token: &str,
         body: Value,
     ) -> Result<Value> {
-        let body = serde_json::to_vec(&body)?;
+        let body = (!body.is_null())
+            .then(|| serde_json::to_vec(&body))
+            .transpose()?;
         let resp = conn
-            .send(&request(method, path, token, "", Some(&body)))
+            .send(&request(method, path, token, "", body.as_deref()))
             .await?;
         ensure!(
-            resp.status == 200 || resp.status == 201,
+            (200..=202).contains(&resp.status),
             "{method} {path}: HTTP {}: {}",
             resp.status,
             String::from_utf8_lossy(&resp.body)
         );
         Ok(serde_json::from_slice(&resp.body)?)
+    }
+
+    /// `GET path` on a new connection (an idle one may have been closed by the server).
+    pub async fn get(&self, token: &str, path: &str) -> Result<Value> {
+        let mut conn = self.target.connect().await?;
+        self.call(&mut conn, "GET", path, token, Value::Null).await
     }
 
     /// A tenant with the `people` collection (5 fields, 2 searchable), a role that may create,
@@ -235,9 +269,27 @@ impl Server {
             )
             .await?;
         Ok(Tenant {
+            id: tenant.to_owned(),
+            admin,
             app: k["key"].as_str().context("app key")?.to_owned(),
         })
     }
+}
+
+/// Starts `strongroom serve` on `data_dir`, its output appended to `dir/server.log`.
+fn spawn(bin: &Path, data_dir: &Path, addr: SocketAddr, dir: &Path) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
+    Ok(Command::new(bin)
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .args(["--listen", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
 }
 
 /// The fields of person number `k`: the same values the baseline stores for `k`.

@@ -72,6 +72,26 @@ enum Command {
         #[arg(long)]
         deny: bool,
     },
+    /// Erasure receipts: check one offline.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Check an erasure receipt offline: its signature, the signed checkpoint it cites, and the
+    /// proof that the audit entry recording the erasure is in that checkpoint's tree. Exit 1
+    /// when any of it fails.
+    Verify {
+        /// The receipt (JSON, as the erasure call answered it).
+        file: PathBuf,
+        /// The audit signing key's public half (hex, from `GET /v1/audit/public-key`), obtained
+        /// independently of the receipt.
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -341,6 +361,9 @@ fn main() -> ExitCode {
                 format,
                 deny,
             } => versions(advisory_db.as_deref(), &format, deny),
+            Command::Receipt {
+                command: ReceiptCommand::Verify { file, public_key },
+            } => verify_receipt(&file, &public_key),
         };
         done.map(|()| ExitCode::SUCCESS)
     });
@@ -510,6 +533,22 @@ async fn offline_vault(
     )
     .await?;
     Ok(vault)
+}
+
+fn verify_receipt(file: &std::path::Path, public_key: &str) -> Result<()> {
+    let key: [u8; 32] = strongroom_crypto::unhex(public_key.trim())
+        .and_then(|k| k.try_into().ok())
+        .context("--public-key is not 32 bytes of hex")?;
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let receipt: strongroom_proto::ErasureReceipt = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not an erasure receipt", file.display()))?;
+    match strongroom_core::receipt::verify(&receipt, &key) {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(())
+        }
+        Err(why) => anyhow::bail!("the receipt does not verify: {why}"),
+    }
 }
 
 fn versions(advisory_db: Option<&std::path::Path>, format: &str, deny: bool) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod proofs;
 #[cfg(test)]
 mod proptests;
+pub mod receipt;
 pub mod retention;
 pub mod rng;
 pub mod schema;

@@ -18,11 +18,15 @@ pub const ROLE_OPERATOR: &str = "operator";
 /// the TOMs report; no data.
 pub const ROLE_COMPLIANCE: &str = "compliance";
 
+/// Answers data subjects' requests: sees what the vault holds of a subject (counts), exports
+/// it, erases it. No access to records through the data API on its own.
+pub const ROLE_PRIVACY_OFFICER: &str = "privacy_officer";
+
 /// Roles that exist in every tenant and cannot be redefined.
 pub fn is_builtin(role: &str) -> bool {
     matches!(
         role,
-        ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR | ROLE_COMPLIANCE
+        ROLE_ADMIN | ROLE_AUDITOR | ROLE_OPERATOR | ROLE_COMPLIANCE | ROLE_PRIVACY_OFFICER
     )
 }
 

@@ -1426,3 +1426,76 @@ pub struct BulkAnswer {
     pub token: Option<String>,
     pub expires_at: Option<i64>,
 }
+
+/// What the vault holds of one data subject: counts, never values.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectView {
+    pub id: String,
+    /// The subject's records per collection.
+    pub collections: Vec<SubjectCollection>,
+    /// Legal holds in force on the subject or on a collection it has records in.
+    pub holds: Vec<String>,
+    /// Erasure is refused while a hold is in force.
+    pub held: bool,
+}
+
+/// A subject's records in one collection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectCollection {
+    pub collection: String,
+    /// Records in use.
+    pub active: u64,
+    /// Deleted records awaiting purge.
+    pub blocked: u64,
+    /// Earlier versions kept (history).
+    pub versions: u64,
+}
+
+/// What an erasure destroyed: counts and the destroyed key's id, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErasureDestroyed {
+    /// `dek_` and the first 16 bytes (hex) of the SHA-256 of the destroyed wrapped key.
+    pub key_id: String,
+    pub records: u64,
+    pub versions: u64,
+    pub index_entries: u64,
+    /// The collections the records were in.
+    pub collections: Vec<String>,
+}
+
+/// The audit entry that records an erasure, and its proof of inclusion in a signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptEvidence {
+    /// The entry's canonical JSON body, as hashed into the log.
+    pub entry: String,
+    pub seq: u64,
+    /// The signed checkpoint (C2SP signed note) whose tree includes the entry.
+    pub checkpoint: String,
+    pub tree_size: u64,
+    /// RFC 6962 inclusion proof of the entry's leaf in that tree (hex hashes).
+    pub proof: Vec<String>,
+}
+
+/// A signed erasure receipt: the subject's key and data were destroyed, when, and where the
+/// audit log says so. `strongroom receipt verify` checks it offline with the public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureReceipt {
+    /// `strongroom-erasure-receipt/1`.
+    pub format: String,
+    pub tenant: String,
+    pub subject: String,
+    pub erased_at: i64,
+    /// When this receipt was issued (a repeated request issues a new one).
+    pub issued_at: i64,
+    /// True when the subject had been erased before this request: nothing more was done.
+    pub repeat: bool,
+    pub destroyed: ErasureDestroyed,
+    pub audit: ReceiptEvidence,
+    /// The audit signing key (Ed25519, hex).
+    pub public_key: String,
+    /// Ed25519 signature (hex) over `strongroom erasure-receipt v1\n` and this receipt's JSON
+    /// without `signature`, in the field order shown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
+}

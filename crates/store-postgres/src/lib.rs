@@ -21,8 +21,8 @@ use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
     ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, DeclarationRow,
     Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore,
-    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
-    UnitOfWork, UserRow,
+    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRecords, SubjectRow, SubjectStore,
+    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
@@ -31,13 +31,14 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -347,6 +348,17 @@ impl RegisterStore for PgStore {
         tenant: Option<&TenantId>,
     ) -> StoreResult<Vec<RegisterEntryRow>> {
         read::register_entries(&*self.reader().await?, register, tenant).await
+    }
+}
+
+#[async_trait]
+impl SubjectStore for PgStore {
+    async fn find_subject_records(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> StoreResult<Vec<SubjectRecords>> {
+        read::subject_records(&*self.reader().await?, tenant, subject).await
     }
 }
 

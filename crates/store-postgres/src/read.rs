@@ -259,6 +259,14 @@ pub(crate) async fn subject(
 const RECORD_COLUMNS: &str =
     "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data";
 
+fn record_state(n: i64) -> StoreResult<RecordState> {
+    match n {
+        0 => Ok(RecordState::Active),
+        1 => Ok(RecordState::Blocked),
+        _ => Err(corrupt("record state")),
+    }
+}
+
 fn record_row(tenant: &TenantId, r: &Row) -> StoreResult<RecordRow> {
     Ok(RecordRow {
         tenant: tenant.clone(),
@@ -266,11 +274,7 @@ fn record_row(tenant: &TenantId, r: &Row) -> StoreResult<RecordRow> {
         collection: r.col(1)?,
         subject: SubjectId::from_stored(r.col(2)?),
         version: r.count(3)?,
-        state: match r.col::<i64>(4)? {
-            0 => RecordState::Active,
-            1 => RecordState::Blocked,
-            _ => return Err(corrupt("record state")),
-        },
+        state: record_state(r.col::<i64>(4)?)?,
         created_at: r.col(5)?,
         updated_at: r.col(6)?,
         data: r.col(7)?,
@@ -789,6 +793,34 @@ pub(crate) async fn subject_record_counts(
         out.push((s.clone(), n));
     }
     Ok(out)
+}
+
+pub(crate) async fn subject_records(
+    c: &Client,
+    tenant: &TenantId,
+    subject: &strongroom_core::ids::SubjectId,
+) -> StoreResult<Vec<strongroom_core::store::SubjectRecords>> {
+    rows(
+        c,
+        "SELECT r.collection, r.state, count(*),
+       coalesce(sum((SELECT count(*) FROM record_history h WHERE h.tenant = r.tenant AND h.id = r.id)), 0)::BIGINT,
+       coalesce(sum((SELECT count(*) FROM blind_index b WHERE b.tenant = r.tenant AND b.record = r.id)), 0)::BIGINT
+FROM records r WHERE r.tenant = $1 AND r.subject = $2
+GROUP BY r.collection, r.state ORDER BY r.collection, r.state",
+        &[&tenant.as_str(), &subject.as_str()],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(strongroom_core::store::SubjectRecords {
+            collection: r.col(0)?,
+            state: record_state(r.col::<i64>(1)?)?,
+            records: r.count(2)?,
+            versions: r.count(3)?,
+            index_entries: r.count(4)?,
+        })
+    })
+    .collect()
 }
 
 pub(crate) async fn expired(

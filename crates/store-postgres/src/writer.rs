@@ -704,6 +704,45 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 return Err(StoreError::Conflict("subject"));
             }
         }
+        Op::EraseSubject {
+            tenant,
+            subject,
+            records,
+        } => {
+            let (t, sub) = (tenant.as_str(), subject.as_str());
+            let n: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM records WHERE tenant = $1 AND subject = $2",
+                    &[&t, &sub],
+                )
+                .await
+                .map_err(|e| map_err(e, "record"))?
+                .get(0);
+            if u64::try_from(n).ok() != Some(*records) {
+                return Err(StoreError::Conflict("state"));
+            }
+            // Index entries and history first: they are found through the records.
+            for sql in [
+                "DELETE FROM blind_index WHERE tenant = $1
+                 AND record IN (SELECT id FROM records WHERE tenant = $1 AND subject = $2)",
+                "DELETE FROM record_history WHERE tenant = $1
+                 AND id IN (SELECT id FROM records WHERE tenant = $1 AND subject = $2)",
+                "DELETE FROM records WHERE tenant = $1 AND subject = $2",
+            ] {
+                exec(tx, sql, &[&t, &sub], "record").await?;
+            }
+            if exec(
+                tx,
+                "DELETE FROM subjects WHERE tenant = $1 AND id = $2",
+                &[&t, &sub],
+                "subject",
+            )
+            .await?
+                != 1
+            {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
         Op::BlockRecord {
             tenant,
             id,

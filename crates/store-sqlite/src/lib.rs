@@ -21,14 +21,14 @@ use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
     ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, DeclarationRow,
     Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore,
-    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRow, TenantKeyRow, TenantRow,
-    UnitOfWork, UserRow,
+    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRecords, SubjectRow, SubjectStore,
+    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -38,6 +38,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
+    include_str!("schema_v10.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -469,6 +470,19 @@ impl RegisterStore for SqliteStore {
     ) -> StoreResult<Vec<RegisterEntryRow>> {
         let (register, tenant) = (register.to_owned(), tenant.cloned());
         self.read(move |c| read::register_entries(c, &register, tenant.as_ref()))
+            .await
+    }
+}
+
+#[async_trait]
+impl SubjectStore for SqliteStore {
+    async fn find_subject_records(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> StoreResult<Vec<SubjectRecords>> {
+        let (tenant, subject) = (tenant.clone(), subject.clone());
+        self.read(move |c| read::subject_records(c, &tenant, &subject))
             .await
     }
 }

@@ -453,6 +453,14 @@ pub(crate) fn subject_by_ref(
 const RECORD_COLUMNS: &str =
     "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data";
 
+fn record_state(n: i64) -> StoreResult<RecordState> {
+    match n {
+        0 => Ok(RecordState::Active),
+        1 => Ok(RecordState::Blocked),
+        _ => Err(corrupt("record state")),
+    }
+}
+
 fn record_row(tenant: &TenantId, r: &Row<'_>) -> rusqlite::Result<RecordRow> {
     Ok(RecordRow {
         tenant: tenant.clone(),
@@ -862,7 +870,7 @@ pub(crate) fn blocked(
 ) -> StoreResult<Vec<strongroom_core::store::BlockedRecord>> {
     let raw = query(
         conn,
-        "SELECT id, subject, blocked_at FROM records
+        "SELECT id, subject, blocked_at FROM records INDEXED BY records_blocked
          WHERE tenant = ?1 AND collection = ?2 AND state = 1 AND blocked_at < ?3
            AND id > coalesce(?4, '')
          ORDER BY id LIMIT ?5",
@@ -900,6 +908,43 @@ pub(crate) fn subject_record_counts(
                 .and_then(|mut st| st.query_row(params![tenant.as_str(), s.as_str()], |r| r.get(0)))
                 .map_err(unavailable)?;
             Ok((s.clone(), u64::try_from(n).map_err(|_| corrupt("count"))?))
+        })
+        .collect()
+}
+
+pub(crate) fn subject_records(
+    conn: &Connection,
+    tenant: &TenantId,
+    subject: &SubjectId,
+) -> StoreResult<Vec<strongroom_core::store::SubjectRecords>> {
+    let raw = query(
+        conn,
+        "SELECT r.collection, r.state, count(*),
+       coalesce(sum((SELECT count(*) FROM record_history h WHERE h.tenant = r.tenant AND h.id = r.id)), 0),
+       coalesce(sum((SELECT count(*) FROM blind_index b INDEXED BY blind_index_record WHERE b.tenant = r.tenant AND b.record = r.id)), 0)
+FROM records r WHERE r.tenant = ?1 AND r.subject = ?2
+GROUP BY r.collection, r.state ORDER BY r.collection, r.state",
+        params![tenant.as_str(), subject.as_str()],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )?;
+    let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("count"));
+    raw.into_iter()
+        .map(|(collection, state, records, versions, index)| {
+            Ok(strongroom_core::store::SubjectRecords {
+                collection,
+                state: record_state(state)?,
+                records: count(records)?,
+                versions: count(versions)?,
+                index_entries: count(index)?,
+            })
         })
         .collect()
 }

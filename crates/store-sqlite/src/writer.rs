@@ -548,7 +548,7 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
             for (field, hash) in reindex {
                 exec(
                     conn,
-                    "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND field = ?3 AND record = ?4",
+                    "DELETE FROM blind_index INDEXED BY blind_index_record WHERE tenant = ?1 AND record = ?4 AND collection = ?2 AND field = ?3",
                     params![row.tenant.as_str(), row.collection, field, row.id.as_str()],
                     "index",
                 )?;
@@ -818,7 +818,7 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 )?;
                 exec(
                     conn,
-                    "DELETE FROM blind_index WHERE tenant = ?1 AND record = ?2",
+                    "DELETE FROM blind_index INDEXED BY blind_index_record WHERE tenant = ?1 AND record = ?2",
                     params![tenant.as_str(), id.as_str()],
                     "record",
                 )?;
@@ -845,6 +845,39 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "subject",
             )?;
             if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
+        Op::EraseSubject {
+            tenant,
+            subject,
+            records,
+        } => {
+            let (t, sub) = (tenant.as_str(), subject.as_str());
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM records WHERE tenant = ?1 AND subject = ?2")
+                .and_then(|mut st| st.query_row(params![t, sub], |r| r.get(0)))
+                .map_err(|e| map_err(e, "record"))?;
+            if u64::try_from(n).ok() != Some(*records) {
+                return Err(StoreError::Conflict("state"));
+            }
+            // Index entries and history first: they are found through the records.
+            for sql in [
+                "DELETE FROM blind_index INDEXED BY blind_index_record WHERE tenant = ?1
+                 AND record IN (SELECT id FROM records WHERE tenant = ?1 AND subject = ?2)",
+                "DELETE FROM record_history WHERE tenant = ?1
+                 AND id IN (SELECT id FROM records WHERE tenant = ?1 AND subject = ?2)",
+                "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
+            ] {
+                exec(conn, sql, params![t, sub], "record")?;
+            }
+            if exec(
+                conn,
+                "DELETE FROM subjects WHERE tenant = ?1 AND id = ?2",
+                params![t, sub],
+                "subject",
+            )? != 1
+            {
                 return Err(StoreError::Conflict("subject"));
             }
         }

@@ -13,12 +13,14 @@ mod audit;
 mod jobs;
 mod lifecycle;
 mod registers;
+mod subjects;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
 pub use jobs::{JobRow, JobState, JobStore};
 pub use lifecycle::{BlockedRecord, LifecycleStore};
 pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
+pub use subjects::{SubjectRecords, SubjectStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {
@@ -324,6 +326,15 @@ pub enum Op {
         tenant: TenantId,
         subject: SubjectId,
     },
+    /// Erases a subject: every record of it in any state, their history and blind-index
+    /// entries, and the subject with its wrapped DEK and reference. `Conflict("state")` if it
+    /// does not have exactly `records` records (one was added or removed since they were
+    /// counted), `Conflict("subject")` if the subject is gone.
+    EraseSubject {
+        tenant: TenantId,
+        subject: SubjectId,
+        records: u64,
+    },
 }
 
 /// Data changes and the audit events describing them: committed together or not at all.
@@ -420,7 +431,7 @@ impl std::fmt::Debug for Faults {
 /// to ask for a record without saying whose it is.
 #[async_trait]
 pub trait Store:
-    AuditStore + RegisterStore + JobStore + LifecycleStore + Send + Sync + 'static
+    AuditStore + RegisterStore + JobStore + LifecycleStore + SubjectStore + Send + Sync + 'static
 {
     /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
     /// On error nothing of the unit is visible.

@@ -300,7 +300,7 @@ fn hold_view(row: &crate::store::RegisterEntryRow, now: i64) -> Result<proto::Ho
 
 impl Vault {
     /// The latest version of each of a tenant's holds.
-    async fn holds(&self, tenant: &TenantId, now: i64) -> Result<Vec<proto::Hold>> {
+    pub(super) async fn holds(&self, tenant: &TenantId, now: i64) -> Result<Vec<proto::Hold>> {
         let mut rows = self.register_entries(HOLDS, Some(tenant)).await?;
         rows.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
         let mut latest: Vec<crate::store::RegisterEntryRow> = Vec::new();

@@ -17,6 +17,7 @@ pub mod config_history;
 mod lifecycle;
 mod records;
 mod register_crypto;
+mod subjects;
 mod users;
 
 pub use bulk::BulkOp;
@@ -444,10 +445,29 @@ impl Vault {
     /// genesis entry of a new tenant's log, say).
     async fn conclude_with<T>(
         &self,
-        mut ev: AuditEvent,
+        ev: AuditEvent,
         extra: Vec<AuditEvent>,
         result: Result<(T, Vec<Op>)>,
     ) -> Result<T> {
+        self.conclude_full(ev, extra, result).await.map(|(v, _)| v)
+    }
+
+    /// [`Vault::conclude`], also handing back where the store put the audit events (the
+    /// operation's own first): what a receipt proves inclusion of.
+    async fn conclude_receipt<T>(
+        &self,
+        ev: AuditEvent,
+        result: Result<(T, Vec<Op>)>,
+    ) -> Result<(T, crate::store::Receipt)> {
+        self.conclude_full(ev, Vec::new(), result).await
+    }
+
+    async fn conclude_full<T>(
+        &self,
+        mut ev: AuditEvent,
+        extra: Vec<AuditEvent>,
+        result: Result<(T, Vec<Op>)>,
+    ) -> Result<(T, crate::store::Receipt)> {
         match result {
             Ok((value, mut ops)) => {
                 self.invalidate(&ops);
@@ -458,7 +478,7 @@ impl Vault {
                 audit.extend(extra);
                 let unit = UnitOfWork { ops, audit };
                 match self.store.commit(unit).await {
-                    Ok(_) => Ok(value),
+                    Ok(receipt) => Ok((value, receipt)),
                     Err(StoreError::Indeterminate(why)) => {
                         // It may have landed with its audit event: recording a failure could
                         // contradict the log. The caller is told to read before retrying.

@@ -9,6 +9,7 @@ mod handlers;
 mod identity;
 pub mod jobs;
 mod openapi;
+mod subjects;
 
 use std::sync::Arc;
 
@@ -123,6 +124,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::put_ropa_fields,
         compliance::get_config_history,
         jobs::list,
+        subjects::view,
+        subjects::erase,
         jobs::get,
         jobs::run,
     ),
@@ -324,6 +327,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/compliance/versions", get(compliance::get_versions))
         .route("/v1/compliance/ropa", get(compliance::get_ropa))
         .route("/v1/config/history", get(compliance::get_config_history))
+        .route("/v1/subjects/{subject}", get(subjects::view))
+        .route("/v1/subjects/{subject}/erasure", post(subjects::erase))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/run", post(jobs::run))

@@ -18,5 +18,6 @@ mod postgres_ops;
 mod quickstart;
 mod records;
 mod sqlite_conformance;
+mod subjects;
 mod tamper;
 mod upgrade;

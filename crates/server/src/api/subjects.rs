@@ -1,0 +1,36 @@
+//! The data-subject endpoints: what the vault holds of a subject, and its erasure with a signed
+//! receipt.
+
+use axum::extract::State;
+use axum::Json;
+
+use super::error::ApiResult;
+use super::extract::{Caller, PathParams};
+use super::AppState;
+
+#[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects",
+    params(("subject" = String, Path)),
+    responses((status = 200, body = strongroom_proto::SubjectView, description = "records per collection, holds — counts, never values (`privacy_officer` or `admin`)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant")),
+    security(("bearer" = [])))]
+pub async fn view(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::SubjectView>> {
+    Ok(Json(s.vault.subject_view(&c.0, &id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/subjects/{subject}/erasure", tag = "subjects",
+    params(("subject" = String, Path)),
+    responses((status = 200, body = strongroom_proto::ErasureReceipt, description = "the signed receipt (`repeat`: erased before, nothing more done)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant"),
+              (status = 409, body = strongroom_proto::ErrorBody, description = "`legal_hold`: a hold is in force")),
+    security(("bearer" = [])))]
+pub async fn erase(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::ErasureReceipt>> {
+    Ok(Json(s.vault.erase_subject(&c.0, &id).await?))
+}

@@ -1,0 +1,392 @@
+//! Data subjects' rights on a real server: the privacy officer's view of a subject (counts
+//! only), and erasure by crypto-shredding — the subject's records, history, index entries and
+//! key gone from every file, a signed receipt that verifies offline and fails after any
+//! one-byte edit, refusals under a legal hold and for the wrong role or tenant, and exactly one
+//! erasure when two requests race.
+
+use serde_json::{json, Value};
+use strongroom_proto::ErasureReceipt;
+use strongroom_testkit::{contains, TestVault};
+
+const PEOPLE: &str = "/v1/collections/people/records";
+const ORDERS: &str = "/v1/collections/orders/records";
+
+/// A tenant with `people` and `orders`, an application key on both, and a privacy officer.
+struct Setup {
+    admin: String,
+    app: String,
+    officer: String,
+}
+
+async fn setup(v: &TestVault, name: &str) -> Setup {
+    let (t, _) = v.scenario(name).await;
+    let r = v
+        .put(
+            "/v1/collections/orders",
+            &t.admin,
+            json!({"purposes": ["support"], "fields": [
+                {"name": "item", "type": "string", "classification": "personal", "searchable": true}]}),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text);
+    v.role(
+        &t.admin,
+        "app",
+        json!({"collections": {
+            "people": {"operations": ["create", "read", "update", "search"], "purposes": ["support"],
+                       "fields": {"email": "plain", "name": "plain"}},
+            "orders": {"operations": ["create", "read", "search"], "purposes": ["support"],
+                       "fields": {"item": "plain"}}}}),
+    )
+    .await;
+    let app = v.key(&t.admin, &["app"]).await;
+    let officer = v.key(&t.admin, &["privacy_officer"]).await;
+    Setup {
+        admin: t.admin,
+        app,
+        officer,
+    }
+}
+
+async fn create(v: &TestVault, path: &str, key: &str, body: Value) -> (String, String) {
+    let r = v.post(path, key, Some("support"), body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["subject"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn erase(v: &TestVault, key: &str, subject: &str) -> strongroom_testkit::Resp {
+    v.post(
+        &format!("/v1/subjects/{subject}/erasure"),
+        key,
+        None,
+        json!({}),
+    )
+    .await
+}
+
+fn blob(v: &TestVault, sql: &str, id: &str) -> Vec<u8> {
+    v.sqlite().query_row(sql, [id], |r| r.get(0)).unwrap()
+}
+
+async fn public_key(v: &TestVault) -> [u8; 32] {
+    let pk = v.get("/v1/audit/public-key", "", None).await;
+    strongroom_crypto::unhex(pk.body["ed25519"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_destroys_everything_of_the_subject_with_a_verifiable_receipt() {
+    let v = TestVault::start().await;
+    let s = setup(&v, "acme").await;
+    let other = setup(&v, "globex").await;
+    // Ada: two people records (one updated, so with history) and an order; Bob: one record.
+    let (ada1, ada) = create(
+        &v,
+        PEOPLE,
+        &s.app,
+        json!({"fields": {"email": "ada@example.com", "name": "Ada"}}),
+    )
+    .await;
+    let (ada2, _) = create(
+        &v,
+        PEOPLE,
+        &s.app,
+        json!({"subject": ada, "fields": {"email": "ada2@example.com"}}),
+    )
+    .await;
+    let (order, _) = create(
+        &v,
+        ORDERS,
+        &s.app,
+        json!({"subject": ada, "fields": {"item": "Analytical Engine"}}),
+    )
+    .await;
+    let r = v
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{PEOPLE}/{ada1}"),
+            &s.app,
+            Some("support"),
+            Some(&json!({"fields": {"name": "Ada L."}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (bob_rec, bob) = create(
+        &v,
+        PEOPLE,
+        &s.app,
+        json!({"fields": {"email": "bob@example.com", "name": "Bob"}}),
+    )
+    .await;
+    let (globex_rec, _) = create(
+        &v,
+        PEOPLE,
+        &other.app,
+        json!({"fields": {"email": "ada@example.com", "name": "Ada"}}),
+    )
+    .await;
+
+    // The view: counts per collection, no values; privacy officer or admin only; another
+    // tenant's subject is simply unknown.
+    let path = format!("/v1/subjects/{ada}");
+    let r = v.get(&path, &s.officer, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["collections"],
+        json!([{"collection": "orders", "active": 1, "blocked": 0, "versions": 0},
+               {"collection": "people", "active": 2, "blocked": 0, "versions": 1}]),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("ada@example.com") && !r.text.contains("Ada"));
+    assert_eq!(v.get(&path, &s.admin, None).await.status, 200);
+    assert_eq!(v.get(&path, &s.app, None).await.status, 403);
+    for key in [&other.officer, &other.admin] {
+        let r = v.get(&path, key, None).await;
+        assert_eq!((r.status, r.code()), (404, "unknown_subject"), "{}", r.text);
+        let r = erase(&v, &other.officer, &ada).await;
+        assert_eq!((r.status, r.code()), (404, "unknown_subject"), "{}", r.text);
+    }
+    let unknown = format!("sub_{}", "0".repeat(32));
+    assert_eq!(
+        v.get(&format!("/v1/subjects/{unknown}"), &s.officer, None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        v.get("/v1/subjects/sub_nope", &s.officer, None)
+            .await
+            .status,
+        400
+    );
+
+    let ciphertext = blob(&v, "SELECT data FROM records WHERE id = ?1", &ada1);
+    let old = blob(&v, "SELECT data FROM record_history WHERE id = ?1", &ada1);
+    let order_ct = blob(&v, "SELECT data FROM records WHERE id = ?1", &order);
+    let wrapped = blob(&v, "SELECT wrapped_dek FROM subjects WHERE id = ?1", &ada);
+    let records_before = v.count("records");
+
+    // Under a legal hold: refused, audited, nothing changed.
+    let r = v
+        .post(
+            "/v1/holds",
+            &s.admin,
+            None,
+            json!({"subject": ada, "reason": "litigation 2026-17"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let hold = r.body["id"].as_str().unwrap().to_owned();
+    let r = erase(&v, &s.officer, &ada).await;
+    assert_eq!((r.status, r.code()), (409, "legal_hold"), "{}", r.text);
+    assert_eq!(v.count("records"), records_before);
+    let r = v
+        .post(&format!("/v1/holds/{hold}/lift"), &s.admin, None, json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A hold on a collection the subject has records in refuses it too.
+    let r = v
+        .post(
+            "/v1/holds",
+            &s.admin,
+            None,
+            json!({"collection": "orders", "reason": "audit of orders"}),
+        )
+        .await;
+    let coll_hold = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(erase(&v, &s.officer, &ada).await.status, 409);
+    v.post(
+        &format!("/v1/holds/{coll_hold}/lift"),
+        &s.admin,
+        None,
+        json!({}),
+    )
+    .await;
+    // Only the privacy officer erases.
+    for key in [&s.admin, &s.app] {
+        let r = erase(&v, key, &ada).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    assert_eq!(v.count("records"), records_before);
+
+    // The erasure.
+    let r = erase(&v, &s.officer, &ada).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let receipt: ErasureReceipt = serde_json::from_value(r.body.clone()).unwrap();
+    assert!(!receipt.repeat);
+    assert_eq!(receipt.subject, ada);
+    assert_eq!(
+        (receipt.destroyed.records, receipt.destroyed.versions),
+        (3, 1)
+    );
+    assert_eq!(receipt.destroyed.collections, ["orders", "people"]);
+    assert!(receipt.destroyed.index_entries >= 4, "{}", r.text);
+    assert!(!r.text.contains("ada@example.com") && !r.text.contains("Analytical"));
+
+    // Gone: reads, searches, the view, the rows; Bob and the other tenant untouched.
+    for (p, id) in [(PEOPLE, &ada1), (PEOPLE, &ada2), (ORDERS, &order)] {
+        let r = v.get(&format!("{p}/{id}"), &s.app, Some("support")).await;
+        assert_eq!(r.status, 404, "{}", r.text);
+    }
+    let found = v
+        .post(
+            &format!("{PEOPLE}/search"),
+            &s.app,
+            Some("support"),
+            json!({"where": {"email": "ada@example.com"}}),
+        )
+        .await;
+    assert_eq!(found.body["records"], json!([]), "{}", found.text);
+    assert_eq!(v.get(&path, &s.officer, None).await.status, 404);
+    let db = v.sqlite();
+    let n = |sql: &str, id: &str| db.query_row(sql, [id], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(n("SELECT count(*) FROM subjects WHERE id = ?1", &ada), 0);
+    assert_eq!(
+        n("SELECT count(*) FROM records WHERE subject = ?1", &ada),
+        0
+    );
+    for id in [&ada1, &ada2, &order] {
+        assert_eq!(
+            n("SELECT count(*) FROM record_history WHERE id = ?1", id),
+            0
+        );
+        assert_eq!(
+            n("SELECT count(*) FROM blind_index WHERE record = ?1", id),
+            0
+        );
+    }
+    drop(db);
+    for (key, p, id) in [
+        (&s.app, PEOPLE, &bob_rec),
+        (&other.app, PEOPLE, &globex_rec),
+    ] {
+        let r = v.get(&format!("{p}/{id}"), key, Some("support")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(
+        v.get(&format!("/v1/subjects/{bob}"), &s.officer, None)
+            .await
+            .status,
+        200
+    );
+    // No byte of the ciphertexts, the old version or the wrapped key in any file.
+    for (file, bytes) in v.scan_files() {
+        for (what, needle) in [
+            ("record", &ciphertext),
+            ("history", &old),
+            ("order", &order_ct),
+            ("wrapped DEK", &wrapped),
+        ] {
+            let probe = &needle[needle.len() / 2..needle.len() / 2 + 24];
+            assert!(
+                !contains(&bytes, probe),
+                "the {what} is still in {}",
+                file.display()
+            );
+        }
+    }
+
+    // The receipt verifies offline, and fails after any one-byte edit that still parses.
+    let pk = public_key(&v).await;
+    strongroom_core::receipt::verify(&receipt, &pk).expect("the receipt verifies");
+    let mut other_key = pk;
+    other_key[0] ^= 1;
+    assert!(strongroom_core::receipt::verify(&receipt, &other_key).is_err());
+    let text = serde_json::to_vec(&receipt).unwrap();
+    let mut parsed = 0;
+    for i in 0..text.len() {
+        for flip in [0x01, 0x02, 0x20] {
+            let mut edited = text.clone();
+            edited[i] ^= flip;
+            if let Ok(r) = serde_json::from_slice::<ErasureReceipt>(&edited) {
+                parsed += 1;
+                assert!(
+                    strongroom_core::receipt::verify(&r, &pk).is_err(),
+                    "an edit at byte {i} ({:?}) still verifies",
+                    String::from_utf8_lossy(
+                        &edited[i.saturating_sub(20)..(i + 20).min(edited.len())]
+                    )
+                );
+            }
+        }
+    }
+    assert!(parsed > text.len(), "too few edits parsed: {parsed}");
+
+    // A second erasure does nothing and says so, with a receipt for the first one.
+    let r = erase(&v, &s.officer, &ada).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let again: ErasureReceipt = serde_json::from_value(r.body.clone()).unwrap();
+    assert!(again.repeat);
+    assert_eq!(
+        (again.erased_at, &again.destroyed, again.audit.seq),
+        (receipt.erased_at, &receipt.destroyed, receipt.audit.seq)
+    );
+    strongroom_core::receipt::verify(&again, &pk).expect("the repeat's receipt verifies");
+    let log = v
+        .get(
+            &format!("/v1/audit/entries?action=subject.erasure&subject={ada}"),
+            &s.admin,
+            None,
+        )
+        .await;
+    let outcomes: Vec<&str> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "ok").count(),
+        1,
+        "one erasure recorded: {}",
+        log.text
+    );
+    assert!(
+        outcomes.len() >= 5,
+        "the refusals are audited too: {}",
+        log.text
+    );
+    assert!(!log.text.contains("ada@example.com"));
+    v.assert_audit_verifies().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_racing_erasures_erase_once() {
+    let v = TestVault::start().await;
+    let s = setup(&v, "acme").await;
+    for round in 0..4 {
+        let (_, subject) = create(
+            &v,
+            PEOPLE,
+            &s.app,
+            json!({"fields": {"email": format!("p{round}@example.com")}}),
+        )
+        .await;
+        let (a, b) = tokio::join!(
+            erase(&v, &s.officer, &subject),
+            erase(&v, &s.officer, &subject)
+        );
+        assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.text, b.text);
+        let repeats = [&a, &b].iter().filter(|r| r.body["repeat"] == true).count();
+        assert_eq!(repeats, 1, "{} / {}", a.text, b.text);
+        let log = v
+            .get(
+                &format!("/v1/audit/entries?action=subject.erasure&outcome=ok&subject={subject}"),
+                &s.admin,
+                None,
+            )
+            .await;
+        assert_eq!(
+            log.body["entries"].as_array().unwrap().len(),
+            1,
+            "{}",
+            log.text
+        );
+    }
+}
