@@ -9,7 +9,9 @@
 # It creates a tenant, its admin key, a `people` collection, a role and an application key;
 # stores Ada Lovelace; reads her back for an allowed purpose; is refused for a disallowed one;
 # finds her by email; shows the audit trail; deletes, restores and (with the collection's grace
-# period of 0 days) purges her record. Any step that does not behave exits non-zero.
+# period of 0 days) purges her record; then answers an erasure request for Grace Hopper with a
+# signed receipt (checked offline with `strongroom receipt verify` when STRONGROOM_BIN names the
+# binary). Any step that does not behave exits non-zero.
 set -euo pipefail
 
 URL="${STRONGROOM_URL:-https://127.0.0.1:8443}"
@@ -30,8 +32,8 @@ BODY=""
 # call METHOD PATH TOKEN PURPOSE [JSON]: sets STATUS and BODY.
 call() {
   local method=$1 path=$2 token=$3 purpose=$4 data=${5-}
-  local args=(-sS "${TLS[@]}" -X "$method" -o /tmp/strongroom-quickstart.$$ -w '%{http_code}'
-              -H "Authorization: Bearer $token")
+  local args=(-sS "${TLS[@]}" -X "$method" -o /tmp/strongroom-quickstart.$$ -w '%{http_code}')
+  [[ -n "$token" ]] && args+=(-H "Authorization: Bearer $token")
   [[ -n "$purpose" ]] && args+=(-H "X-Purpose: $purpose")
   [[ -n "$data" ]] && args+=(-H 'Content-Type: application/json' --data "$data")
   STATUS=$(curl "${args[@]}" "$URL$path")
@@ -145,5 +147,36 @@ done
 check ".runs > $RUNS and .state == \"idle\"" "the purge ran"
 call POST "/v1/collections/people/records/$RECORD/restore" "$ADMIN" ""
 expect 404 "after the purge her record is gone for good, with her key"
+
+# A data subject's erasure request, answered by the tenant's privacy officer.
+call POST /v1/collections/people/records "$APP" support '{"fields": {"email": "grace.hopper@example.com", "name": "Grace Hopper"}}'
+expect 201 "the application stores Grace Hopper"
+GRACE=$(jq -r .id <<<"$BODY")
+SUBJECT=$(jq -r .subject <<<"$BODY")
+call POST /v1/api-keys "$ADMIN" "" '{"name": "privacy officer", "roles": ["privacy_officer"], "expires_in_days": 30}'
+expect 201 "the tenant admin gives the privacy officer a key"
+DPO=$(jq -r .key <<<"$BODY")
+call GET "/v1/subjects/$SUBJECT" "$DPO" ""
+expect 200 "the privacy officer sees what is held of her: counts, no values"
+check '.collections == [{"collection": "people", "active": 1, "blocked": 0, "versions": 0}]' "one record in people"
+call POST "/v1/subjects/$SUBJECT/erasure" "$DPO" ""
+expect 200 "and erases her: records, history, index entries and her key destroyed"
+check ".subject == \"$SUBJECT\" and .repeat == false and .destroyed.records == 1" "the signed receipt says what was destroyed"
+RECEIPT=$BODY
+call GET "/v1/collections/people/records/$GRACE" "$APP" support
+expect 404 "her record is gone"
+call POST "/v1/subjects/$SUBJECT/erasure" "$DPO" ""
+expect 200 "asking again changes nothing"
+check '.repeat == true' "and says so"
+if [[ -n "${STRONGROOM_BIN:-}" ]]; then
+  call GET /v1/audit/public-key "" ""
+  PUBLIC_KEY=$(jq -r .ed25519 <<<"$BODY")
+  printf '%s' "$RECEIPT" > /tmp/strongroom-receipt.$$
+  step=$((step + 1))
+  "$STRONGROOM_BIN" receipt verify /tmp/strongroom-receipt.$$ --public-key "$PUBLIC_KEY" >/dev/null \
+    || { echo "✗ $step. the receipt does not verify offline" >&2; exit 1; }
+  rm -f /tmp/strongroom-receipt.$$
+  echo "✓ $step. strongroom receipt verify checks the receipt offline"
+fi
 
 echo "Quickstart passed: $step steps."

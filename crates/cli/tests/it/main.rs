@@ -714,3 +714,89 @@ fn versions_report_dependencies_and_deny_affected_ones() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a RustSec advisory database"));
 }
+
+#[tokio::test]
+async fn receipt_verify_checks_a_real_receipt_offline_and_refuses_edits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let d = dir.to_str().unwrap().to_owned();
+    let (mut child, token, addr) = serve_anywhere(&["--data-dir", &d]);
+    let api = api::Api::new(&dir.join("tls/cert.pem"), &addr);
+    let (admin, app) = api.scenario(&token.unwrap()).await;
+    let post = reqwest::Method::POST;
+    let (s, rec) = api
+        .call(
+            post.clone(),
+            "/v1/collections/people/records",
+            &app,
+            Some(serde_json::json!({"fields": {"email": "ada@example.com"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{rec}");
+    let (s, k) = api
+        .call(
+            post.clone(),
+            "/v1/api-keys",
+            &admin,
+            Some(serde_json::json!({"name": "dpo", "roles": ["privacy_officer"], "expires_in_days": 30})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{k}");
+    let subject = rec["subject"].as_str().unwrap();
+    let (s, receipt) = api
+        .call(
+            post,
+            &format!("/v1/subjects/{subject}/erasure"),
+            k["key"].as_str().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{receipt}");
+    let (_, pk) = api
+        .call(reqwest::Method::GET, "/v1/audit/public-key", "", None)
+        .await
+        .unwrap();
+    let pk = pk["ed25519"].as_str().unwrap().to_owned();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let file = tmp.path().join("receipt.json");
+    let bytes = serde_json::to_vec_pretty(&receipt).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    let f = file.to_str().unwrap();
+    let out = strongroom(&["receipt", "verify", f, "--public-key", &pk]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(subject), "{}", text(&out.stdout));
+    // Another key, an edited figure, an edited signature: refused, exit 1.
+    let mut other = pk.clone().into_bytes();
+    other[0] = if other[0] == b'0' { b'1' } else { b'0' };
+    let out = strongroom(&["receipt", "verify", f, "--public-key", &text(&other)]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not verify"),
+        "{}",
+        text(&out.stderr)
+    );
+    let edited = text(&bytes).replacen("\"records\": 1", "\"records\": 0", 1);
+    assert_ne!(edited, text(&bytes));
+    std::fs::write(&file, edited).unwrap();
+    let out = strongroom(&["receipt", "verify", f, "--public-key", &pk]);
+    assert!(!out.status.success(), "an edited receipt verifies");
+    std::fs::write(&file, b"{not json").unwrap();
+    let out = strongroom(&["receipt", "verify", f, "--public-key", &pk]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not an erasure receipt"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = strongroom(&["receipt", "verify", f, "--public-key", "xyz"]);
+    assert!(
+        text(&out.stderr).contains("--public-key"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -57,6 +57,65 @@ async fn create(v: &TestVault, path: &str, key: &str, body: Value) -> (String, S
     )
 }
 
+/// Ada: two people records (one updated, so with history) and an order; Bob: one record.
+struct People {
+    ada1: String,
+    ada2: String,
+    order: String,
+    ada: String,
+    bob_rec: String,
+    bob: String,
+}
+
+async fn people(v: &TestVault, s: &Setup) -> People {
+    let (ada1, ada) = create(
+        v,
+        PEOPLE,
+        &s.app,
+        json!({"fields": {"email": "ada@example.com", "name": "Ada"}}),
+    )
+    .await;
+    let (ada2, _) = create(
+        v,
+        PEOPLE,
+        &s.app,
+        json!({"subject": ada, "fields": {"email": "ada2@example.com"}}),
+    )
+    .await;
+    let (order, _) = create(
+        v,
+        ORDERS,
+        &s.app,
+        json!({"subject": ada, "fields": {"item": "Analytical Engine"}}),
+    )
+    .await;
+    let r = v
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{PEOPLE}/{ada1}"),
+            &s.app,
+            Some("support"),
+            Some(&json!({"fields": {"name": "Ada L."}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (bob_rec, bob) = create(
+        v,
+        PEOPLE,
+        &s.app,
+        json!({"fields": {"email": "bob@example.com", "name": "Bob"}}),
+    )
+    .await;
+    People {
+        ada1,
+        ada2,
+        order,
+        ada,
+        bob_rec,
+        bob,
+    }
+}
+
 async fn erase(v: &TestVault, key: &str, subject: &str) -> strongroom_testkit::Resp {
     v.post(
         &format!("/v1/subjects/{subject}/erasure"),
@@ -84,45 +143,14 @@ async fn erasure_destroys_everything_of_the_subject_with_a_verifiable_receipt() 
     let v = TestVault::start().await;
     let s = setup(&v, "acme").await;
     let other = setup(&v, "globex").await;
-    // Ada: two people records (one updated, so with history) and an order; Bob: one record.
-    let (ada1, ada) = create(
-        &v,
-        PEOPLE,
-        &s.app,
-        json!({"fields": {"email": "ada@example.com", "name": "Ada"}}),
-    )
-    .await;
-    let (ada2, _) = create(
-        &v,
-        PEOPLE,
-        &s.app,
-        json!({"subject": ada, "fields": {"email": "ada2@example.com"}}),
-    )
-    .await;
-    let (order, _) = create(
-        &v,
-        ORDERS,
-        &s.app,
-        json!({"subject": ada, "fields": {"item": "Analytical Engine"}}),
-    )
-    .await;
-    let r = v
-        .call(
-            reqwest::Method::PATCH,
-            &format!("{PEOPLE}/{ada1}"),
-            &s.app,
-            Some("support"),
-            Some(&json!({"fields": {"name": "Ada L."}})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let (bob_rec, bob) = create(
-        &v,
-        PEOPLE,
-        &s.app,
-        json!({"fields": {"email": "bob@example.com", "name": "Bob"}}),
-    )
-    .await;
+    let People {
+        ada1,
+        ada2,
+        order,
+        ada,
+        bob_rec,
+        bob,
+    } = people(&v, &s).await;
     let (globex_rec, _) = create(
         &v,
         PEOPLE,
@@ -389,4 +417,74 @@ async fn two_racing_erasures_erase_once() {
             log.text
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_on_postgres_leaves_no_row_and_a_receipt_that_verifies() {
+    let Some(url) = strongroom_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let v = TestVault::start_postgres(&url, None, Default::default()).await;
+    let s = setup(&v, "acme").await;
+    let People {
+        ada1, ada, bob_rec, ..
+    } = people(&v, &s).await;
+    let r = v
+        .post(
+            "/v1/holds",
+            &s.admin,
+            None,
+            json!({"subject": ada, "reason": "litigation"}),
+        )
+        .await;
+    let hold = r.body["id"].as_str().unwrap().to_owned();
+    let r = erase(&v, &s.officer, &ada).await;
+    assert_eq!((r.status, r.code()), (409, "legal_hold"), "{}", r.text);
+    v.post(&format!("/v1/holds/{hold}/lift"), &s.admin, None, json!({}))
+        .await;
+
+    let r = erase(&v, &s.officer, &ada).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let receipt: ErasureReceipt = serde_json::from_value(r.body.clone()).unwrap();
+    assert_eq!(
+        (receipt.destroyed.records, receipt.destroyed.versions),
+        (3, 1)
+    );
+    let pk = public_key(&v).await;
+    strongroom_core::receipt::verify(&receipt, &pk).expect("the receipt verifies");
+    let db = strongroom_testkit::postgres::connect(&url).await;
+    for (table, column) in [("subjects", "id"), ("records", "subject")] {
+        let n: i64 = db
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
+                &[&ada],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table} still has the subject");
+    }
+    for table in ["record_history", "blind_index"] {
+        let column = if table == "blind_index" {
+            "record"
+        } else {
+            "id"
+        };
+        let n: i64 = db
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
+                &[&ada1],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table} still has the record");
+    }
+    let r = v
+        .get(&format!("{PEOPLE}/{bob_rec}"), &s.app, Some("support"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let again = erase(&v, &s.officer, &ada).await;
+    assert_eq!((again.status, &again.body["repeat"]), (200, &json!(true)));
+    v.assert_audit_verifies().await;
 }
