@@ -10,6 +10,7 @@ use crate::catalogue::Measure;
 use crate::evidence::{Collector, Context, Finding, Scope, Status};
 
 mod registers;
+mod subjects;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -62,7 +63,7 @@ static ALL: &[&dyn Collector] = &[
     &Trainings,
     &registers::Subprocessors,
     &Incidents,
-    &NotBuilt("dsar", "the data-subject request register is not built yet"),
+    &subjects::Dsar,
     &registers::Ropa,
     &registers::TomsReview,
     &Declarations,

@@ -18,6 +18,7 @@ mod lifecycle;
 mod records;
 mod register_crypto;
 mod subjects;
+pub use subjects::ERASURES;
 mod users;
 
 pub use bulk::BulkOp;

@@ -25,7 +25,7 @@ const DEK_VERSION: u32 = 1;
 const SEARCH_DEFAULT: u32 = 100;
 pub(super) const SEARCH_MAX: u32 = 1000;
 /// Longest application subject reference.
-const MAX_SUBJECT_REF: usize = 256;
+pub(super) const MAX_SUBJECT_REF: usize = 256;
 
 /// A search term: text from a query string, or a JSON value from a request body.
 #[derive(Debug, Clone)]

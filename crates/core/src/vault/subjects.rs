@@ -8,11 +8,12 @@
 //! counts — never a value — so that a restore of an older backup can replay it.
 
 use serde::{Deserialize, Serialize};
-use strongroom_crypto::{hex, sha256};
+use strongroom_crypto::{hex, hmac_sha256, sha256};
 use strongroom_proto as proto;
 
 use crate::error::{Code, Error, Result};
 use crate::ids::{SubjectId, TenantId};
+use crate::keys::KeyRing;
 use crate::policy::{ROLE_ADMIN, ROLE_PRIVACY_OFFICER};
 use crate::receipt::{self, ERASURE_ACTION, FORMAT};
 use crate::store::{AuditQuery, Op, RecordState, RegisterEntryRow};
@@ -69,46 +70,82 @@ impl Vault {
             let subject = parse_subject(id)?;
             ev.subject = Some(subject.clone());
             let tenant = self.privacy_officer(ctx, true)?;
-            if self.store.find_subject(&tenant, &subject).await?.is_none() {
-                return Err(unknown_subject());
-            }
-            let groups = self.store.find_subject_records(&tenant, &subject).await?;
-            let mut collections: Vec<proto::SubjectCollection> = Vec::new();
-            for g in &groups {
-                if collections
-                    .last()
-                    .is_none_or(|c| c.collection != g.collection)
-                {
-                    collections.push(proto::SubjectCollection {
-                        collection: g.collection.clone(),
-                        active: 0,
-                        blocked: 0,
-                        versions: 0,
-                    });
-                }
-                if let Some(c) = collections.last_mut() {
-                    match g.state {
-                        RecordState::Active => c.active += g.records,
-                        RecordState::Blocked => c.blocked += g.records,
-                    }
-                    c.versions += g.versions;
-                }
-            }
-            let holds = self
-                .holds_on(&tenant, &subject, collections.iter().map(|c| &c.collection))
-                .await?;
-            Ok((
-                proto::SubjectView {
-                    id: subject.to_string(),
-                    held: !holds.is_empty(),
-                    holds,
-                    collections,
-                },
-                vec![],
-            ))
+            Ok((self.describe_subject(&tenant, &subject).await?, vec![]))
         }
         .await;
         self.conclude(ev, res).await
+    }
+
+    /// [`Vault::subject_view`] of the subject the application stored with its own reference
+    /// (`subject_ref`). The reference is never written anywhere: the log names the subject id.
+    pub async fn subject_view_by_ref(
+        &self,
+        ctx: &RequestCtx,
+        subject_ref: &str,
+    ) -> Result<proto::SubjectView> {
+        let mut ev = self.event(ctx, "subject.view");
+        let res = async {
+            let tenant = self.privacy_officer(ctx, true)?;
+            // Any reference is a well-formed question; one no subject has is unknown.
+            if subject_ref.is_empty() || subject_ref.len() > super::records::MAX_SUBJECT_REF {
+                return Err(unknown_subject());
+            }
+            let (_, kek) = self.current_kek(&tenant).await?;
+            let index = hmac_sha256(&KeyRing::subject_ref_key(&kek), subject_ref.as_bytes());
+            let subject = self
+                .store
+                .find_subject_by_ref(&tenant, &index)
+                .await?
+                .ok_or_else(unknown_subject)?
+                .id;
+            ev.subject = Some(subject.clone());
+            Ok((self.describe_subject(&tenant, &subject).await?, vec![]))
+        }
+        .await;
+        self.conclude(ev, res).await
+    }
+
+    /// Counts per collection and the holds that keep a subject; `unknown_subject` if the
+    /// tenant has no such subject.
+    async fn describe_subject(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> Result<proto::SubjectView> {
+        if self.store.find_subject(tenant, subject).await?.is_none() {
+            return Err(unknown_subject());
+        }
+        let groups = self.store.find_subject_records(tenant, subject).await?;
+        let mut collections: Vec<proto::SubjectCollection> = Vec::new();
+        for g in &groups {
+            if collections
+                .last()
+                .is_none_or(|c| c.collection != g.collection)
+            {
+                collections.push(proto::SubjectCollection {
+                    collection: g.collection.clone(),
+                    active: 0,
+                    blocked: 0,
+                    versions: 0,
+                });
+            }
+            if let Some(c) = collections.last_mut() {
+                match g.state {
+                    RecordState::Active => c.active += g.records,
+                    RecordState::Blocked => c.blocked += g.records,
+                }
+                c.versions += g.versions;
+            }
+        }
+        let holds = self
+            .holds_on(tenant, subject, collections.iter().map(|c| &c.collection))
+            .await?;
+        Ok(proto::SubjectView {
+            id: subject.to_string(),
+            held: !holds.is_empty(),
+            holds,
+            collections,
+        })
     }
 
     /// The ids of the holds in force on a subject or on any of the collections named.

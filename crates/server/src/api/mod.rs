@@ -125,6 +125,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         compliance::get_config_history,
         jobs::list,
         subjects::view,
+        subjects::by_ref,
         subjects::erase,
         jobs::get,
         jobs::run,
@@ -327,6 +328,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/compliance/versions", get(compliance::get_versions))
         .route("/v1/compliance/ropa", get(compliance::get_ropa))
         .route("/v1/config/history", get(compliance::get_config_history))
+        .route("/v1/subjects", get(subjects::by_ref))
         .route("/v1/subjects/{subject}", get(subjects::view))
         .route("/v1/subjects/{subject}/erasure", post(subjects::erase))
         .route("/v1/jobs", get(jobs::list))

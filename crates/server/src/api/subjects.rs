@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::Json;
 
 use super::error::ApiResult;
-use super::extract::{Caller, PathParams};
+use strongroom_core::error::{Code, Error};
+
+use super::extract::{Caller, PathParams, QueryPairs};
 use super::AppState;
 
 #[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects",
@@ -19,6 +21,31 @@ pub async fn view(
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<strongroom_proto::SubjectView>> {
     Ok(Json(s.vault.subject_view(&c.0, &id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/subjects", tag = "subjects",
+    params(("ref" = String, Query, description = "the application's own reference of the subject (`subject_ref` when its records were stored)")),
+    responses((status = 200, body = strongroom_proto::SubjectView, description = "as `GET /v1/subjects/{subject}`"),
+              (status = 400, body = strongroom_proto::ErrorBody, description = "no `ref`, or more than one"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no subject with that reference in the caller's tenant")),
+    security(("bearer" = [])))]
+pub async fn by_ref(
+    State(s): State<AppState>,
+    c: Caller,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Json<strongroom_proto::SubjectView>> {
+    let refs: Vec<&String> = q
+        .iter()
+        .filter(|(k, _)| k == "ref")
+        .map(|(_, v)| v)
+        .collect();
+    match refs.as_slice() {
+        [r] => Ok(Json(s.vault.subject_view_by_ref(&c.0, r).await?)),
+        _ => {
+            let e = Error::new(Code::InvalidRequest, "give exactly one `ref`");
+            Err(s.vault.reject(&c.0, "subject.view", e).await.into())
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/subjects/{subject}/erasure", tag = "subjects",

@@ -246,6 +246,7 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/holds", "post"),
         ("/v1/holds", "get"),
         ("/v1/holds/{id}/lift", "post"),
+        ("/v1/subjects", "get"),
         ("/v1/subjects/{subject}", "get"),
         ("/v1/subjects/{subject}/erasure", "post"),
         ("/v1/jobs/{id}", "get"),

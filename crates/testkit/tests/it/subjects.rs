@@ -381,6 +381,25 @@ async fn erasure_destroys_everything_of_the_subject_with_a_verifiable_receipt() 
         log.text
     );
     assert!(!log.text.contains("ada@example.com"));
+    // OR-04 in the tenant's report: the erasure counted, the request register still missing.
+    let rep = v
+        .get("/v1/compliance/toms?format=json", &s.admin, None)
+        .await;
+    let or04 = rep.body["report"]["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "OR-04")
+        .unwrap()
+        .clone();
+    assert_eq!(or04["status"], "partial", "{or04}");
+    let evidence = or04["evidence"].as_array().unwrap();
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e["label"] == "erasures with signed receipts" && e["value"] == "1"),
+        "{or04}"
+    );
     v.assert_audit_verifies().await;
 }
 
@@ -487,4 +506,58 @@ async fn erasure_on_postgres_leaves_no_row_and_a_receipt_that_verifies() {
     let again = erase(&v, &s.officer, &ada).await;
     assert_eq!((again.status, &again.body["repeat"]), (200, &json!(true)));
     v.assert_audit_verifies().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_is_found_by_the_applications_reference_and_nowhere_else() {
+    let v = TestVault::start().await;
+    let s = setup(&v, "acme").await;
+    let other = setup(&v, "globex").await;
+    let (_, subject) = create(
+        &v,
+        PEOPLE,
+        &s.app,
+        json!({"subject_ref": "customer-1815", "fields": {"email": "ada@example.com"}}),
+    )
+    .await;
+    let r = v
+        .get("/v1/subjects?ref=customer-1815", &s.officer, None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["id"].as_str()),
+        (200, Some(subject.as_str())),
+        "{}",
+        r.text
+    );
+    for (key, path) in [
+        (&s.officer, "/v1/subjects?ref=customer-1816"),
+        (&s.officer, "/v1/subjects?ref="),
+        (&other.officer, "/v1/subjects?ref=customer-1815"),
+    ] {
+        let r = v.get(path, key, None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "unknown_subject"),
+            "{path}: {}",
+            r.text
+        );
+    }
+    let long = format!("/v1/subjects?ref={}", "x".repeat(300));
+    assert_eq!(v.get(&long, &s.officer, None).await.status, 404);
+    for path in ["/v1/subjects", "/v1/subjects?ref=a&ref=b"] {
+        let r = v.get(path, &s.officer, None).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+    }
+    assert_eq!(
+        v.get("/v1/subjects?ref=customer-1815", &s.app, None)
+            .await
+            .status,
+        403
+    );
+    // The log names the subject, never the reference.
+    let log = v
+        .get("/v1/audit/entries?action=subject.view", &s.admin, None)
+        .await;
+    assert!(log.text.contains(&subject), "{}", log.text);
+    assert!(!log.text.contains("customer-18"), "{}", log.text);
 }
