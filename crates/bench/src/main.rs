@@ -11,6 +11,7 @@
 //! - Audit-log verification speed.
 
 mod baseline;
+mod erasure;
 mod load;
 mod purge;
 mod purge_load;
@@ -88,6 +89,10 @@ struct Args {
     /// 0 skips it).
     #[arg(long)]
     purge_load: Option<u64>,
+    /// Records per data subject in the erasure run: subjects stored through the API and erased
+    /// by the privacy officer, request to signed receipt (default 1,000; 0 skips it).
+    #[arg(long)]
+    erasure_records: Option<u64>,
     /// Where the servers' temporary data directories go (default: the system's temp dir).
     #[arg(long)]
     data_parent: Option<PathBuf>,
@@ -198,6 +203,19 @@ async fn main() -> Result<()> {
         .await?
     };
 
+    let erasure_n = args.erasure_records.unwrap_or(1000);
+    let erasure = if erasure_n == 0 {
+        Value::Null
+    } else {
+        erasure::erasure(
+            &bin,
+            args.data_parent.as_deref(),
+            erasure_n,
+            if quick { 3 } else { 5 },
+        )
+        .await?
+    };
+
     let workloads = main["workloads"].take();
     let results = json!({
         "quick": quick,
@@ -211,6 +229,7 @@ async fn main() -> Result<()> {
         "audit_verify_entries_per_s": verify["entries_per_s"],
         "purge": purge,
         "purge_load": purge_load,
+        "erasure": erasure,
         "peak_rss_mb": round2(peak_rss),
         "main_run": main,
         "bench_peak_rss_mb": round2(verify::peak_rss_mb()),
@@ -392,6 +411,16 @@ fn markdown(r: &Value) -> String {
         cell(&r["purge"]["records"]),
         cell(&r["peak_rss_mb"]),
     );
+    if !r["erasure"].is_null() {
+        let _ = writeln!(
+            s,
+            "\nErasure of a subject with {} records (request to signed receipt): median {} ms, slowest {} ms of {}.",
+            cell(&r["erasure"]["records_per_subject"]),
+            cell(&r["erasure"]["median_ms"]),
+            cell(&r["erasure"]["max_ms"]),
+            cell(&r["erasure"]["subjects"]),
+        );
+    }
     let l = &r["purge_load"];
     if !l.is_null() {
         let _ = writeln!(
