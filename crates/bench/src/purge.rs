@@ -65,7 +65,7 @@ pub async fn purge_throughput(n: u64) -> Result<serde_json::Value> {
             audit: vec![genesis],
         })
         .await?;
-    fill_blocked(store.as_ref(), &tenant, "people", n).await?;
+    fill_blocked(store.as_ref(), &tenant, "people", n, 0).await?;
     let vault = strongroom_core::Vault::new(
         store.clone(),
         Arc::new(strongroom_core::SystemClock),
@@ -103,12 +103,13 @@ pub async fn purge_throughput(n: u64) -> Result<serde_json::Value> {
 
 /// Writes `n` blocked (deleted) records into `collection` of `tenant`, 100 per new data
 /// subject (whose wrapped key is random bytes: the purge destroys keys, it never opens them),
-/// 1,000 records per transaction, with progress on stderr.
+/// 1,000 records per transaction, blocked at `blocked_at` (ms), with progress on stderr.
 pub async fn fill_blocked(
     store: &dyn Store,
     tenant: &TenantId,
     collection: &str,
     n: u64,
+    blocked_at: i64,
 ) -> Result<()> {
     let per_subject = 100;
     let mut written = 0;
@@ -150,7 +151,7 @@ pub async fn fill_blocked(
             tenant: tenant.clone(),
             id,
             expected_version: 1,
-            at: 0,
+            at: blocked_at,
         }));
         store.commit(UnitOfWork { ops, audit: vec![] }).await?;
         if written % 100_000 == 0 {

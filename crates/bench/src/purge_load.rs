@@ -3,19 +3,29 @@
 //! `purge` job (asked for by the operator, as `strongroom jobs run` does) destroys `n` blocked
 //! records of another collection of the same tenant. The blocked records are written straight
 //! into the stopped server's SQLite file (writing a million through the API would take longer
-//! than the purge), 100 per data subject, with a grace period of 0 days.
+//! than the purge), 100 per data subject, blocked "now" in a collection with a grace period of
+//! one day — so the purge every server start runs finds nothing due and the first phase really
+//! is idle — and the grace is set to 0 days just before the measured purge is asked for.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
+use strongroom_core::store::LifecycleStore;
 use strongroom_core::{Store, TenantId};
 use strongroom_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::load::Plan;
 use crate::server::Server;
 use crate::workloads::{self, round2, Stored};
+
+/// The collection the purge empties, with a grace period of `days`: 1 while the server
+/// restarts (the purge it runs at every start finds nothing due), 0 for the measured run.
+fn trash(days: u32) -> Value {
+    json!({"purposes": ["support"], "purge_grace_days": days, "fields": [
+        {"name": "email", "type": "email", "classification": "identifier"}]})
+}
 
 /// Runs the comparison; `records` are the records the workloads read.
 #[allow(clippy::disallowed_methods)] // a benchmark measures wall-clock time
@@ -35,8 +45,7 @@ pub async fn reads_and_writes_during_purge(
         "PUT",
         "/v1/collections/trash",
         &tenant.admin,
-        json!({"purposes": ["support"], "purge_grace_days": 0, "fields": [
-            {"name": "email", "type": "email", "classification": "identifier"}]}),
+        trash(1),
     )
     .await?;
     let mut stored = Stored::default();
@@ -70,7 +79,13 @@ pub async fn reads_and_writes_during_purge(
         )
         .context("cannot open the stopped server's store")?;
         let id = TenantId::parse(&tenant.id).context("the tenant id")?;
-        crate::purge::fill_blocked(&store as &dyn Store, &id, "trash", n).await?;
+        // Blocked now, so that the grace of 1 day holds them until the measured run.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        crate::purge::fill_blocked(&store as &dyn Store, &id, "trash", n, now).await?;
+        // Fold the write-ahead log into the database, as a server that ran that long would have.
+        store.scrub().await?;
     }
     srv.resume().await?;
     // Nothing may be running now: the jobs due at the first start (the purge among them)
@@ -89,6 +104,8 @@ pub async fn reads_and_writes_during_purge(
     let idle = workloads::run("mixed", &srv, &tenant, &stored, plan, 500_000_000).await?;
 
     let mut conn = srv.target.connect().await?;
+    srv.call(&mut conn, "PUT", "/v1/collections/trash", &tenant.admin, trash(0))
+        .await?;
     srv.call(&mut conn, "POST", &format!("{path}/run"), &op, Value::Null)
         .await?;
     let started = Instant::now();
