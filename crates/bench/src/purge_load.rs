@@ -104,8 +104,14 @@ pub async fn reads_and_writes_during_purge(
     let idle = workloads::run("mixed", &srv, &tenant, &stored, plan, 500_000_000).await?;
 
     let mut conn = srv.target.connect().await?;
-    srv.call(&mut conn, "PUT", "/v1/collections/trash", &tenant.admin, trash(0))
-        .await?;
+    srv.call(
+        &mut conn,
+        "PUT",
+        "/v1/collections/trash",
+        &tenant.admin,
+        trash(0),
+    )
+    .await?;
     srv.call(&mut conn, "POST", &format!("{path}/run"), &op, Value::Null)
         .await?;
     let started = Instant::now();
