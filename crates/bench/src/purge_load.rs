@@ -6,6 +6,8 @@
 //! than the purge), 100 per data subject, blocked "now" in a collection with a grace period of
 //! one day — so the purge every server start runs finds nothing due and the first phase really
 //! is idle — and the grace is set to 0 days just before the measured purge is asked for.
+//! The server paces its jobs (`--background-share`, 20 % by default), so the purge's rate
+//! here is the paced one; `--purge-records` measures the unpaced rate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,30 +132,24 @@ pub async fn reads_and_writes_during_purge(
     eprintln!("  mixed workload while the purge runs");
     let during = workloads::run("mixed", &srv, &tenant, &stored, plan, 600_000_000).await?;
     let j = srv.get(&op, &path).await?;
-    eprintln!("    purge: {} of {n} done, {}", j["done"], j["state"]);
+    let seconds = started.elapsed().as_secs_f64();
+    let done = j["done"].as_u64().unwrap_or(0);
+    eprintln!("    purge: {done} of {n} done, {}", j["state"]);
     let overlap = j["state"] == "running";
+    ensure!(j["last_error"].is_null(), "the purge failed meanwhile: {j}");
     let mut during_json = during.json();
     during_json["ratio_to_idle"] = json!(round2(during.ops_per_s() / idle.ops_per_s()));
-    let purge_seconds = loop {
-        let j = srv.get(&op, &path).await?;
-        if j["state"] != "running" {
-            ensure!(
-                j["last_error"].is_null() && j["done"] == n,
-                "the purge did not finish cleanly: {j}"
-            );
-            break started.elapsed().as_secs_f64();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
     if !overlap {
         eprintln!(
             "  WARNING: the purge finished before the measurement did; run with more records"
         );
     }
+    // The rest of the (paced) purge is not waited for: the server is stopped with it running,
+    // and the run would resume at the next start.
     Ok(json!({
         "records_purged": n,
-        "purge_seconds": round2(purge_seconds),
-        "purge_records_per_s": (n as f64 / purge_seconds).round(),
+        "purged_while_measured": done,
+        "purge_records_per_s": (done as f64 / seconds).round(),
         "purge_ran_throughout": overlap,
         "idle": {"mixed": idle.json()},
         "during_purge": {"mixed": during_json},

@@ -278,6 +278,11 @@ struct ServeArgs {
     /// per minute, before its requests get 429 for a while.
     #[arg(long, env = "STRONGROOM_FAILED_AUTH_BUDGET", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     failed_auth_budget: u32,
+    /// Percent of the time background jobs (purge, retention, verification) may take: after
+    /// each batch a job waits so its batches take at most this share. 100 runs them flat out
+    /// (faster purges, slower requests meanwhile).
+    #[arg(long, env = "STRONGROOM_BACKGROUND_SHARE", value_name = "PERCENT", default_value_t = strongroom_server::DEFAULT_BACKGROUND_SHARE, value_parser = clap::value_parser!(u8).range(1..=100))]
+    background_share: u8,
     /// A copy of the RustSec advisory database (a clone of github.com/rustsec/advisory-db):
     /// the version report and the TOMs report (OR-09) check the dependencies against it.
     #[arg(long, env = "STRONGROOM_ADVISORY_DB")]
@@ -312,6 +317,7 @@ impl Default for ServeArgs {
             request_timeout_seconds: 30,
             max_connections: strongroom_server::limits::DEFAULT_MAX_CONNECTIONS,
             failed_auth_budget: 20,
+            background_share: strongroom_server::DEFAULT_BACKGROUND_SHARE,
             advisory_db: None,
         }
     }
@@ -436,6 +442,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
         max_connections: args.max_connections,
         failed_auth_budget: args.failed_auth_budget,
+        background_share: args.background_share,
         advisory_db: args.advisory_db,
         ..ServeOptions::default()
     };

@@ -9,8 +9,17 @@
 //! that the node still holds the lease — so a batch is applied at most once, by the lease
 //! holder, and a run interrupted anywhere (a `kill -9`, a lost lease) resumes from the last
 //! committed cursor. A kind makes its batches idempotent with respect to that cursor.
+//!
+//! Pacing: a runner may be given a share of the time (`paced`). After each batch it waits, so
+//! that its batches — the reading and the commit that holds the store's writer — take at most
+//! that share of the time the run lasts. On SQLite every audited request needs the single
+//! writer too; an unpaced purge of a large backlog would hold it most of the time. The wait is
+//! measured on the vault's clock, so a test clock that does not move makes no wait.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -24,6 +33,8 @@ use crate::Vault;
 pub const LEASE_MS: i64 = 60_000;
 /// A failed run is retried after this long (or at its next schedule, if sooner).
 pub const RETRY_MS: i64 = 5 * 60_000;
+/// The longest wait between two batches of a paced run (well inside the lease).
+pub const MAX_PAUSE_MS: i64 = 10_000;
 
 /// One batch of a run.
 pub struct Step {
@@ -75,17 +86,47 @@ pub enum RunOutcome {
     Failed(JobRow),
 }
 
+/// Waits in real time between paced batches: given by the server (its runtime's timer; core
+/// has no runtime of its own).
+pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// Runs jobs on behalf of one node.
 #[derive(Clone)]
 pub struct Runner {
     node: String,
     kinds: Vec<Arc<dyn JobKind>>,
+    /// Percent of the time a run's batches may take (100: no waiting).
+    share: u8,
+    sleep: Option<Sleep>,
 }
 
 impl Runner {
     /// `node` names this process in leases (unique per process).
     pub fn new(node: String, kinds: Vec<Arc<dyn JobKind>>) -> Self {
-        Self { node, kinds }
+        Self {
+            node,
+            kinds,
+            share: 100,
+            sleep: None,
+        }
+    }
+
+    /// Paces runs so their batches take at most `percent` (1–100) of the time, waiting with
+    /// `sleep`.
+    pub fn paced(mut self, percent: u8, sleep: Sleep) -> Self {
+        self.share = percent.clamp(1, 100);
+        self.sleep = Some(sleep);
+        self
+    }
+
+    /// The wait after a batch that took `spent_ms`, so batches take this runner's share.
+    pub fn pause_after(&self, spent_ms: i64) -> Duration {
+        if self.share >= 100 || spent_ms <= 0 {
+            return Duration::ZERO;
+        }
+        let share = i64::from(self.share);
+        let ms = (spent_ms.saturating_mul(100 - share) / share).min(MAX_PAUSE_MS);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
     pub fn node(&self) -> &str {
@@ -188,6 +229,7 @@ impl Runner {
             let kind = self
                 .kind(&job.kind)
                 .ok_or_else(|| Error::new(Code::NotFound, "no runner for this kind of job"))?;
+            let started = vault.now();
             let step = kind.step(vault, &job).await;
             let now = vault.now();
             let mut next = job.clone();
@@ -252,6 +294,10 @@ impl Runner {
             }
             if next.state == JobState::Idle {
                 return Ok(RunOutcome::Finished(next));
+            }
+            let pause = self.pause_after(vault.now() - started);
+            if let (false, Some(sleep)) = (pause.is_zero(), &self.sleep) {
+                sleep(pause).await;
             }
         }
     }

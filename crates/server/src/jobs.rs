@@ -114,6 +114,11 @@ pub async fn runner(
     Ok(runner)
 }
 
+/// Real-time waits between paced batches, on tokio's timer.
+pub fn sleep() -> strongroom_core::jobs::Sleep {
+    Arc::new(|d| Box::pin(tokio::time::sleep(d)))
+}
+
 /// Runs what is due, checking every second (real time) against the vault's clock.
 pub async fn run_loop(vault: Arc<Vault>, runner: Runner, mut shutdown: watch::Receiver<bool>) {
     loop {

@@ -64,10 +64,16 @@ pub struct ServeOptions {
     pub failed_auth_budget: u32,
     /// Verify every audit log this often and record the result (none: never in the background).
     pub audit_verify_every: Option<Duration>,
+    /// Percent of the time background jobs' batches may take (1–100; see `core::jobs`).
+    pub background_share: u8,
     /// A copy of the RustSec advisory database: the version report and OR-09 check the
     /// dependencies against it.
     pub advisory_db: Option<PathBuf>,
 }
+
+/// Background jobs take at most this percent of the time by default: a purge of a large
+/// backlog then costs audited requests on SQLite less than a fifth of their throughput.
+pub const DEFAULT_BACKGROUND_SHARE: u8 = 20;
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -90,6 +96,7 @@ impl Default for ServeOptions {
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             failed_auth_budget: 20,
             audit_verify_every: Some(Duration::from_secs(24 * 3600)),
+            background_share: DEFAULT_BACKGROUND_SHARE,
             advisory_db: None,
         }
     }
@@ -196,6 +203,7 @@ pub fn config_snapshot(opts: &ServeOptions, store: &dyn Store) -> serde_json::Va
         "max_connections": opts.max_connections,
         "failed_auth_budget": opts.failed_auth_budget,
         "audit_verify_every_seconds": opts.audit_verify_every.map(|d| d.as_secs()),
+        "background_share_percent": opts.background_share,
         "advisory_db": path(&opts.advisory_db),
     })
 }
@@ -310,6 +318,7 @@ pub async fn start(
     ))];
     let runner = jobs::runner(&vault, opts.audit_verify_every)
         .await
+        .map(|r| r.paced(opts.background_share, jobs::sleep()))
         .map_err(|e| SetupError::Invalid(format!("job runner: {}", e.message)))?;
     background.push(tokio::spawn(jobs::run_loop(
         vault.clone(),

@@ -60,7 +60,10 @@ async fn the_openapi_document_tells_the_truth() {
             .arg(&cert)
             .args(["-H", &format!("Authorization: Bearer {key}")])
             .args(["-H", "X-Purpose: support"])
-            .args(["--checks", "all", "--workers", "2", "--no-color"])
+            // One worker: with two, Python 3.11's `ast` module (used by Hypothesis from
+            // worker threads) can fail with "AST constructor recursion depth mismatch", a
+            // CPython race that made one CI run fail with nothing wrong in the server.
+            .args(["--checks", "all", "--workers", "1", "--no-color"])
             .args(["--max-examples", &examples])
             .output()
             .await

@@ -227,3 +227,85 @@ pub(crate) async fn killed_run_resumes(a: Arc<Vault>, b: Arc<Vault>, advance_b: 
     let job = b.store().find_job("test.count").await.unwrap().unwrap();
     assert_eq!((job.state, job.runs, job.done), (JobState::Idle, 1, 20));
 }
+
+/// A kind whose every batch takes `batch_ms` on the vault's clock, for `total` batches.
+struct Timed {
+    clock: Arc<strongroom_core::clock::ManualClock>,
+    batch_ms: i64,
+    total: u64,
+}
+
+#[async_trait]
+impl JobKind for Timed {
+    fn kind(&self) -> &'static str {
+        "test.timed"
+    }
+    async fn step(&self, _: &Vault, job: &JobRow) -> strongroom_core::Result<Step> {
+        self.clock.advance_ms(self.batch_ms);
+        let done = job.done + 1;
+        Ok(Step {
+            ops: vec![],
+            audit: vec![],
+            done,
+            total: Some(self.total),
+            cursor: Some(done.to_string()),
+            finished: done == self.total,
+        })
+    }
+}
+
+/// A paced runner waits after each batch but the last so its batches take its share of the
+/// time (a 100 ms batch at 20 % → 400 ms), never longer than the cap; unpaced, never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_run_waits_between_batches_for_its_share() {
+    let v = TestVault::start_with(ServeOptions {
+        audit_verify_every: None,
+        ..ServeOptions::default()
+    })
+    .await;
+    let vault = v.running_vault();
+    let waits = Arc::new(std::sync::Mutex::new(Vec::<u128>::new()));
+    let sleep: strongroom_core::jobs::Sleep = {
+        let waits = waits.clone();
+        Arc::new(move |d| {
+            waits.lock().unwrap().push(d.as_millis());
+            Box::pin(async {})
+        })
+    };
+    let run = |batch_ms: i64, share: Option<u8>| {
+        let (vault, sleep, clock) = (vault.clone(), sleep.clone(), v.clock.clone());
+        async move {
+            let kind = Arc::new(Timed {
+                clock,
+                batch_ms,
+                total: 4,
+            });
+            let mut runner = Runner::new("node_p".into(), vec![kind]);
+            if let Some(share) = share {
+                runner = runner.paced(share, sleep);
+            }
+            runner
+                .ensure(&vault, JobRow::new("test.timed", None, 0, i64::MAX))
+                .await
+                .unwrap();
+            let out = runner.run(&vault, "test.timed", &mut |_| {}).await.unwrap();
+            assert!(matches!(out, RunOutcome::Finished(_)), "{out:?}");
+        }
+    };
+    let take = || std::mem::take(&mut *waits.lock().unwrap());
+    run(100, Some(20)).await;
+    assert_eq!(take(), [400, 400, 400], "none after the last batch");
+    run(100, Some(50)).await;
+    assert_eq!(take(), [100, 100, 100]);
+    run(3_600_000, Some(1)).await;
+    assert_eq!(
+        take(),
+        [10_000, 10_000, 10_000],
+        "capped well inside the lease"
+    );
+    run(100, Some(100)).await;
+    run(100, None).await;
+    assert!(take().is_empty(), "a full share or no pacing never waits");
+    run(0, Some(20)).await;
+    assert!(take().is_empty(), "a batch that took no time needs no wait");
+}
