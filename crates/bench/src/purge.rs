@@ -126,6 +126,7 @@ pub async fn fill_blocked(
                 wrapped_dek: OsRng.key().expose().to_vec(),
                 ref_index: None,
                 created_at: 0,
+                flags: 0,
             }));
             for _ in 0..batch {
                 let id = RecordId::generate(&OsRng);
@@ -141,6 +142,7 @@ pub async fn fill_blocked(
                         created_at: 0,
                         updated_at: 0,
                         data: vec![0x5a; 180],
+                        subject_flags: 0,
                     },
                     index: vec![],
                 });

@@ -60,6 +60,8 @@ pub enum Code {
     AlreadyExists,
     /// A legal hold keeps the data: it may not be purged, erased or retained-out.
     LegalHold,
+    /// Processing of the data subject is restricted (Art. 18): only export and erasure.
+    SubjectRestricted,
     VersionConflict,
     MethodNotAllowed,
     IntegrityError,
@@ -92,7 +94,7 @@ impl Code {
                 Kind::Unauthenticated
             }
             RateLimited => Kind::RateLimited,
-            Forbidden | OperationDenied | PurposeDenied => Kind::Forbidden,
+            Forbidden | OperationDenied | PurposeDenied | SubjectRestricted => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             // The name is taken, by an object or by a built-in.
             AlreadyExists | VersionConflict | ReservedName | LegalHold => Kind::Conflict,
@@ -137,6 +139,7 @@ impl Code {
             UnknownSubject => "unknown_subject",
             AlreadyExists => "already_exists",
             LegalHold => "legal_hold",
+            SubjectRestricted => "subject_restricted",
             VersionConflict => "version_conflict",
             MethodNotAllowed => "method_not_allowed",
             IntegrityError => "integrity_error",

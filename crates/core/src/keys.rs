@@ -193,6 +193,7 @@ impl KeyRing {
             wrapped_dek,
             ref_index,
             created_at: now,
+            flags: 0,
         };
         (row, dek)
     }

@@ -1437,6 +1437,9 @@ pub struct SubjectView {
     pub holds: Vec<String>,
     /// Erasure is refused while a hold is in force.
     pub held: bool,
+    /// Processing is restricted (Art. 18): every data operation but export and erasure is
+    /// refused with `subject_restricted`.
+    pub restricted: bool,
 }
 
 /// A subject's records in one collection.

@@ -31,7 +31,7 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -39,6 +39,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
+    include_str!("schema_v8.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -359,6 +360,10 @@ impl SubjectStore for PgStore {
         subject: &SubjectId,
     ) -> StoreResult<Vec<SubjectRecords>> {
         read::subject_records(&*self.reader().await?, tenant, subject).await
+    }
+
+    async fn find_restricted_subjects(&self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>> {
+        read::restricted_subjects(&*self.reader().await?, tenant).await
     }
 }
 

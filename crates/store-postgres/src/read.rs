@@ -239,7 +239,7 @@ pub(crate) async fn subject(
     clause: &str,
     p: Param<'_>,
 ) -> StoreResult<Option<SubjectRow>> {
-    let sql = format!("SELECT id, kek_version, wrapped_dek, ref_index, created_at FROM subjects WHERE tenant = $1 AND {clause}");
+    let sql = format!("SELECT id, kek_version, wrapped_dek, ref_index, created_at, flags FROM subjects WHERE tenant = $1 AND {clause}");
     rows(c, &sql, &[&tenant.as_str(), p])
         .await?
         .pop()
@@ -251,13 +251,20 @@ pub(crate) async fn subject(
                 wrapped_dek: r.col(2)?,
                 ref_index: r.col::<Option<Vec<u8>>>(3)?.map(hash32).transpose()?,
                 created_at: r.col(4)?,
+                flags: flags(r.col(5)?)?,
             })
         })
         .transpose()
 }
 
+/// A record's columns and its subject's flags (a primary-key lookup in the same statement).
 const RECORD_COLUMNS: &str =
-    "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data";
+    "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data,
+     COALESCE((SELECT s.flags FROM subjects s WHERE s.tenant = r.tenant AND s.id = r.subject), 0)";
+
+fn flags(n: i32) -> StoreResult<u32> {
+    u32::try_from(n).map_err(|_| corrupt("subject flags"))
+}
 
 fn record_state(n: i64) -> StoreResult<RecordState> {
     match n {
@@ -278,6 +285,7 @@ fn record_row(tenant: &TenantId, r: &Row) -> StoreResult<RecordRow> {
         created_at: r.col(5)?,
         updated_at: r.col(6)?,
         data: r.col(7)?,
+        subject_flags: flags(r.col(8)?)?,
     })
 }
 
@@ -868,7 +876,23 @@ pub(crate) async fn expired(
             created_at: r.col(3)?,
             updated_at: r.col(4)?,
             data: r.col(5)?,
+            subject_flags: 0, // due rows are read for the retention job, which skips held subjects
         })
     })
+    .collect()
+}
+
+pub(crate) async fn restricted_subjects(
+    c: &Client,
+    tenant: &TenantId,
+) -> StoreResult<Vec<SubjectId>> {
+    rows(
+        c,
+        "SELECT id FROM subjects WHERE tenant = $1 AND flags <> 0 AND flags & 1 = 1 ORDER BY id",
+        &[&tenant.as_str()],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok(SubjectId::from_stored(r.col(0)?)))
     .collect()
 }

@@ -704,6 +704,26 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 return Err(StoreError::Conflict("subject"));
             }
         }
+        Op::SetSubjectFlag {
+            tenant,
+            subject,
+            flag,
+            on,
+        } => {
+            let flag =
+                i32::try_from(*flag).map_err(|_| StoreError::Corrupt("subject flag".into()))?;
+            let n = exec(
+                tx,
+                "UPDATE subjects SET flags = CASE WHEN $3 THEN flags | $4 ELSE flags & ~$4 END
+                 WHERE tenant = $1 AND id = $2",
+                &[&tenant.as_str(), &subject.as_str(), on, &flag],
+                "subject",
+            )
+            .await?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
         Op::EraseSubject {
             tenant,
             subject,

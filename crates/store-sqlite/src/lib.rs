@@ -28,7 +28,7 @@ use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -39,6 +39,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
+    include_str!("schema_v11.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -112,7 +113,7 @@ fn owner_only(path: &Path) -> StoreResult<()> {
 }
 
 pub(crate) fn configure(conn: &Connection) -> StoreResult<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(std::time::Duration::from_secs(BUSY_TIMEOUT_S))
         .map_err(unavailable)?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
@@ -474,6 +475,11 @@ impl RegisterStore for SqliteStore {
     }
 }
 
+/// How long a connection waits for a lock before it gives up.
+const BUSY_TIMEOUT_S: u64 = 10;
+/// How long a scrub's checkpoint waits for readers to leave the write-ahead log.
+const SCRUB_WAIT_MS: u64 = 250;
+
 #[async_trait]
 impl SubjectStore for SqliteStore {
     async fn find_subject_records(
@@ -483,6 +489,12 @@ impl SubjectStore for SqliteStore {
     ) -> StoreResult<Vec<SubjectRecords>> {
         let (tenant, subject) = (tenant.clone(), subject.clone());
         self.read(move |c| read::subject_records(c, &tenant, &subject))
+            .await
+    }
+
+    async fn find_restricted_subjects(&self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>> {
+        let tenant = tenant.clone();
+        self.read(move |c| read::restricted_subjects(c, &tenant))
             .await
     }
 }
@@ -548,12 +560,17 @@ impl LifecycleStore for SqliteStore {
         // Folds the write-ahead log (which still holds the pages as they were before the
         // purge) into the database and truncates it; the database's freed pages were zeroed
         // by `secure_delete`.
+        // A checkpoint that waits for readers holds up the writer meanwhile: wait briefly (the
+        // caller retries later) rather than the connections' usual ten seconds.
         self.read(|c| {
-            let (busy, _, _): (i64, i64, i64) = c
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
+            c.busy_timeout(std::time::Duration::from_millis(SCRUB_WAIT_MS))
                 .map_err(unavailable)?;
+            let checkpoint = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+            c.busy_timeout(std::time::Duration::from_secs(BUSY_TIMEOUT_S))
+                .map_err(unavailable)?;
+            let (busy, _, _): (i64, i64, i64) = checkpoint.map_err(unavailable)?;
             if busy != 0 {
                 return Err(StoreError::Unavailable(
                     "the write-ahead log could not be truncated (busy): the next purge retries"

@@ -406,6 +406,7 @@ fn subject_row(tenant: &TenantId, r: &Row<'_>) -> rusqlite::Result<(SubjectRow, 
             wrapped_dek: r.get(2)?,
             ref_index: None,
             created_at: r.get(4)?,
+            flags: r.get(5)?,
         },
         r.get(3)?,
     ))
@@ -427,7 +428,7 @@ pub(crate) fn subject_by_id(
 ) -> StoreResult<Option<SubjectRow>> {
     let found = query(
         conn,
-        "SELECT id, kek_version, wrapped_dek, ref_index, created_at FROM subjects WHERE tenant = ?1 AND id = ?2",
+        "SELECT id, kek_version, wrapped_dek, ref_index, created_at, flags FROM subjects WHERE tenant = ?1 AND id = ?2",
         params![tenant.as_str(), id.as_str()],
         |r| subject_row(tenant, r),
     )?
@@ -442,7 +443,7 @@ pub(crate) fn subject_by_ref(
 ) -> StoreResult<Option<SubjectRow>> {
     let found = query(
         conn,
-        "SELECT id, kek_version, wrapped_dek, ref_index, created_at FROM subjects WHERE tenant = ?1 AND ref_index = ?2",
+        "SELECT id, kek_version, wrapped_dek, ref_index, created_at, flags FROM subjects WHERE tenant = ?1 AND ref_index = ?2",
         params![tenant.as_str(), &ix[..]],
         |r| subject_row(tenant, r),
     )?
@@ -450,8 +451,10 @@ pub(crate) fn subject_by_ref(
     finish_subject(found)
 }
 
+/// A record's columns and its subject's flags (a primary-key lookup in the same statement).
 const RECORD_COLUMNS: &str =
-    "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data";
+    "r.id, r.collection, r.subject, r.version, r.state, r.created_at, r.updated_at, r.data,
+     COALESCE((SELECT s.flags FROM subjects s WHERE s.tenant = r.tenant AND s.id = r.subject), 0)";
 
 fn record_state(n: i64) -> StoreResult<RecordState> {
     match n {
@@ -476,6 +479,7 @@ fn record_row(tenant: &TenantId, r: &Row<'_>) -> rusqlite::Result<RecordRow> {
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
         data: r.get(7)?,
+        subject_flags: r.get(8)?,
     })
 }
 
@@ -994,7 +998,20 @@ pub(crate) fn expired(
                 created_at,
                 updated_at,
                 data,
+                subject_flags: 0, // due rows are read for the retention job, which skips held subjects
             })
         })
         .collect()
+}
+
+pub(crate) fn restricted_subjects(
+    conn: &Connection,
+    tenant: &TenantId,
+) -> StoreResult<Vec<SubjectId>> {
+    query(
+        conn,
+        "SELECT id FROM subjects INDEXED BY subjects_flagged WHERE tenant = ?1 AND flags != 0 AND flags & 1 = 1 ORDER BY id",
+        params![tenant.as_str()],
+        |r| Ok(SubjectId::from_stored(r.get(0)?)),
+    )
 }

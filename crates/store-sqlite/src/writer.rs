@@ -848,6 +848,23 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 return Err(StoreError::Conflict("subject"));
             }
         }
+        Op::SetSubjectFlag {
+            tenant,
+            subject,
+            flag,
+            on,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE subjects SET flags = CASE WHEN ?3 THEN flags | ?4 ELSE flags & ~?4 END
+                 WHERE tenant = ?1 AND id = ?2",
+                params![tenant.as_str(), subject.as_str(), on, flag],
+                "subject",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
         Op::EraseSubject {
             tenant,
             subject,

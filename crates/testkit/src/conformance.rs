@@ -30,7 +30,8 @@ macro_rules! store_conformance {
             definitions_keys_and_meta_round_trip,
             identity_ops_are_atomic_and_conditional,
             register_versions_are_never_rewritten,
-            jobs_are_leased_to_one_holder_at_a_time
+            jobs_are_leased_to_one_holder_at_a_time,
+            subject_flags_are_read_with_every_record
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -70,6 +71,7 @@ fn subject(t: &TenantId, ref_index: Option<[u8; 32]>) -> SubjectRow {
         wrapped_dek: vec![1, 2, 3],
         ref_index,
         created_at: 1,
+        flags: 0,
     }
 }
 
@@ -84,6 +86,7 @@ fn record(t: &TenantId, s: &SubjectId, data: &[u8]) -> RecordRow {
         created_at: 1,
         updated_at: 1,
         data: data.to_vec(),
+        subject_flags: 0,
     }
 }
 
@@ -1464,4 +1467,116 @@ pub async fn jobs_are_leased_to_one_holder_at_a_time(store: Arc<dyn Store>) {
     .unwrap();
     let row = store.find_job("purge").await.unwrap().unwrap();
     assert_eq!((row.next_run_at, row.every_ms), (200, 500));
+}
+
+/// A subject's flag, set and cleared, is what every read of its records and of the subject
+/// returns at once (no cache in the store), of that subject only and in that tenant only; the
+/// restricted list has it; a flag on a subject that is gone is a conflict and changes nothing.
+pub async fn subject_flags_are_read_with_every_record(store: Arc<dyn Store>) {
+    use strongroom_core::store::SUBJECT_RESTRICTED;
+    let (t, s) = setup(&store, "acme").await;
+    let (t2, s2) = setup(&store, "other").await;
+    let rec = record(&t, &s, b"a");
+    let rec2 = record(&t2, &s2, b"b");
+    let hash = [7u8; 32];
+    let ix = || {
+        vec![IndexEntry {
+            field: "email".into(),
+            hash,
+        }]
+    };
+    store
+        .commit(UnitOfWork {
+            ops: vec![
+                Op::InsertRecord {
+                    row: rec.clone(),
+                    index: ix(),
+                },
+                Op::InsertRecord {
+                    row: rec2.clone(),
+                    index: ix(),
+                },
+            ],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    let flag = |on: bool, t: &TenantId, s: &SubjectId| Op::SetSubjectFlag {
+        tenant: t.clone(),
+        subject: s.clone(),
+        flag: SUBJECT_RESTRICTED,
+        on,
+    };
+    let seen = |store: Arc<dyn Store>, t: TenantId, s: SubjectId, id: RecordId| async move {
+        let by_id = store
+            .find_record(&t, "people", &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .subject_flags;
+        let by_index = store
+            .find_records_by_index(&t, "people", "email", &hash, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.subject_flags)
+            .collect::<Vec<_>>();
+        let subject = store.find_subject(&t, &s).await.unwrap().unwrap().flags;
+        let listed = store
+            .find_restricted_subjects(&t)
+            .await
+            .unwrap()
+            .contains(&s);
+        (by_id, by_index, subject, listed)
+    };
+    for _ in 0..2 {
+        store
+            .commit(UnitOfWork {
+                ops: vec![flag(true, &t, &s)],
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            seen(store.clone(), t.clone(), s.clone(), rec.id.clone()).await,
+            (1, vec![1], 1, true),
+            "setting twice is setting once"
+        );
+    }
+    assert_eq!(
+        seen(store.clone(), t2.clone(), s2.clone(), rec2.id.clone()).await,
+        (0, vec![0], 0, false),
+        "the other tenant's subject is untouched"
+    );
+    // Another tenant cannot flag this tenant's subject (nor anything else with it).
+    let r = store
+        .commit(UnitOfWork {
+            ops: vec![flag(false, &t2, &s), flag(true, &t2, &s2)],
+            audit: vec![],
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict("subject"))), "{r:?}");
+    assert_eq!(
+        seen(store.clone(), t2.clone(), s2.clone(), rec2.id.clone())
+            .await
+            .0,
+        0
+    );
+    assert_eq!(
+        seen(store.clone(), t.clone(), s.clone(), rec.id.clone())
+            .await
+            .0,
+        1
+    );
+    store
+        .commit(UnitOfWork {
+            ops: vec![flag(false, &t, &s)],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen(store.clone(), t.clone(), s.clone(), rec.id.clone()).await,
+        (0, vec![0], 0, false)
+    );
 }

@@ -135,7 +135,13 @@ pub struct SubjectRow {
     /// Blind index of the application's own reference, if one was given.
     pub ref_index: Option<[u8; 32]>,
     pub created_at: i64,
+    /// [`SUBJECT_RESTRICTED`] and other flags (stored with the subject, 0 when inserted).
+    pub flags: u32,
 }
+
+/// Processing of the subject is restricted (Art. 18): every data operation but export and
+/// erasure is refused.
+pub const SUBJECT_RESTRICTED: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordState {
@@ -156,6 +162,8 @@ pub struct RecordRow {
     pub updated_at: i64,
     /// The encrypted field envelopes (see `docs/storage.md`).
     pub data: Vec<u8>,
+    /// The subject's flags, read with the record (ignored when writing one).
+    pub subject_flags: u32,
 }
 
 /// A blind-index entry: HMAC of a field's normalised value.
@@ -334,6 +342,13 @@ pub enum Op {
         tenant: TenantId,
         subject: SubjectId,
         records: u64,
+    },
+    /// Sets (`on`) or clears one flag of a subject; `Conflict("subject")` if it is gone.
+    SetSubjectFlag {
+        tenant: TenantId,
+        subject: SubjectId,
+        flag: u32,
+        on: bool,
     },
 }
 

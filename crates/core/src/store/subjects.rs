@@ -25,4 +25,6 @@ pub trait SubjectStore: Send + Sync {
         tenant: &TenantId,
         subject: &SubjectId,
     ) -> StoreResult<Vec<SubjectRecords>>;
+    /// The tenant's subjects whose processing is restricted (a partial index: few rows).
+    async fn find_restricted_subjects(&self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>>;
 }

@@ -185,6 +185,9 @@ impl Vault {
                                     }
                             })
                             .ok_or_else(|| stale("the records changed since the confirmation was issued"))?;
+                        if op == BulkOp::Delete {
+                            super::records::unrestricted(row.subject_flags)?;
+                        }
                         ops.push(match op {
                             BulkOp::Delete => Op::BlockRecord {
                                 tenant: tenant.clone(),

@@ -13,7 +13,7 @@ use crate::audit::AuditEvent;
 use crate::error::{Code, Error, Result};
 use crate::ids::{RecordId, RequestId, SubjectId, TenantId};
 use crate::jobs::{JobKind, Step};
-use crate::store::{JobRow, Op, RecordState};
+use crate::store::{JobRow, Op, RecordState, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 /// Records destroyed per batch (one unit of work, one audit entry).
@@ -177,6 +177,9 @@ impl JobKind for Purge {
     }
 
     async fn step(&self, vault: &Vault, job: &JobRow) -> Result<Step> {
+        if let Some(tries) = scrub_tries(job) {
+            return scrubbed(vault, job, tries).await;
+        }
         let store = vault.store();
         let now = vault.now();
         for tenant in store.find_tenant_ids().await? {
@@ -247,16 +250,43 @@ impl JobKind for Purge {
                 });
             }
         }
-        store.scrub().await?;
-        Ok(Step {
-            ops: vec![],
-            audit: vec![],
-            done: job.done,
-            total: Some(job.done),
-            cursor: None,
-            finished: true,
-        })
+        scrubbed(vault, job, 0).await
     }
+}
+
+/// How often a run tries to scrub the store's files before it finishes without.
+const SCRUB_TRIES: u32 = 5;
+
+/// The attempts at the scrub a run has made, if it is retrying it (its cursor `scrub:N`).
+fn scrub_tries(job: &JobRow) -> Option<u32> {
+    job.cursor.as_deref()?.strip_prefix("scrub:")?.parse().ok()
+}
+
+/// The end of a purge or retention run: the store's files are scrubbed (SQLite folds and
+/// truncates its write-ahead log, which still holds the destroyed pages). Under sustained
+/// load SQLite may find no moment without readers: the run then tries again after a paced
+/// pause (`tries` so far), and after [`SCRUB_TRIES`] finishes all the same with a warning —
+/// the records are destroyed; the next run (and every erasure) scrubs again. Never a failure:
+/// a busy log is not an error of the job.
+async fn scrubbed(vault: &Vault, job: &JobRow, tries: u32) -> Result<Step> {
+    let result = vault.store().scrub().await;
+    let retry = match result {
+        Ok(()) => false,
+        Err(StoreError::Unavailable(_)) if tries + 1 < SCRUB_TRIES => true,
+        Err(StoreError::Unavailable(why)) => {
+            tracing::warn!(job = %job.id, "the store's files were not scrubbed after {SCRUB_TRIES} tries ({why}); the next run tries again");
+            false
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Step {
+        ops: vec![],
+        audit: vec![],
+        done: job.done,
+        total: if retry { None } else { Some(job.done) },
+        cursor: retry.then(|| format!("scrub:{}", tries + 1)),
+        finished: !retry,
+    })
 }
 
 /// The register legal holds are kept in (a tenant's scope; text sealed like every register).
@@ -329,6 +359,9 @@ impl Vault {
                 held.collections.insert(c);
             }
         }
+        // A restricted subject's data is stored, not processed (Art. 18): kept like a hold.
+        held.subjects
+            .extend(self.store.find_restricted_subjects(tenant).await?);
         Ok(held)
     }
 
@@ -487,6 +520,9 @@ impl JobKind for Retention {
 
     async fn step(&self, vault: &Vault, job: &JobRow) -> Result<Step> {
         use proto::{Classification, RetentionAction, RetentionFrom};
+        if let Some(tries) = scrub_tries(job) {
+            return scrubbed(vault, job, tries).await;
+        }
         let store = vault.store();
         let now = vault.now();
         let (at_tenant, at_collection, mut after) = retention_cursor(job.cursor.as_deref());
@@ -637,14 +673,6 @@ impl JobKind for Retention {
                 }
             }
         }
-        store.scrub().await?;
-        Ok(Step {
-            ops: vec![],
-            audit: vec![],
-            done: job.done,
-            total: Some(job.done),
-            cursor: None,
-            finished: true,
-        })
+        scrubbed(vault, job, 0).await
     }
 }

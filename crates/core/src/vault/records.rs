@@ -175,12 +175,13 @@ impl Vault {
             (Some(s), None) => {
                 let id = SubjectId::parse(s)
                     .ok_or_else(|| Error::new(Code::InvalidId, "`subject` is not a subject id"))?;
-                if self.store.find_subject(tenant, &id).await?.is_none() {
+                let Some(found) = self.store.find_subject(tenant, &id).await? else {
                     return Err(Error::new(
                         Code::UnknownSubject,
                         "no such data subject in this tenant",
                     ));
-                }
+                };
+                unrestricted(found.flags)?;
                 let dek = self.subject_dek(tenant, &id).await?;
                 Ok((id, dek))
             }
@@ -200,6 +201,7 @@ impl Vault {
                         return Ok((id.clone(), dek.clone()));
                     }
                     if let Some(row) = self.store.find_subject_by_ref(tenant, ix).await? {
+                        unrestricted(row.flags)?;
                         let dek = self.subject_dek(tenant, &row.id).await?;
                         return Ok((row.id, dek));
                     }
@@ -268,6 +270,7 @@ impl Vault {
             created_at: now,
             updated_at: now,
             data: codec::encode(&sealed),
+            subject_flags: 0,
         };
         ops.push(Op::InsertRecord { row, index });
         Ok((id, subject))
@@ -462,6 +465,7 @@ impl Vault {
                 .await?;
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
+            unrestricted(row.subject_flags)?;
             let (rec, shown) = self.view(&prep, &row).await?;
             ev.fields = shown;
             Ok((rec, vec![]))
@@ -488,6 +492,7 @@ impl Vault {
                 .await?;
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
+            unrestricted(row.subject_flags)?;
             let mut versions = Vec::new();
             let mut shown_all = std::collections::BTreeSet::new();
             for (version, updated_at, data) in
@@ -544,8 +549,15 @@ impl Vault {
             let mut missing = Vec::new();
             let mut fields = BTreeSet::new();
             for id in ids {
+                // One restricted subject's record refuses the batch (the entry names that
+                // subject): nothing of a restricted subject is processed.
                 match self.load_active(&prep, &id).await {
                     Ok(row) => {
+                        if let Err(e) = unrestricted(row.subject_flags) {
+                            ev.records.push(id);
+                            ev.subject = Some(row.subject);
+                            return Err(e);
+                        }
                         let (rec, shown) = self.view(&prep, &row).await?;
                         fields.extend(shown);
                         ev.records.push(id);
@@ -607,6 +619,7 @@ impl Vault {
             ev.records.push(id.clone());
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
+            unrestricted(row.subject_flags)?;
             let dek = self.subject_dek(&prep.tenant, &row.subject).await?;
             let (_, kek) = self.current_kek(&prep.tenant).await?;
             let mut sealed = codec::decode(&row.data)?;
@@ -672,6 +685,7 @@ impl Vault {
                 .await?;
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
+            unrestricted(row.subject_flags)?;
             let op = Op::BlockRecord {
                 tenant: prep.tenant.clone(),
                 id,
@@ -736,6 +750,14 @@ impl Vault {
             let expected = normalise(f, &value);
             let mut matching = Vec::with_capacity(rows.len());
             let mut mismatched = Vec::new();
+            // Restricted subjects' records are not processed: left out of the answer, counted
+            // in the entry.
+            let before = rows.len();
+            let rows: Vec<RecordRow> = rows
+                .into_iter()
+                .filter(|r| unrestricted(r.subject_flags).is_ok())
+                .collect();
+            let withheld = before - rows.len();
             for row in rows {
                 if self.field_matches(&prep, &row, idx, &expected).await? {
                     matching.push(row);
@@ -760,6 +782,9 @@ impl Vault {
                 ev.objects.dedup();
             }
             ev.fields = fields.into_iter().collect();
+            if withheld > 0 {
+                ev.objects.push(format!("restricted_withheld:{withheld}"));
+            }
             for id in &mismatched {
                 tracing::error!(alert = "index_mismatch", record = %id, collection = %prep.col.name,
                     "a blind-index entry points at a record whose value does not match; the record was left out");
@@ -769,5 +794,17 @@ impl Vault {
         }
         .await;
         self.conclude(ev, res).await
+    }
+}
+
+/// Refuses a data operation on a subject whose processing is restricted (Art. 18).
+pub(super) fn unrestricted(subject_flags: u32) -> Result<()> {
+    if subject_flags & crate::store::SUBJECT_RESTRICTED != 0 {
+        Err(Error::new(
+            Code::SubjectRestricted,
+            "processing of this data subject is restricted: only the privacy officer's export and erasure are possible until the restriction is lifted",
+        ))
+    } else {
+        Ok(())
     }
 }

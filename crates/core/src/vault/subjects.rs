@@ -16,7 +16,7 @@ use crate::ids::{SubjectId, TenantId};
 use crate::keys::KeyRing;
 use crate::policy::{ROLE_ADMIN, ROLE_PRIVACY_OFFICER};
 use crate::receipt::{self, ERASURE_ACTION, FORMAT};
-use crate::store::{AuditQuery, Op, RecordState, RegisterEntryRow};
+use crate::store::{AuditQuery, Op, RecordState, RegisterEntryRow, SUBJECT_RESTRICTED};
 use crate::vault::{RequestCtx, Vault};
 
 /// The erasure ledger's register.
@@ -112,9 +112,9 @@ impl Vault {
         tenant: &TenantId,
         subject: &SubjectId,
     ) -> Result<proto::SubjectView> {
-        if self.store.find_subject(tenant, subject).await?.is_none() {
+        let Some(row) = self.store.find_subject(tenant, subject).await? else {
             return Err(unknown_subject());
-        }
+        };
         let groups = self.store.find_subject_records(tenant, subject).await?;
         let mut collections: Vec<proto::SubjectCollection> = Vec::new();
         for g in &groups {
@@ -145,7 +145,44 @@ impl Vault {
             held: !holds.is_empty(),
             holds,
             collections,
+            restricted: row.flags & SUBJECT_RESTRICTED != 0,
         })
+    }
+
+    /// Restricts (`on`) or lifts the restriction of a subject's processing (Art. 18): the
+    /// privacy officer only; audited as `subject.restrict` or `subject.restriction_lift`.
+    /// Answers the subject's view. Restricting a restricted subject changes nothing (and is
+    /// audited all the same).
+    pub async fn restrict_subject(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        on: bool,
+    ) -> Result<proto::SubjectView> {
+        let action = if on {
+            "subject.restrict"
+        } else {
+            "subject.restriction_lift"
+        };
+        let mut ev = self.event(ctx, action);
+        let res = async {
+            let subject = parse_subject(id)?;
+            ev.subject = Some(subject.clone());
+            let tenant = self.privacy_officer(ctx, false)?;
+            if self.store.find_subject(&tenant, &subject).await?.is_none() {
+                return Err(unknown_subject());
+            }
+            let op = Op::SetSubjectFlag {
+                tenant: tenant.clone(),
+                subject: subject.clone(),
+                flag: SUBJECT_RESTRICTED,
+                on,
+            };
+            Ok(((tenant, subject), vec![op]))
+        }
+        .await;
+        let (tenant, subject) = self.conclude(ev, res).await?;
+        self.describe_subject(&tenant, &subject).await
     }
 
     /// The ids of the holds in force on a subject or on any of the collections named.

@@ -127,6 +127,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         subjects::view,
         subjects::by_ref,
         subjects::erase,
+        subjects::restrict,
+        subjects::lift_restriction,
         jobs::get,
         jobs::run,
     ),
@@ -331,6 +333,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subjects", get(subjects::by_ref))
         .route("/v1/subjects/{subject}", get(subjects::view))
         .route("/v1/subjects/{subject}/erasure", post(subjects::erase))
+        .route(
+            "/v1/subjects/{subject}/restriction",
+            post(subjects::restrict),
+        )
+        .route(
+            "/v1/subjects/{subject}/restriction/lift",
+            post(subjects::lift_restriction),
+        )
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/run", post(jobs::run))

@@ -48,6 +48,32 @@ pub async fn by_ref(
     }
 }
 
+#[utoipa::path(post, path = "/v1/subjects/{subject}/restriction", tag = "subjects",
+    params(("subject" = String, Path)),
+    responses((status = 200, body = strongroom_proto::SubjectView, description = "restricted: every data operation on the subject but export and erasure is refused (`subject_restricted`) until lifted (`privacy_officer`)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant")),
+    security(("bearer" = [])))]
+pub async fn restrict(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::SubjectView>> {
+    Ok(Json(s.vault.restrict_subject(&c.0, &id, true).await?))
+}
+
+#[utoipa::path(post, path = "/v1/subjects/{subject}/restriction/lift", tag = "subjects",
+    params(("subject" = String, Path)),
+    responses((status = 200, body = strongroom_proto::SubjectView, description = "the restriction lifted (`privacy_officer`; audited)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant")),
+    security(("bearer" = [])))]
+pub async fn lift_restriction(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::SubjectView>> {
+    Ok(Json(s.vault.restrict_subject(&c.0, &id, false).await?))
+}
+
 #[utoipa::path(post, path = "/v1/subjects/{subject}/erasure", tag = "subjects",
     params(("subject" = String, Path)),
     responses((status = 200, body = strongroom_proto::ErasureReceipt, description = "the signed receipt (`repeat`: erased before, nothing more done)"),

@@ -249,6 +249,8 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/subjects", "get"),
         ("/v1/subjects/{subject}", "get"),
         ("/v1/subjects/{subject}/erasure", "post"),
+        ("/v1/subjects/{subject}/restriction", "post"),
+        ("/v1/subjects/{subject}/restriction/lift", "post"),
         ("/v1/jobs/{id}", "get"),
         ("/v1/jobs/{id}/run", "post"),
         ("/readyz", "get"),

@@ -561,3 +561,352 @@ async fn a_subject_is_found_by_the_applications_reference_and_nowhere_else() {
     assert!(log.text.contains(&subject), "{}", log.text);
     assert!(!log.text.contains("customer-18"), "{}", log.text);
 }
+
+/// Every data operation the application (or the admin) can make on a restricted subject's
+/// records, and on the subject itself, refused with `subject_restricted`, audited, and nothing
+/// changed — on node `b` when the restriction was made on node `a` (same store).
+async fn restriction_holds(a: &TestVault, b: &TestVault, s: &Setup, p: &People) -> String {
+    let ada_rec = format!("{PEOPLE}/{}", p.ada1);
+    let bob_rec = format!("{PEOPLE}/{}", p.bob_rec);
+    // A clerk who may do everything to people records.
+    a.role(
+        &s.admin,
+        "clerk",
+        json!({"collections": {"people": {
+            "operations": ["create", "read", "update", "delete", "search", "history"],
+            "purposes": ["support"], "fields": {"email": "plain", "name": "plain"}}}}),
+    )
+    .await;
+    let clerk = a.key(&s.admin, &["clerk"]).await;
+    // Warm node b's caches (the subject's key, the role) with a read first.
+    assert_eq!(b.get(&ada_rec, &clerk, Some("support")).await.status, 200);
+    // Only the privacy officer restricts.
+    for key in [&s.app, &s.admin] {
+        let r = a
+            .post(
+                &format!("/v1/subjects/{}/restriction", p.ada),
+                key,
+                None,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    let r = a
+        .post(
+            &format!("/v1/subjects/{}/restriction", p.ada),
+            &s.officer,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["restricted"], true, "{}", r.text);
+    let before = blobs(b, &p.ada).await;
+    let refused = |r: &strongroom_testkit::Resp, what: &str| {
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "subject_restricted"),
+            "{what}: {}",
+            r.text
+        );
+    };
+    refused(&b.get(&ada_rec, &s.app, Some("support")).await, "read");
+    refused(
+        &b.get(&format!("{ada_rec}/history"), &clerk, Some("support"))
+            .await,
+        "history",
+    );
+    refused(
+        &b.call(
+            reqwest::Method::PATCH,
+            &ada_rec,
+            &s.app,
+            Some("support"),
+            Some(&json!({"fields": {"name": "Eve"}})),
+        )
+        .await,
+        "update",
+    );
+    refused(
+        &b.call(
+            reqwest::Method::DELETE,
+            &ada_rec,
+            &clerk,
+            Some("support"),
+            None,
+        )
+        .await,
+        "delete",
+    );
+    refused(
+        &b.post(
+            &format!("{PEOPLE}/lookup"),
+            &s.app,
+            Some("support"),
+            json!({"ids": [p.bob_rec, p.ada1]}),
+        )
+        .await,
+        "batch read with one of hers",
+    );
+    refused(
+        &b.post(
+            PEOPLE,
+            &s.app,
+            Some("support"),
+            json!({"subject": p.ada, "fields": {"email": "new@example.com"}}),
+        )
+        .await,
+        "create for her",
+    );
+    // Carol, known to the application by its own reference: restricted, so a record stored
+    // with that reference is refused too.
+    let (_, carol) = create(
+        a,
+        PEOPLE,
+        &s.app,
+        json!({"subject_ref": "carol-ref", "fields": {"email": "carol@example.com"}}),
+    )
+    .await;
+    let r = a
+        .post(
+            &format!("/v1/subjects/{carol}/restriction"),
+            &s.officer,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    refused(
+        &b.post(
+            PEOPLE,
+            &s.app,
+            Some("support"),
+            json!({"subject_ref": "carol-ref", "fields": {"email": "c2@example.com"}}),
+        )
+        .await,
+        "create by her reference",
+    );
+    // A search leaves her records out (and still finds Bob's).
+    let r = b
+        .get(
+            &format!("{PEOPLE}?email=ada@example.com"),
+            &s.app,
+            Some("support"),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["records"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{}",
+        r.text
+    );
+    let r = b
+        .get(
+            &format!("{PEOPLE}?email=bob@example.com"),
+            &s.app,
+            Some("support"),
+        )
+        .await;
+    assert_eq!(
+        r.body["records"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    // Bob is untouched.
+    assert_eq!(b.get(&bob_rec, &s.app, Some("support")).await.status, 200);
+    // Nothing of hers changed.
+    assert_eq!(
+        blobs(b, &p.ada).await,
+        before,
+        "a refused operation changed her data"
+    );
+    // The officer's view says so; lifting is the officer's and audited; then all works again.
+    let view = b
+        .get(&format!("/v1/subjects/{}", p.ada), &s.admin, None)
+        .await;
+    assert_eq!(view.body["restricted"], true, "{}", view.text);
+    let r = b
+        .post(
+            &format!("/v1/subjects/{}/restriction/lift", p.ada),
+            &s.admin,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = b
+        .post(
+            &format!("/v1/subjects/{}/restriction/lift", p.ada),
+            &s.officer,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["restricted"]),
+        (200, &json!(false)),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        a.get(&ada_rec, &s.app, Some("support")).await.status,
+        200,
+        "lifted on b, read on a"
+    );
+    let log = a
+        .get(
+            &format!("/v1/audit/entries?subject={}", p.ada),
+            &s.admin,
+            None,
+        )
+        .await;
+    let actions: Vec<(String, String)> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let code = e["code"].as_str().unwrap_or(e["outcome"].as_str().unwrap());
+            (e["action"].as_str().unwrap().to_owned(), code.to_owned())
+        })
+        .collect();
+    for want in ["subject.restrict", "subject.restriction_lift"] {
+        assert!(
+            actions.iter().any(|(a, o)| a == want && o == "ok"),
+            "{want} not audited: {actions:?}"
+        );
+    }
+    for refused in [
+        "record.read",
+        "record.update",
+        "record.delete",
+        "record.history",
+        "record.batch_read",
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, o)| a == refused && o == "subject_restricted"),
+            "{refused} refusal not audited with the subject: {actions:?}"
+        );
+    }
+    clerk
+}
+
+/// The subject's records and key as stored (to prove a refusal changed nothing).
+async fn blobs(v: &TestVault, subject: &str) -> Vec<String> {
+    let view = v
+        .get(&format!("/v1/subjects/{subject}"), &v.operator, None)
+        .await;
+    let _ = view;
+    let store = v.running_vault();
+    let t = store.store().find_tenant_ids().await.unwrap();
+    let mut out = Vec::new();
+    for tenant in t {
+        let sid = strongroom_core::ids::SubjectId::parse(subject).unwrap();
+        if let Some(row) = store.store().find_subject(&tenant, &sid).await.unwrap() {
+            out.push(format!("{:?}", row.wrapped_dek));
+            for g in store
+                .store()
+                .find_subject_records(&tenant, &sid)
+                .await
+                .unwrap()
+            {
+                out.push(format!(
+                    "{} {:?} {} {}",
+                    g.collection, g.state, g.records, g.versions
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_subject_is_stored_but_not_processed() {
+    let v = TestVault::start().await;
+    let s = setup(&v, "acme").await;
+    let p = people(&v, &s).await;
+    let clerk = restriction_holds(&v, &v, &s, &p).await;
+    // The purge keeps a restricted subject's deleted records (stored, not processed), and
+    // destroys them once the restriction is lifted.
+    let mut schema = v.get("/v1/collections/people", &s.admin, None).await.body;
+    for k in ["name", "version", "updated_at"] {
+        schema.as_object_mut().unwrap().remove(k);
+    }
+    schema["purge_grace_days"] = json!(0);
+    let r = v.put("/v1/collections/people", &s.admin, schema).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = v
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{PEOPLE}/{}", p.ada2),
+            &clerk,
+            Some("support"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let restrict = |on: bool| {
+        let path = format!(
+            "/v1/subjects/{}/restriction{}",
+            p.ada,
+            if on { "" } else { "/lift" }
+        );
+        let (v, key) = (&v, &s.officer);
+        async move { assert_eq!(v.post(&path, key, None, json!({})).await.status, 200) }
+    };
+    restrict(true).await;
+    let stored = || {
+        v.sqlite()
+            .query_row(
+                "SELECT count(*) FROM records WHERE id = ?1",
+                [&p.ada2],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    super::lifecycle::purge_now(&v, &v.operator).await;
+    assert_eq!(stored(), 1, "purged although restricted");
+    restrict(false).await;
+    super::lifecycle::purge_now(&v, &v.operator).await;
+    assert_eq!(stored(), 0, "kept after the restriction was lifted");
+    // Bad input: unknown subject, another tenant's subject, not a subject id.
+    let other = setup(&v, "other").await;
+    for (key, id, status) in [
+        (&s.officer, "sub_00000000000000000000000000000000", 404),
+        (&other.officer, p.ada.as_str(), 404),
+        (&s.officer, "nope", 400),
+    ] {
+        let r = v
+            .post(
+                &format!("/v1/subjects/{id}/restriction"),
+                key,
+                None,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, status, "{id}: {}", r.text);
+    }
+    v.assert_audit_verifies().await;
+}
+
+/// Restricted on one PostgreSQL node, refused on the other at once (no node-local cache of
+/// the flag), lifted there and readable on the first again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restriction_made_on_one_node_holds_on_another() {
+    let Some(url) = strongroom_testkit::postgres::fresh_database().await else {
+        return;
+    };
+    let a = TestVault::start_postgres(&url, None, Default::default()).await;
+    let b = TestVault::start_postgres(
+        &url,
+        Some(&a.data_path().join("root.key")),
+        Default::default(),
+    )
+    .await;
+    let s = setup(&a, "acme").await;
+    let p = people(&a, &s).await;
+    restriction_holds(&a, &b, &s, &p).await;
+}
