@@ -209,8 +209,9 @@ impl Server {
         self.call(&mut conn, "GET", path, token, Value::Null).await
     }
 
-    /// A tenant with the `people` collection (5 fields, 2 searchable), a role that may create,
-    /// read and search for the purpose `support`, and an application key with that role.
+    /// A tenant with the `people` collection (5 fields, 2 searchable; purposes `support` based
+    /// on contract and `newsletter` based on consent), a role that may create, read and search
+    /// for both, and an application key with that role.
     pub async fn tenant(&self) -> Result<Tenant> {
         let mut conn = self.target.connect().await?;
         let op = self.operator.clone();
@@ -239,7 +240,8 @@ impl Server {
             "PUT",
             "/v1/collections/people",
             &admin,
-            json!({"purposes": ["support"], "fields": [
+            json!({"purposes": ["support", "newsletter"],
+                   "bases": {"support": "contract", "newsletter": "consent"}, "fields": [
                 {"name": "email", "type": "email", "classification": "identifier", "searchable": true, "required": true},
                 {"name": "phone", "type": "phone", "classification": "personal", "searchable": true},
                 {"name": "name", "type": "string", "classification": "personal"},
@@ -255,7 +257,7 @@ impl Server {
             &admin,
             json!({"collections": {"people": {
                 "operations": ["create", "read", "search"],
-                "purposes": ["support"],
+                "purposes": ["support", "newsletter"],
                 "fields": {"email": "plain", "phone": "plain", "name": "plain", "birth_date": "plain", "city": "plain"}}}}),
         )
         .await?;

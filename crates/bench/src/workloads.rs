@@ -44,6 +44,22 @@ fn batch_body(first: u64, n: u64) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&json!({ "records": records }))?)
 }
 
+/// The text the preloaded subjects consented to (its SHA-256 is what the register keeps).
+const CONSENT_TEXT_SHA256: &str =
+    "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+/// A preload batch: each record stored for `newsletter` with its subject's consent to it, so
+/// that `read_consent` reads subjects whose consent is live.
+fn preload_body(first: u64, n: u64) -> Result<Vec<u8>> {
+    let records: Vec<Value> = (first..first + n)
+        .map(|k| {
+            json!({"fields": person(k),
+                   "consent": {"source": "bench signup", "text_sha256": CONSENT_TEXT_SHA256}})
+        })
+        .collect();
+    Ok(serde_json::to_vec(&json!({ "records": records }))?)
+}
+
 /// The ids a batch call returned, with its first person number.
 type Batch = (u64, Vec<String>);
 
@@ -76,13 +92,13 @@ pub async fn preload(
                     return anyhow::Ok(());
                 }
                 let n = 1000.min(target - first);
-                let body = batch_body(first, n)?;
+                let body = preload_body(first, n)?;
                 let resp = conn
                     .send(&request(
                         "POST",
                         &format!("{RECORDS}/batch"),
                         &app,
-                        "support",
+                        "newsletter",
                         Some(&body),
                     ))
                     .await?;
@@ -164,7 +180,9 @@ pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-fn read_request(stored: &Arc<Stored>, app: &str) -> MakeRequest {
+/// Reads of stored records for `purpose`: `support` (contract: no consent check) or
+/// `newsletter` (consent: the subject's consent is looked up on every read).
+fn read_request(stored: &Arc<Stored>, app: &str, purpose: &'static str) -> MakeRequest {
     let (stored, app) = (stored.clone(), app.to_owned());
     Arc::new(move |dice: &mut Dice| {
         let i = dice.below(stored.len());
@@ -172,7 +190,7 @@ fn read_request(stored: &Arc<Stored>, app: &str) -> MakeRequest {
             "GET",
             &format!("{RECORDS}/{}", stored.id(i)),
             &app,
-            "support",
+            purpose,
             None,
         )
     })
@@ -214,12 +232,16 @@ pub async fn run(
 ) -> Result<Figures> {
     let app = tenant.app.as_str();
     let (make, per_request): (MakeRequest, u64) = match name {
-        "read" => (read_request(stored, app), 1),
+        "read" => (read_request(stored, app, "support"), 1),
+        "read_consent" => (read_request(stored, app, "newsletter"), 1),
         "search" => (search_request(stored, app), 1),
         "write" => (write_request(app, fresh), 1),
         "mixed" => {
             // 90 % reads, 10 % creates.
-            let (read, write) = (read_request(stored, app), write_request(app, fresh));
+            let (read, write) = (
+                read_request(stored, app, "support"),
+                write_request(app, fresh),
+            );
             let make: MakeRequest = Arc::new(move |dice: &mut Dice| {
                 if dice.below(10) == 0 {
                     write(dice)

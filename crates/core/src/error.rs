@@ -62,6 +62,10 @@ pub enum Code {
     LegalHold,
     /// Processing of the data subject is restricted (Art. 18): only export and erasure.
     SubjectRestricted,
+    /// The purpose is based on consent and this subject's consent to it is not live.
+    ConsentRequired,
+    /// The subject objected to this purpose (based on legitimate interest).
+    SubjectObjected,
     VersionConflict,
     MethodNotAllowed,
     IntegrityError,
@@ -94,7 +98,8 @@ impl Code {
                 Kind::Unauthenticated
             }
             RateLimited => Kind::RateLimited,
-            Forbidden | OperationDenied | PurposeDenied | SubjectRestricted => Kind::Forbidden,
+            Forbidden | OperationDenied | PurposeDenied | SubjectRestricted | ConsentRequired
+            | SubjectObjected => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             // The name is taken, by an object or by a built-in.
             AlreadyExists | VersionConflict | ReservedName | LegalHold => Kind::Conflict,
@@ -140,6 +145,8 @@ impl Code {
             AlreadyExists => "already_exists",
             LegalHold => "legal_hold",
             SubjectRestricted => "subject_restricted",
+            ConsentRequired => "consent_required",
+            SubjectObjected => "subject_objected",
             VersionConflict => "version_conflict",
             MethodNotAllowed => "method_not_allowed",
             IntegrityError => "integrity_error",

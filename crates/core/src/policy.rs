@@ -178,6 +178,7 @@ mod tests {
             purge_grace_days: None,
             retention: None,
             history_depth: None,
+            bases: Default::default(),
             purposes: vec!["support".into(), "billing".into()],
             fields: vec![f("name", &[]), f("iban", &["billing"])],
         }

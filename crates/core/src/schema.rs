@@ -73,6 +73,11 @@ pub fn validate_collection(def: &CollectionDef) -> Result<()> {
             return Err(schema_err(format!("purpose `{p}` is declared twice")));
         }
     }
+    if let Some(p) = def.bases.keys().find(|p| !purposes.contains(p.as_str())) {
+        return Err(schema_err(format!(
+            "`bases` names purpose `{p}`, which the collection does not declare"
+        )));
+    }
     if def.fields.is_empty() || def.fields.len() > MAX_FIELDS {
         return Err(schema_err(format!(
             "a collection has 1 to {MAX_FIELDS} fields"
@@ -383,11 +388,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn bases_name_declared_purposes_only() {
+        let mut d = def(vec![field(FieldType::String)]);
+        d.bases
+            .insert("support".into(), strongroom_proto::LawfulBasis::Consent);
+        assert!(validate_collection(&d).is_ok());
+        d.bases
+            .insert("marketing".into(), strongroom_proto::LawfulBasis::Consent);
+        let e = validate_collection(&d).unwrap_err();
+        assert_eq!(e.code, Code::InvalidSchema, "{e}");
+        assert!(e.message.contains("marketing"), "{e}");
+    }
+
     fn def(fields: Vec<FieldDef>) -> CollectionDef {
         CollectionDef {
             purge_grace_days: None,
             retention: None,
             history_depth: None,
+            bases: Default::default(),
             purposes: vec!["support".into()],
             fields,
         }
@@ -425,6 +444,7 @@ mod tests {
             purge_grace_days: None,
             retention: None,
             history_depth: None,
+            bases: Default::default(),
             purposes: vec![],
             fields: vec![field(FieldType::String)]
         })

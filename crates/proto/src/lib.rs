@@ -274,6 +274,76 @@ pub struct CollectionDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 1000)]
     pub history_depth: Option<u32>,
+    /// The lawful basis (GDPR Art. 6) of each declared purpose. A purpose based on `consent` is
+    /// processed only for subjects whose consent to it is live (`consent_required` otherwise);
+    /// one based on `legitimate_interest` not for subjects who objected to it
+    /// (`subject_objected`). A purpose without a basis is reported as a gap (SE-02).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bases: BTreeMap<String, LawfulBasis>,
+}
+
+/// A lawful basis of processing (GDPR Art. 6(1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LawfulBasis {
+    Consent,
+    Contract,
+    LegalObligation,
+    VitalInterest,
+    PublicTask,
+    LegitimateInterest,
+}
+
+/// A change of a subject's consent to a purpose, or an objection to one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChange {
+    /// A purpose some collection of the tenant bases on `consent` (to give or withdraw) or on
+    /// `legitimate_interest` (to object).
+    #[schema(inline, value_type = PurposeName)]
+    pub purpose: String,
+    pub state: ConsentStateName,
+    /// Where it was given or withdrawn: a form, a version, a channel (1 to 128 characters; no
+    /// personal data).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub source: String,
+    /// SHA-256 of the text the subject agreed to, in lowercase hex (for `given`).
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub text_sha256: Option<String>,
+}
+
+/// The state a consent change records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStateName {
+    Given,
+    Withdrawn,
+    /// An objection (Art. 21) to a purpose based on legitimate interest.
+    Objected,
+}
+
+/// One recorded change, as the consent register keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentEntry {
+    pub purpose: String,
+    pub seq: u64,
+    pub state: ConsentStateName,
+    pub at: i64,
+    pub source: String,
+    pub text_sha256: Option<String>,
+    pub recorded_by: String,
+}
+
+/// A subject's consent register: every change, oldest first per purpose.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectConsents {
+    pub subject: String,
+    pub entries: Vec<ConsentEntry>,
 }
 
 /// A collection's retention: after `period` (from creation or the last update) the daily
@@ -320,6 +390,8 @@ pub struct Collection {
     pub purge_grace_days: Option<u32>,
     pub retention: Option<Retention>,
     pub history_depth: Option<u32>,
+    /// The lawful basis of each purpose that declares one.
+    pub bases: BTreeMap<String, LawfulBasis>,
     pub updated_at: i64,
 }
 
@@ -408,6 +480,26 @@ pub struct CreateRecord {
     #[schema(value_type = Object)]
     #[serde(deserialize_with = "unique_keys")]
     pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The subject's consent to the request's purpose, given with this record (a purpose the
+    /// collection bases on `consent`): recorded in the consent register in the same unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<GivenConsent>,
+}
+
+/// Consent given along with a record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GivenConsent {
+    /// Where it was given: a form, a version, a channel (1 to 128 characters; no personal data).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub source: String,
+    /// SHA-256 of the text the subject agreed to, in lowercase hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub text_sha256: String,
 }
 
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
@@ -1440,6 +1532,9 @@ pub struct SubjectView {
     /// Processing is restricted (Art. 18): every data operation but export and erasure is
     /// refused with `subject_restricted`.
     pub restricted: bool,
+    /// The current state per purpose of the consents and objections recorded (the register:
+    /// `GET /v1/subjects/{subject}/consents`).
+    pub consents: BTreeMap<String, ConsentStateName>,
 }
 
 /// A subject's records in one collection.

@@ -31,7 +31,7 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -40,6 +40,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -364,6 +365,27 @@ impl SubjectStore for PgStore {
 
     async fn find_restricted_subjects(&self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>> {
         read::restricted_subjects(&*self.reader().await?, tenant).await
+    }
+
+    async fn find_consent(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        purpose: &str,
+    ) -> StoreResult<Option<strongroom_core::store::ConsentRow>> {
+        Ok(
+            read::consents(&*self.reader().await?, tenant, subject, Some(purpose))
+                .await?
+                .pop(),
+        )
+    }
+
+    async fn find_consents(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> StoreResult<Vec<strongroom_core::store::ConsentRow>> {
+        read::consents(&*self.reader().await?, tenant, subject, None).await
     }
 }
 

@@ -896,3 +896,52 @@ pub(crate) async fn restricted_subjects(
     .map(|r| Ok(SubjectId::from_stored(r.col(0)?)))
     .collect()
 }
+
+/// A subject's consent changes by purpose then sequence; with `purpose`, only the latest of
+/// that purpose (the state in force).
+pub(crate) async fn consents(
+    c: &Client,
+    tenant: &TenantId,
+    subject: &SubjectId,
+    purpose: Option<&str>,
+) -> StoreResult<Vec<strongroom_core::store::ConsentRow>> {
+    let found = match purpose {
+        Some(p) => {
+            rows(
+                c,
+                "SELECT purpose, seq, state, at, source, text_hash, recorded_by FROM consents
+             WHERE tenant = $1 AND subject = $2 AND purpose = $3 ORDER BY seq DESC LIMIT 1",
+                &[&tenant.as_str(), &subject.as_str(), &p],
+            )
+            .await?
+        }
+        None => {
+            rows(
+                c,
+                "SELECT purpose, seq, state, at, source, text_hash, recorded_by FROM consents
+             WHERE tenant = $1 AND subject = $2 ORDER BY purpose, seq",
+                &[&tenant.as_str(), &subject.as_str()],
+            )
+            .await?
+        }
+    };
+    found
+        .iter()
+        .map(|r| {
+            Ok(strongroom_core::store::ConsentRow {
+                tenant: tenant.clone(),
+                subject: subject.clone(),
+                purpose: r.col(0)?,
+                seq: r.count(1)?,
+                state: strongroom_core::store::ConsentState::from_stored(i64::from(
+                    r.col::<i32>(2)?,
+                ))
+                .ok_or_else(|| corrupt("consent state"))?,
+                at: r.col(3)?,
+                source: r.col(4)?,
+                text_hash: r.col::<Option<Vec<u8>>>(5)?.map(hash32).transpose()?,
+                recorded_by: r.col(6)?,
+            })
+        })
+        .collect()
+}

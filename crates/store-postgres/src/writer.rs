@@ -703,6 +703,51 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
             if n != 1 {
                 return Err(StoreError::Conflict("subject"));
             }
+            exec(
+                tx,
+                "DELETE FROM consents WHERE tenant = $1 AND subject = $2",
+                &[&tenant.as_str(), &subject.as_str()],
+                "consent",
+            )
+            .await?;
+        }
+        Op::RecordConsent(c) => {
+            let (t, sub) = (c.tenant.as_str(), c.subject.as_str());
+            let state = c.state as i32;
+            let hash = c.text_hash.as_ref().map(|h| h.as_slice());
+            // The subject's row is locked, so two changes of its consents are numbered one
+            // after the other (and an erasure waits): the next in its sequence, or nothing.
+            let exists = exec(
+                tx,
+                "SELECT 1 FROM subjects WHERE tenant = $1 AND id = $2 FOR UPDATE",
+                &[&t, &sub],
+                "subject",
+            )
+            .await?;
+            if exists != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+            exec(
+                tx,
+                "INSERT INTO consents (tenant, subject, purpose, seq, state, at, source, text_hash, recorded_by)
+                 SELECT $1, $2, $3,
+                        (SELECT coalesce(max(seq), 0) + 1 FROM consents
+                         WHERE tenant = $1 AND subject = $2 AND purpose = $3),
+                        $4, $5, $6, $7, $8",
+                &[&t, &sub, &c.purpose, &state, &c.at, &c.source, &hash, &c.recorded_by],
+                "consent",
+            )
+            .await?;
+            if c.state == strongroom_core::store::ConsentState::Objected {
+                let flag = strongroom_core::store::SUBJECT_OBJECTED as i32;
+                exec(
+                    tx,
+                    "UPDATE subjects SET flags = flags | $3 WHERE tenant = $1 AND id = $2",
+                    &[&t, &sub, &flag],
+                    "subject",
+                )
+                .await?;
+            }
         }
         Op::SetSubjectFlag {
             tenant,
@@ -748,6 +793,7 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 "DELETE FROM record_history WHERE tenant = $1
                  AND id IN (SELECT id FROM records WHERE tenant = $1 AND subject = $2)",
                 "DELETE FROM records WHERE tenant = $1 AND subject = $2",
+                "DELETE FROM consents WHERE tenant = $1 AND subject = $2",
             ] {
                 exec(tx, sql, &[&t, &sub], "record").await?;
             }

@@ -19,16 +19,16 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
-    ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, DeclarationRow,
-    Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow, RegisterStore,
-    RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRecords, SubjectRow, SubjectStore,
-    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, ConsentRow,
+    DeclarationRow, Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow,
+    RegisterStore, RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRecords, SubjectRow,
+    SubjectStore, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -40,6 +40,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
+    include_str!("schema_v12.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -495,6 +496,27 @@ impl SubjectStore for SqliteStore {
     async fn find_restricted_subjects(&self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>> {
         let tenant = tenant.clone();
         self.read(move |c| read::restricted_subjects(c, &tenant))
+            .await
+    }
+
+    async fn find_consent(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        purpose: &str,
+    ) -> StoreResult<Option<ConsentRow>> {
+        let (tenant, subject, purpose) = (tenant.clone(), subject.clone(), purpose.to_owned());
+        self.read(move |c| read::consent(c, &tenant, &subject, &purpose))
+            .await
+    }
+
+    async fn find_consents(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> StoreResult<Vec<ConsentRow>> {
+        let (tenant, subject) = (tenant.clone(), subject.clone());
+        self.read(move |c| read::consents(c, &tenant, &subject))
             .await
     }
 }

@@ -1015,3 +1015,87 @@ pub(crate) fn restricted_subjects(
         |r| Ok(SubjectId::from_stored(r.get(0)?)),
     )
 }
+
+fn consent_row(
+    tenant: &TenantId,
+    subject: &SubjectId,
+    r: &Row<'_>,
+) -> rusqlite::Result<(ConsentRowRaw, Option<Vec<u8>>)> {
+    Ok((
+        ConsentRowRaw {
+            tenant: tenant.clone(),
+            subject: subject.clone(),
+            purpose: r.get(0)?,
+            seq: r.get::<_, i64>(1)?,
+            state: r.get(2)?,
+            at: r.get(3)?,
+            source: r.get(4)?,
+            recorded_by: r.get(6)?,
+        },
+        r.get(5)?,
+    ))
+}
+
+/// A consent row before its checks.
+pub(crate) struct ConsentRowRaw {
+    tenant: TenantId,
+    subject: SubjectId,
+    purpose: String,
+    seq: i64,
+    state: i64,
+    at: i64,
+    source: String,
+    recorded_by: String,
+}
+
+fn finish_consent(
+    (c, hash): (ConsentRowRaw, Option<Vec<u8>>),
+) -> StoreResult<strongroom_core::store::ConsentRow> {
+    Ok(strongroom_core::store::ConsentRow {
+        tenant: c.tenant,
+        subject: c.subject,
+        purpose: c.purpose,
+        seq: u64::try_from(c.seq).map_err(|_| corrupt("consent sequence"))?,
+        state: strongroom_core::store::ConsentState::from_stored(c.state)
+            .ok_or_else(|| corrupt("consent state"))?,
+        at: c.at,
+        source: c.source,
+        text_hash: hash.map(hash32).transpose()?,
+        recorded_by: c.recorded_by,
+    })
+}
+
+const CONSENT_COLUMNS: &str = "purpose, seq, state, at, source, text_hash, recorded_by";
+
+pub(crate) fn consent(
+    conn: &Connection,
+    tenant: &TenantId,
+    subject: &SubjectId,
+    purpose: &str,
+) -> StoreResult<Option<strongroom_core::store::ConsentRow>> {
+    query(
+        conn,
+        &format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE tenant = ?1 AND subject = ?2 AND purpose = ?3 ORDER BY seq DESC LIMIT 1"),
+        params![tenant.as_str(), subject.as_str(), purpose],
+        |r| consent_row(tenant, subject, r),
+    )?
+    .pop()
+    .map(finish_consent)
+    .transpose()
+}
+
+pub(crate) fn consents(
+    conn: &Connection,
+    tenant: &TenantId,
+    subject: &SubjectId,
+) -> StoreResult<Vec<strongroom_core::store::ConsentRow>> {
+    query(
+        conn,
+        &format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE tenant = ?1 AND subject = ?2 ORDER BY purpose, seq"),
+        params![tenant.as_str(), subject.as_str()],
+        |r| consent_row(tenant, subject, r),
+    )?
+    .into_iter()
+    .map(finish_consent)
+    .collect()
+}

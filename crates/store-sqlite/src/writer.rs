@@ -847,6 +847,48 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
             if n != 1 {
                 return Err(StoreError::Conflict("subject"));
             }
+            exec(
+                conn,
+                "DELETE FROM consents WHERE tenant = ?1 AND subject = ?2",
+                params![tenant.as_str(), subject.as_str()],
+                "consent",
+            )?;
+        }
+        Op::RecordConsent(c) => {
+            let (t, sub) = (c.tenant.as_str(), c.subject.as_str());
+            // Numbered the next in its sequence (one writer: no race), for a subject that
+            // exists: else nothing is written.
+            let n = exec(
+                conn,
+                "INSERT INTO consents (tenant, subject, purpose, seq, state, at, source, text_hash, recorded_by)
+                 SELECT ?1, ?2, ?3,
+                        (SELECT coalesce(max(seq), 0) + 1 FROM consents
+                         WHERE tenant = ?1 AND subject = ?2 AND purpose = ?3),
+                        ?4, ?5, ?6, ?7, ?8
+                 WHERE EXISTS (SELECT 1 FROM subjects WHERE tenant = ?1 AND id = ?2)",
+                params![
+                    t,
+                    sub,
+                    c.purpose,
+                    c.state as i64,
+                    c.at,
+                    c.source,
+                    c.text_hash.as_ref().map(|h| &h[..]),
+                    c.recorded_by
+                ],
+                "consent",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+            if c.state == strongroom_core::store::ConsentState::Objected {
+                exec(
+                    conn,
+                    "UPDATE subjects SET flags = flags | ?3 WHERE tenant = ?1 AND id = ?2",
+                    params![t, sub, strongroom_core::store::SUBJECT_OBJECTED],
+                    "subject",
+                )?;
+            }
         }
         Op::SetSubjectFlag {
             tenant,
@@ -885,6 +927,7 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "DELETE FROM record_history WHERE tenant = ?1
                  AND id IN (SELECT id FROM records WHERE tenant = ?1 AND subject = ?2)",
                 "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
+                "DELETE FROM consents WHERE tenant = ?1 AND subject = ?2",
             ] {
                 exec(conn, sql, params![t, sub], "record")?;
             }

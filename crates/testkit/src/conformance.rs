@@ -31,7 +31,8 @@ macro_rules! store_conformance {
             identity_ops_are_atomic_and_conditional,
             register_versions_are_never_rewritten,
             jobs_are_leased_to_one_holder_at_a_time,
-            subject_flags_are_read_with_every_record
+            subject_flags_are_read_with_every_record,
+            consents_are_numbered_in_order_and_go_with_the_subject
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -1579,4 +1580,113 @@ pub async fn subject_flags_are_read_with_every_record(store: Arc<dyn Store>) {
         seen(store.clone(), t.clone(), s.clone(), rec.id.clone()).await,
         (0, vec![0], 0, false)
     );
+}
+
+/// The consent register: changes numbered one after the other per subject and purpose (also
+/// when written at the same time), none for a subject that is gone (nothing written), an
+/// objection flags the subject, and the register goes with the subject's erasure.
+pub async fn consents_are_numbered_in_order_and_go_with_the_subject(store: Arc<dyn Store>) {
+    use strongroom_core::store::{ConsentRow, ConsentState, SUBJECT_OBJECTED};
+    let (t, s) = setup(&store, "acme").await;
+    let change = |s: &SubjectId, purpose: &str, state: ConsentState| ConsentRow {
+        tenant: t.clone(),
+        subject: s.clone(),
+        purpose: purpose.into(),
+        seq: 99,
+        state,
+        at: 5,
+        source: "form v1".into(),
+        text_hash: Some([3; 32]),
+        recorded_by: "key:test".into(),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let row = change(
+            &s,
+            "news",
+            if i % 2 == 0 {
+                ConsentState::Given
+            } else {
+                ConsentState::Withdrawn
+            },
+        );
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(UnitOfWork {
+                    ops: vec![Op::RecordConsent(row)],
+                    audit: vec![],
+                })
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = store.find_consents(&t, &s).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>(),
+        "numbered without gaps or doubles"
+    );
+    let latest = store.find_consent(&t, &s, "news").await.unwrap().unwrap();
+    assert_eq!(latest.seq, 8);
+    assert_eq!(latest.text_hash, Some([3; 32]));
+    assert!(store.find_consent(&t, &s, "other").await.unwrap().is_none());
+    // Another tenant's view of the same subject id: nothing.
+    let (t2, _) = setup(&store, "other").await;
+    assert!(store.find_consents(&t2, &s).await.unwrap().is_empty());
+    // A subject that is not there (or another tenant's): nothing written, with the unit.
+    let ghost = SubjectId::generate(&OsRng);
+    let mut foreign = change(&s, "news", ConsentState::Given);
+    foreign.tenant = t2.clone();
+    for row in [change(&ghost, "news", ConsentState::Given), foreign] {
+        let r = store
+            .commit(UnitOfWork {
+                ops: vec![
+                    Op::RecordConsent(change(&s, "x", ConsentState::Given)),
+                    Op::RecordConsent(row),
+                ],
+                audit: vec![],
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Conflict("subject"))), "{r:?}");
+    }
+    assert!(
+        store.find_consent(&t, &s, "x").await.unwrap().is_none(),
+        "the unit was undone"
+    );
+    // An objection flags the subject.
+    assert_eq!(
+        store.find_subject(&t, &s).await.unwrap().unwrap().flags & SUBJECT_OBJECTED,
+        0
+    );
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::RecordConsent(change(
+                &s,
+                "outreach",
+                ConsentState::Objected,
+            ))],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_subject(&t, &s).await.unwrap().unwrap().flags & SUBJECT_OBJECTED,
+        SUBJECT_OBJECTED
+    );
+    // The register goes with the subject.
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::EraseSubject {
+                tenant: t.clone(),
+                subject: s.clone(),
+                records: 0,
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store.find_consents(&t, &s).await.unwrap().is_empty());
 }

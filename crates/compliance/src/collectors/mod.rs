@@ -537,7 +537,10 @@ impl Collector for Purposes {
     }
     async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
         let how = "Every data request states its purpose; a purpose the collection, the field or \
-                   the caller's role does not allow is refused and the refusal is audited.";
+                   the caller's role does not allow is refused and the refusal is audited. Each \
+                   purpose states its lawful basis: one based on consent is processed only for \
+                   subjects whose consent to it is live (consent_required otherwise), one based \
+                   on legitimate interest not for subjects who objected (subject_objected).";
         let Some(t) = ctx.scope.tenant() else {
             return Finding::new(Status::Met, how).with(
                 "requests without a purpose",
@@ -550,15 +553,51 @@ impl Collector for Purposes {
             return unreadable("collections");
         };
         let mut f = Finding::new(Status::Met, how);
+        let mut undeclared = Vec::new();
         for c in &cols {
+            let listed: Vec<String> = c
+                .def
+                .purposes
+                .iter()
+                .map(|p| match c.def.bases.get(p) {
+                    Some(b) => format!("{p} ({})", basis_name(*b)),
+                    None => {
+                        undeclared.push(format!("{}/{p}", c.name));
+                        format!("{p} (no basis stated)")
+                    }
+                })
+                .collect();
             f = f.with(
                 &format!("purposes of `{}`", c.name),
-                c.def.purposes.join(", "),
+                listed.join(", "),
                 "collection definitions",
                 c.updated_at,
             );
         }
+        if !undeclared.is_empty() {
+            f = Finding {
+                status: Status::Partial,
+                ..f
+            }
+            .missing(format!(
+                "purposes without a lawful basis (`bases` in the collection): {}",
+                undeclared.join(", ")
+            ));
+        }
         f
+    }
+}
+
+/// A lawful basis as the report names it.
+fn basis_name(b: strongroom_proto::LawfulBasis) -> &'static str {
+    use strongroom_proto::LawfulBasis::*;
+    match b {
+        Consent => "consent",
+        Contract => "contract",
+        LegalObligation => "legal obligation",
+        VitalInterest => "vital interest",
+        PublicTask => "public task",
+        LegitimateInterest => "legitimate interest",
     }
 }
 

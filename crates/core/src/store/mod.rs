@@ -20,7 +20,7 @@ pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_L
 pub use jobs::{JobRow, JobState, JobStore};
 pub use lifecycle::{BlockedRecord, LifecycleStore};
 pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
-pub use subjects::{SubjectRecords, SubjectStore};
+pub use subjects::{ConsentRow, ConsentState, SubjectRecords, SubjectStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRow {
@@ -142,6 +142,9 @@ pub struct SubjectRow {
 /// Processing of the subject is restricted (Art. 18): every data operation but export and
 /// erasure is refused.
 pub const SUBJECT_RESTRICTED: u32 = 1;
+/// The subject objected to a purpose at some time (its consent register says which): reads
+/// for purposes based on legitimate interest look there.
+pub const SUBJECT_OBJECTED: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordState {
@@ -343,6 +346,10 @@ pub enum Op {
         subject: SubjectId,
         records: u64,
     },
+    /// Appends a change to the consent register as the next in its (subject, purpose)
+    /// sequence (the store numbers it; `seq` is ignored); `Conflict("subject")` if the subject
+    /// is gone. An objection also sets the subject's [`SUBJECT_OBJECTED`] flag.
+    RecordConsent(ConsentRow),
     /// Sets (`on`) or clears one flag of a subject; `Conflict("subject")` if it is gone.
     SetSubjectFlag {
         tenant: TenantId,

@@ -27,4 +27,53 @@ pub trait SubjectStore: Send + Sync {
     ) -> StoreResult<Vec<SubjectRecords>>;
     /// The tenant's subjects whose processing is restricted (a partial index: few rows).
     async fn find_restricted_subjects(&self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>>;
+    /// The latest consent change of a subject for a purpose: the state in force.
+    async fn find_consent(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        purpose: &str,
+    ) -> StoreResult<Option<ConsentRow>>;
+    /// Every consent change of a subject, by purpose then sequence.
+    async fn find_consents(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> StoreResult<Vec<ConsentRow>>;
+}
+
+/// The state a consent change leaves in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentState {
+    Withdrawn = 0,
+    Given = 1,
+    /// An objection to a purpose based on legitimate interest.
+    Objected = 2,
+}
+
+impl ConsentState {
+    pub fn from_stored(n: i64) -> Option<Self> {
+        match n {
+            0 => Some(Self::Withdrawn),
+            1 => Some(Self::Given),
+            2 => Some(Self::Objected),
+            _ => None,
+        }
+    }
+}
+
+/// One change in the consent register. Written by `Op::RecordConsent`, which numbers it the
+/// next in its (subject, purpose) sequence, for a subject that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub tenant: TenantId,
+    pub subject: SubjectId,
+    pub purpose: String,
+    /// 1 for the first change of this subject and purpose, then one more each time.
+    pub seq: u64,
+    pub state: ConsentState,
+    pub at: i64,
+    pub source: String,
+    pub text_hash: Option<[u8; 32]>,
+    pub recorded_by: String,
 }

@@ -100,6 +100,7 @@ pub(super) fn collection_view(row: &CollectionRow) -> proto::Collection {
         purge_grace_days: row.def.purge_grace_days,
         retention: row.def.retention.clone(),
         history_depth: row.def.history_depth,
+        bases: row.def.bases.clone(),
         updated_at: row.updated_at,
     }
 }

@@ -14,6 +14,7 @@ mod audit_log;
 mod auth;
 mod bulk;
 pub mod config_history;
+mod consents;
 mod lifecycle;
 mod records;
 mod register_crypto;

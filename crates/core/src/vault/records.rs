@@ -39,6 +39,11 @@ pub(super) struct Prepared {
     pub(super) tenant: TenantId,
     col: CollectionRow,
     access: Access,
+    /// The request's purpose and its lawful basis in this collection, if it declares one.
+    pub(super) purpose: Option<String>,
+    pub(super) basis: Option<proto::LawfulBasis>,
+    /// Who asks (as audit entries name them).
+    pub(super) actor: String,
 }
 
 fn field_aad(tenant: &TenantId, collection: &str, record: &RecordId, field: &str) -> Aad {
@@ -85,10 +90,18 @@ impl Vault {
             .filter_map(|r| r.def.collections.get(&col.name))
             .collect();
         let access = authorize(&col.def, &grants, op, ctx.purpose.as_deref())?;
+        let basis = ctx
+            .purpose
+            .as_ref()
+            .and_then(|p| col.def.bases.get(p))
+            .copied();
         Ok(Prepared {
             tenant,
             col,
             access,
+            purpose: ctx.purpose.clone(),
+            basis,
+            actor: ctx.principal.actor(),
         })
     }
 
@@ -242,6 +255,7 @@ impl Vault {
                 ops,
             )
             .await?;
+        self.lawful_new(prep, &subject, req.consent, ops).await?;
         let (_, kek) = self.current_kek(&prep.tenant).await?;
         let id = RecordId::generate_at(self.rng.as_ref(), self.now());
         let mut sealed = Vec::with_capacity(values.len());
@@ -465,7 +479,7 @@ impl Vault {
                 .await?;
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
-            unrestricted(row.subject_flags)?;
+            self.processable(&prep, &row).await?;
             let (rec, shown) = self.view(&prep, &row).await?;
             ev.fields = shown;
             Ok((rec, vec![]))
@@ -492,7 +506,7 @@ impl Vault {
                 .await?;
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
-            unrestricted(row.subject_flags)?;
+            self.processable(&prep, &row).await?;
             let mut versions = Vec::new();
             let mut shown_all = std::collections::BTreeSet::new();
             for (version, updated_at, data) in
@@ -553,7 +567,7 @@ impl Vault {
                 // subject): nothing of a restricted subject is processed.
                 match self.load_active(&prep, &id).await {
                     Ok(row) => {
-                        if let Err(e) = unrestricted(row.subject_flags) {
+                        if let Err(e) = self.processable(&prep, &row).await {
                             ev.records.push(id);
                             ev.subject = Some(row.subject);
                             return Err(e);
@@ -619,7 +633,7 @@ impl Vault {
             ev.records.push(id.clone());
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
-            unrestricted(row.subject_flags)?;
+            self.processable(&prep, &row).await?;
             let dek = self.subject_dek(&prep.tenant, &row.subject).await?;
             let (_, kek) = self.current_kek(&prep.tenant).await?;
             let mut sealed = codec::decode(&row.data)?;
@@ -685,7 +699,7 @@ impl Vault {
                 .await?;
             let row = self.load_active(&prep, &id).await?;
             ev.subject = Some(row.subject.clone());
-            unrestricted(row.subject_flags)?;
+            self.processable(&prep, &row).await?;
             let op = Op::BlockRecord {
                 tenant: prep.tenant.clone(),
                 id,
@@ -750,13 +764,16 @@ impl Vault {
             let expected = normalise(f, &value);
             let mut matching = Vec::with_capacity(rows.len());
             let mut mismatched = Vec::new();
-            // Restricted subjects' records are not processed: left out of the answer, counted
-            // in the entry.
+            // Records of subjects that may not be processed for this purpose (restricted,
+            // without consent, objected) are left out of the answer, counted in the entry.
             let before = rows.len();
-            let rows: Vec<RecordRow> = rows
-                .into_iter()
-                .filter(|r| unrestricted(r.subject_flags).is_ok())
-                .collect();
+            let mut allowed = Vec::with_capacity(before);
+            for r in rows {
+                if self.processable(&prep, &r).await.is_ok() {
+                    allowed.push(r);
+                }
+            }
+            let rows = allowed;
             let withheld = before - rows.len();
             for row in rows {
                 if self.field_matches(&prep, &row, idx, &expected).await? {
@@ -783,7 +800,7 @@ impl Vault {
             }
             ev.fields = fields.into_iter().collect();
             if withheld > 0 {
-                ev.objects.push(format!("restricted_withheld:{withheld}"));
+                ev.objects.push(format!("withheld:{withheld}"));
             }
             for id in &mismatched {
                 tracing::error!(alert = "index_mismatch", record = %id, collection = %prep.col.name,

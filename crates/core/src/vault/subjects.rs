@@ -46,7 +46,7 @@ fn parse_subject(id: &str) -> Result<SubjectId> {
 impl Vault {
     /// The tenant of a caller who may act on data subjects' requests: the tenant's
     /// `privacy_officer`, or for the view (`admin_too`) also its `admin`.
-    fn privacy_officer(&self, ctx: &RequestCtx, admin_too: bool) -> Result<TenantId> {
+    pub(super) fn privacy_officer(&self, ctx: &RequestCtx, admin_too: bool) -> Result<TenantId> {
         let tenant = self.tenant_of(ctx)?;
         let p = &ctx.principal;
         if p.has_role(ROLE_PRIVACY_OFFICER) || (admin_too && p.has_role(ROLE_ADMIN)) {
@@ -146,6 +146,14 @@ impl Vault {
             holds,
             collections,
             restricted: row.flags & SUBJECT_RESTRICTED != 0,
+            // The latest change per purpose (the register is in purpose, sequence order).
+            consents: self
+                .store
+                .find_consents(tenant, subject)
+                .await?
+                .iter()
+                .map(|c| (c.purpose.clone(), super::consents::entry_view(c).state))
+                .collect(),
         })
     }
 

@@ -129,6 +129,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         subjects::erase,
         subjects::restrict,
         subjects::lift_restriction,
+        subjects::record_consent,
+        subjects::consents,
         jobs::get,
         jobs::run,
     ),
@@ -340,6 +342,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/subjects/{subject}/restriction/lift",
             post(subjects::lift_restriction),
+        )
+        .route(
+            "/v1/subjects/{subject}/consents",
+            post(subjects::record_consent).get(subjects::consents),
         )
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))

@@ -7,7 +7,8 @@ use axum::Json;
 use super::error::ApiResult;
 use strongroom_core::error::{Code, Error};
 
-use super::extract::{Caller, PathParams, QueryPairs};
+use super::extract::{Body, Caller, PathParams, QueryPairs};
+use super::handlers::body;
 use super::AppState;
 
 #[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects",
@@ -72,6 +73,36 @@ pub async fn lift_restriction(
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<strongroom_proto::SubjectView>> {
     Ok(Json(s.vault.restrict_subject(&c.0, &id, false).await?))
+}
+
+#[utoipa::path(post, path = "/v1/subjects/{subject}/consents", tag = "subjects",
+    params(("subject" = String, Path)),
+    request_body = strongroom_proto::ConsentChange,
+    responses((status = 200, body = strongroom_proto::ConsentEntry, description = "the change as the consent register keeps it (an application whose roles use the purpose, the `privacy_officer` or the `admin`)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant"),
+              (status = 422, body = strongroom_proto::ErrorBody, description = "`unknown_purpose`: no collection bases the purpose on consent (or, to object, on legitimate interest)")),
+    security(("bearer" = [])))]
+pub async fn record_consent(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    b: Body<strongroom_proto::ConsentChange>,
+) -> ApiResult<Json<strongroom_proto::ConsentEntry>> {
+    let req = body(&s, &c, "consent.record", b).await?;
+    Ok(Json(s.vault.record_consent(&c.0, &id, req).await?))
+}
+
+#[utoipa::path(get, path = "/v1/subjects/{subject}/consents", tag = "subjects",
+    params(("subject" = String, Path)),
+    responses((status = 200, body = strongroom_proto::SubjectConsents, description = "every change of the subject's consents and objections (`privacy_officer` or `admin`)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant")),
+    security(("bearer" = [])))]
+pub async fn consents(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::SubjectConsents>> {
+    Ok(Json(s.vault.subject_consents(&c.0, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/subjects/{subject}/erasure", tag = "subjects",

@@ -251,6 +251,8 @@ async fn openapi_documents_every_endpoint() {
         ("/v1/subjects/{subject}/erasure", "post"),
         ("/v1/subjects/{subject}/restriction", "post"),
         ("/v1/subjects/{subject}/restriction/lift", "post"),
+        ("/v1/subjects/{subject}/consents", "get"),
+        ("/v1/subjects/{subject}/consents", "post"),
         ("/v1/jobs/{id}", "get"),
         ("/v1/jobs/{id}/run", "post"),
         ("/readyz", "get"),

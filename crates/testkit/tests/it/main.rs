@@ -8,6 +8,7 @@ mod audit_log;
 mod bad_input;
 mod boot;
 mod compliance;
+mod consents;
 mod health;
 mod identity;
 mod jobs;
