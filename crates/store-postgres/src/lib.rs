@@ -380,6 +380,21 @@ impl SubjectStore for PgStore {
         )
     }
 
+    async fn find_record_consent(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        id: &strongroom_core::ids::RecordId,
+        purpose: &str,
+    ) -> StoreResult<
+        Option<(
+            strongroom_core::store::RecordRow,
+            Option<strongroom_core::store::ConsentState>,
+        )>,
+    > {
+        read::record_consent(&*self.reader().await?, tenant, collection, id, purpose).await
+    }
+
     async fn find_consents(
         &self,
         tenant: &TenantId,

@@ -945,3 +945,36 @@ pub(crate) async fn consents(
         })
         .collect()
 }
+
+pub(crate) async fn record_consent(
+    c: &Client,
+    tenant: &TenantId,
+    collection: &str,
+    id: &RecordId,
+    purpose: &str,
+) -> StoreResult<Option<(RecordRow, Option<strongroom_core::store::ConsentState>)>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS},
+                (SELECT c.state FROM consents c WHERE c.tenant = r.tenant AND c.subject = r.subject
+                 AND c.purpose = $4 ORDER BY c.seq DESC LIMIT 1)
+         FROM records r WHERE r.tenant = $1 AND r.id = $2 AND r.collection = $3"
+    );
+    rows(
+        c,
+        &sql,
+        &[&tenant.as_str(), &id.as_str(), &collection, &purpose],
+    )
+    .await?
+    .pop()
+    .map(|r| {
+        let state = r
+            .col::<Option<i32>>(9)?
+            .map(|n| {
+                strongroom_core::store::ConsentState::from_stored(i64::from(n))
+                    .ok_or_else(|| corrupt("consent state"))
+            })
+            .transpose()?;
+        Ok((record_row(tenant, &r)?, state))
+    })
+    .transpose()
+}

@@ -510,6 +510,23 @@ impl SubjectStore for SqliteStore {
             .await
     }
 
+    async fn find_record_consent(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        id: &RecordId,
+        purpose: &str,
+    ) -> StoreResult<Option<(RecordRow, Option<strongroom_core::store::ConsentState>)>> {
+        let (tenant, collection, id, purpose) = (
+            tenant.clone(),
+            collection.to_owned(),
+            id.clone(),
+            purpose.to_owned(),
+        );
+        self.read(move |c| read::record_consent(c, &tenant, &collection, &id, &purpose))
+            .await
+    }
+
     async fn find_consents(
         &self,
         tenant: &TenantId,

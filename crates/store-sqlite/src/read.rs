@@ -1099,3 +1099,35 @@ pub(crate) fn consents(
     .map(finish_consent)
     .collect()
 }
+
+pub(crate) fn record_consent(
+    conn: &Connection,
+    tenant: &TenantId,
+    collection: &str,
+    id: &RecordId,
+    purpose: &str,
+) -> StoreResult<Option<(RecordRow, Option<strongroom_core::store::ConsentState>)>> {
+    let found = query(
+        conn,
+        &format!(
+            "SELECT {RECORD_COLUMNS},
+                    (SELECT c.state FROM consents c WHERE c.tenant = r.tenant AND c.subject = r.subject
+                     AND c.purpose = ?4 ORDER BY c.seq DESC LIMIT 1)
+             FROM records r WHERE r.tenant = ?1 AND r.id = ?2 AND r.collection = ?3"
+        ),
+        params![tenant.as_str(), id.as_str(), collection, purpose],
+        |r| Ok((record_row(tenant, r)?, r.get::<_, Option<i64>>(9)?)),
+    )?
+    .pop();
+    found
+        .map(|(row, state)| {
+            let state = state
+                .map(|n| {
+                    strongroom_core::store::ConsentState::from_stored(n)
+                        .ok_or_else(|| corrupt("consent state"))
+                })
+                .transpose()?;
+            Ok((row, state))
+        })
+        .transpose()
+}

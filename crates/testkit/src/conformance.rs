@@ -1631,6 +1631,30 @@ pub async fn consents_are_numbered_in_order_and_go_with_the_subject(store: Arc<d
     );
     let latest = store.find_consent(&t, &s, "news").await.unwrap().unwrap();
     assert_eq!(latest.seq, 8);
+    // Read with a record in one statement: the state in force, for that purpose only.
+    let rec = record(&t, &s, b"r");
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertRecord {
+                row: rec.clone(),
+                index: vec![],
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    let (row, state) = store
+        .find_record_consent(&t, "people", &rec.id, "news")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.id, state), (rec.id.clone(), Some(latest.state)));
+    let (_, none) = store
+        .find_record_consent(&t, "people", &rec.id, "other")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(none, None);
     assert_eq!(latest.text_hash, Some([3; 32]));
     assert!(store.find_consent(&t, &s, "other").await.unwrap().is_none());
     // Another tenant's view of the same subject id: nothing.
@@ -1682,7 +1706,7 @@ pub async fn consents_are_numbered_in_order_and_go_with_the_subject(store: Arc<d
             ops: vec![Op::EraseSubject {
                 tenant: t.clone(),
                 subject: s.clone(),
-                records: 0,
+                records: 1,
             }],
             audit: vec![],
         })

@@ -34,6 +34,15 @@ pub trait SubjectStore: Send + Sync {
         subject: &SubjectId,
         purpose: &str,
     ) -> StoreResult<Option<ConsentRow>>;
+    /// A record (any state) with its subject's consent state in force for `purpose`, read in
+    /// one statement: the request path of a purpose based on consent.
+    async fn find_record_consent(
+        &self,
+        tenant: &TenantId,
+        collection: &str,
+        id: &crate::ids::RecordId,
+        purpose: &str,
+    ) -> StoreResult<Option<(crate::store::RecordRow, Option<ConsentState>)>>;
     /// Every consent change of a subject, by purpose then sequence.
     async fn find_consents(
         &self,

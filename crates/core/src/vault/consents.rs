@@ -79,6 +79,18 @@ fn parse_hash(h: &str) -> Result<[u8; 32]> {
     })
 }
 
+/// Refuses a purpose based on consent unless the subject's latest change is `given`.
+pub(super) fn consent_live(purpose: &str, latest: Option<ConsentState>) -> Result<()> {
+    if latest == Some(ConsentState::Given) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Code::ConsentRequired,
+            format!("purpose `{purpose}` is based on consent, and this data subject's consent to it is not given (or was withdrawn)"),
+        ))
+    }
+}
+
 impl Vault {
     /// Whether `row`'s subject may be processed for the prepared request's purpose: not
     /// restricted, with live consent where the purpose is based on consent, not objected to
@@ -94,19 +106,12 @@ impl Vault {
         };
         match basis {
             LawfulBasis::Consent => {
-                let live = self
+                let state = self
                     .store
                     .find_consent(&prep.tenant, subject, purpose)
                     .await?
-                    .is_some_and(|c| c.state == ConsentState::Given);
-                if live {
-                    Ok(())
-                } else {
-                    Err(Error::new(
-                        Code::ConsentRequired,
-                        format!("purpose `{purpose}` is based on consent, and this data subject's consent to it is not given (or was withdrawn)"),
-                    ))
-                }
+                    .map(|c| c.state);
+                consent_live(purpose, state)
             }
             LawfulBasis::LegitimateInterest if flags & SUBJECT_OBJECTED != 0 => {
                 let objected = self

@@ -455,6 +455,35 @@ impl Vault {
         Ok(strongroom_crypto::ct_eq(&normalise(f, &value), expected))
     }
 
+    /// A live record the request may process (see [`Vault::processable`]), its subject named
+    /// in the entry whatever the verdict. For a purpose based on consent the subject's consent
+    /// is read in the same statement as the record.
+    async fn load_checked(
+        &self,
+        prep: &Prepared,
+        id: &RecordId,
+        ev: &mut crate::audit::AuditEvent,
+    ) -> Result<RecordRow> {
+        if let (Some(proto::LawfulBasis::Consent), Some(purpose)) =
+            (prep.basis, prep.purpose.as_deref())
+        {
+            let (row, consent) = self
+                .store
+                .find_record_consent(&prep.tenant, &prep.col.name, id, purpose)
+                .await?
+                .filter(|(r, _)| r.state == RecordState::Active)
+                .ok_or_else(|| Error::not_found("record"))?;
+            ev.subject = Some(row.subject.clone());
+            unrestricted(row.subject_flags)?;
+            super::consents::consent_live(purpose, consent)?;
+            return Ok(row);
+        }
+        let row = self.load_active(prep, id).await?;
+        ev.subject = Some(row.subject.clone());
+        self.processable(prep, &row).await?;
+        Ok(row)
+    }
+
     async fn load_active(&self, prep: &Prepared, id: &RecordId) -> Result<RecordRow> {
         self.store
             .find_record(&prep.tenant, &prep.col.name, id)
@@ -477,9 +506,7 @@ impl Vault {
             let prep = self
                 .prepare(ctx, &mut ev, collection, Operation::Read)
                 .await?;
-            let row = self.load_active(&prep, &id).await?;
-            ev.subject = Some(row.subject.clone());
-            self.processable(&prep, &row).await?;
+            let row = self.load_checked(&prep, &id, &mut ev).await?;
             let (rec, shown) = self.view(&prep, &row).await?;
             ev.fields = shown;
             Ok((rec, vec![]))
@@ -504,9 +531,7 @@ impl Vault {
             let prep = self
                 .prepare(ctx, &mut ev, collection, Operation::History)
                 .await?;
-            let row = self.load_active(&prep, &id).await?;
-            ev.subject = Some(row.subject.clone());
-            self.processable(&prep, &row).await?;
+            let row = self.load_checked(&prep, &id, &mut ev).await?;
             let mut versions = Vec::new();
             let mut shown_all = std::collections::BTreeSet::new();
             for (version, updated_at, data) in
@@ -631,9 +656,7 @@ impl Vault {
                 }
             }
             ev.records.push(id.clone());
-            let row = self.load_active(&prep, &id).await?;
-            ev.subject = Some(row.subject.clone());
-            self.processable(&prep, &row).await?;
+            let row = self.load_checked(&prep, &id, &mut ev).await?;
             let dek = self.subject_dek(&prep.tenant, &row.subject).await?;
             let (_, kek) = self.current_kek(&prep.tenant).await?;
             let mut sealed = codec::decode(&row.data)?;
@@ -697,9 +720,7 @@ impl Vault {
             let prep = self
                 .prepare(ctx, &mut ev, collection, Operation::Delete)
                 .await?;
-            let row = self.load_active(&prep, &id).await?;
-            ev.subject = Some(row.subject.clone());
-            self.processable(&prep, &row).await?;
+            let row = self.load_checked(&prep, &id, &mut ev).await?;
             let op = Op::BlockRecord {
                 tenant: prep.tenant.clone(),
                 id,
