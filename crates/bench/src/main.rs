@@ -267,6 +267,7 @@ async fn http(
     let tenant = srv.tenant().await?;
     let mut stored = Stored::default();
     workloads::preload(&srv, &tenant, &mut stored, records).await?;
+    srv.settle().await?;
     if let Some(b) = baseline.as_mut() {
         b.preload(records).await?;
     }
