@@ -8,8 +8,8 @@
 #
 # It creates a tenant, its admin key, a `people` collection, a role and an application key;
 # stores Ada Lovelace; reads her back for an allowed purpose; is refused for a disallowed one;
-# finds her by email; shows the audit trail; deletes, restores and (with the collection's grace
-# period of 0 days) purges her record; then answers an erasure request for Grace Hopper with a
+# finds her by email; shows the audit trail; deletes, restores and (after shortening the grace
+# period to 0 days) purges her record; then answers an erasure request for Grace Hopper with a
 # signed receipt (checked offline with `strongroom receipt verify` when STRONGROOM_BIN names the
 # binary). Any step that does not behave exits non-zero.
 set -euo pipefail
@@ -78,8 +78,8 @@ call PUT /v1/collections/people "$ADMIN" "" '{
     {"name": "phone", "type": "phone", "classification": "personal", "mask": "last4", "purposes": ["support"]},
     {"name": "birth_date", "type": "date", "classification": "personal", "mask": "year"}
   ],
-  "purge_grace_days": 0}'
-expect 201 "admin defines the people collection (deleted records purged at the next run)"
+  "purge_grace_days": 7}'
+expect 201 "admin defines the people collection (deleted records restorable for 7 days)"
 
 call PUT /v1/roles/support_agent "$ADMIN" "" '{"collections": {"people": {
   "operations": ["create", "read", "search", "delete"],
@@ -132,6 +132,16 @@ expect 204 "the tenant admin restores it within its grace period"
 call GET "/v1/collections/people/records/$RECORD" "$APP" support
 expect 200 "she is back"
 
+call PUT /v1/collections/people "$ADMIN" "" '{
+  "purposes": ["support", "marketing"],
+  "fields": [
+    {"name": "email", "type": "email", "classification": "identifier", "searchable": true, "mask": "email", "required": true},
+    {"name": "name", "type": "string", "classification": "personal", "mask": "first1"},
+    {"name": "phone", "type": "phone", "classification": "personal", "mask": "last4", "purposes": ["support"]},
+    {"name": "birth_date", "type": "date", "classification": "personal", "mask": "year"}
+  ],
+  "purge_grace_days": 0}'
+expect 200 "the admin shortens the grace period to 0 days (purged at the next run)"
 call DELETE "/v1/collections/people/records/$RECORD" "$APP" support
 expect 204 "deleted again"
 call GET /v1/jobs/purge "$TOKEN" ""
