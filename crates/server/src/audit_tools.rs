@@ -212,9 +212,20 @@ async fn verify_store_log(
         .find_checkpoints(log)
         .await
         .map_err(|e| store_error(log, e))?;
+    // The log may grow while it is verified (a serving vault appends all the time, on several
+    // nodes): the head read now fixes what this pass checks — the writer commits entries, head,
+    // subject rows and nodes in one transaction, so everything up to it is there. What lies
+    // beyond is checked at the end against a head read after it.
+    let head = store
+        .find_audit_head(log)
+        .await
+        .map_err(|e| store_error(log, e))?;
+    let size = head.as_ref().map_or(0, |h| h.size);
     let witnessed = witness.map(|w| w.of(log)).unwrap_or_default();
     let mut v = LogVerifier::new(log, checkpoints, witnessed, public_key, digest_key)
         .map_err(VerifyError::Failed)?;
+    // The highest entry sequence number any row beyond `size` names.
+    let mut beyond = 0u64;
     // The next page is read (on the store's reader) while this one is checked, so that
     // reading and hashing use two cores.
     let mut page = store
@@ -223,19 +234,31 @@ async fn verify_store_log(
         .map_err(|e| store_error(log, e))?;
     while let Some(last) = page.last().map(|p| p.0) {
         let check = async {
-            for (seq, body, hash) in &page {
+            for (seq, body, hash) in page.iter().filter(|p| p.0 <= size) {
                 v.push(*seq, body, Some(hash))?;
             }
             Ok(())
         };
-        let (next, checked) = tokio::join!(store.find_audit_raw(log, last, PAGE), check);
+        beyond = beyond.max(if last > size { last } else { 0 });
+        let next = async {
+            if last >= size {
+                // Rows past the head: only the highest matters.
+                Ok(Vec::new())
+            } else {
+                store.find_audit_raw(log, last, PAGE).await
+            }
+        };
+        let (next, checked) = tokio::join!(next, check);
         checked.map_err(VerifyError::Failed)?;
         page = next.map_err(|e| store_error(log, e))?;
     }
-    let head = store
-        .find_audit_head(log)
+    if let Some((seq, _)) = store
+        .find_audit_tail(log)
         .await
-        .map_err(|e| store_error(log, e))?;
+        .map_err(|e| store_error(log, e))?
+    {
+        beyond = beyond.max(if seq > size { seq } else { 0 });
+    }
     let mut subjects = SetDigest::new(digest_key);
     let mut after = None;
     loop {
@@ -247,7 +270,11 @@ async fn verify_store_log(
             break;
         };
         for (subject, seq) in &rows {
-            subjects.subject_row(subject, *seq);
+            if *seq <= size {
+                subjects.subject_row(subject, *seq);
+            } else {
+                beyond = beyond.max(*seq);
+            }
         }
         after = Some(last);
     }
@@ -262,9 +289,30 @@ async fn verify_store_log(
             break;
         };
         for (level, index, hash) in &rows {
-            nodes.node_row(*level, *index, hash);
+            // A stored node covers leaves index·2^level + 1 ..= (index+1)·2^level.
+            let end = u128::from(*index + 1) << (*level).min(64);
+            if end <= u128::from(size) {
+                nodes.node_row(*level, *index, hash);
+            } else {
+                beyond = beyond.max(u64::try_from(end).unwrap_or(u64::MAX));
+            }
         }
         after = Some((level, index));
+    }
+    if beyond > 0 {
+        // Rows past the head read first are legitimate only if a later head covers them.
+        let now = store
+            .find_audit_head(log)
+            .await
+            .map_err(|e| store_error(log, e))?
+            .map_or(0, |h| h.size);
+        if beyond > now {
+            return Err(failed(
+                log,
+                Target::Entry(now + 1),
+                format!("inserted: rows name entry {beyond} but the vault wrote only {now} entries to this log"),
+            ));
+        }
     }
     v.finish(Some(Stored {
         head,

@@ -235,8 +235,6 @@ impl Vault {
         }
     }
 
-    /// Checkpoints every log that has `every_entries` new entries, or any new entry and no
-    /// checkpoint for `every_ms`. Returns how many were made.
     /// Signs a checkpoint of every log that has `every_entries` new entries, or any new entry
     /// and none signed for `every_ms`. Returns the checkpoints made (for the witness).
     pub async fn checkpoint_due(

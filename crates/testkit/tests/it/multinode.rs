@@ -304,17 +304,15 @@ async fn jobs_run_on_one_node_at_a_time_and_move_when_one_dies() {
             .post("/v1/jobs/audit.verify/run", &a.operator, None, json!({}))
             .await;
         assert_eq!(r.status, 202, "{}", r.text);
-        let mut runs = 0;
-        for _ in 0..60 {
-            runs = a.get("/v1/jobs/audit.verify", &a.operator, None).await.body["runs"]
-                .as_u64()
-                .unwrap();
-            if runs == k {
+        let mut job = a.get("/v1/jobs/audit.verify", &a.operator, None).await;
+        for _ in 0..100 {
+            if job.body["runs"].as_u64() == Some(k) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            job = a.get("/v1/jobs/audit.verify", &a.operator, None).await;
         }
-        assert_eq!(runs, k);
+        assert_eq!(job.body["runs"].as_u64(), Some(k), "{}", job.text);
     }
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let job = a.get("/v1/jobs/audit.verify", &a.operator, None).await;
