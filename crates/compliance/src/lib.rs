@@ -16,6 +16,7 @@ pub mod registers;
 pub mod render;
 pub mod report;
 pub mod ropa;
+pub mod subject_rights;
 pub mod subprocessors;
 pub mod summary;
 pub mod trainings;

@@ -195,6 +195,9 @@ pub async fn alerts(
         }
     }
     out.extend(crate::subprocessors::alerts(vault, tenant, now).await?);
+    if let Some(t) = tenant {
+        out.extend(crate::subject_rights::alerts(vault, t, now).await?);
+    }
     for d in decls.iter().filter(|d| !d.withdrawn && d.review_by < now) {
         out.push(proto::ComplianceAlert {
             kind: "review_overdue".into(),

@@ -15,7 +15,7 @@ pub fn date(ms: i64) -> String {
     when(ms).chars().take(10).collect()
 }
 
-fn when(ms: i64) -> String {
+pub(crate) fn when(ms: i64) -> String {
     // Days since the epoch to a civil date (Howard Hinnant's algorithm), UTC.
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);

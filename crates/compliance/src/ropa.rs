@@ -105,6 +105,28 @@ fn parse_fields(row: &RegisterEntryRow) -> Result<BTreeMap<String, String>> {
     serde_json::from_str(&row.body).map_err(|_| Error::integrity())
 }
 
+/// A collection's retention in words.
+pub fn retention_text(rule: Option<&strongroom_proto::Retention>) -> String {
+    use strongroom_proto::{RetentionAction, RetentionFrom};
+    match rule {
+        None => {
+            "no retention period: kept until deleted, then purged after the grace period".into()
+        }
+        Some(r) => format!(
+            "{} from {}, then {}",
+            r.period,
+            match r.from {
+                RetentionFrom::Created => "creation",
+                RetentionFrom::Updated => "the last update",
+            },
+            match r.action {
+                RetentionAction::Purge => "destroyed",
+                RetentionAction::KeepNonPersonal => "only the non-personal fields are kept",
+            }
+        ),
+    }
+}
+
 /// Derives the records of processing of `tenant` as of `now`.
 pub async fn derive(vault: &Vault, tenant: &TenantId, now: i64) -> Result<Ropa> {
     let store = vault.store();
@@ -159,9 +181,7 @@ pub async fn derive(vault: &Vault, tenant: &TenantId, now: i64) -> Result<Ropa> 
             special_categories: categories.iter().any(|x| x.special),
             categories,
             recipients,
-            retention: "not set: kept until deleted (retention periods arrive with the data \
-                        lifecycle)"
-                .into(),
+            retention: retention_text(c.def.retention.as_ref()),
         });
     }
     let subprocessors = crate::subprocessors::current(vault, Some(tenant), now)
@@ -258,7 +278,7 @@ pub fn csv(r: &Ropa) -> String {
 }
 
 /// Markdown text: inline characters that would change the layout are escaped.
-fn md(v: &str) -> String {
+pub(crate) fn md(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for ch in v.chars() {
         if matches!(

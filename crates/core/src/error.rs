@@ -12,6 +12,8 @@ pub enum Kind {
     Unauthenticated,
     Forbidden,
     NotFound,
+    /// It existed, and is no more (an export downloaded as often as allowed, or expired).
+    Gone,
     Conflict,
     TooLarge,
     Unsupported,
@@ -57,6 +59,8 @@ pub enum Code {
     NotFound,
     UnknownCollection,
     UnknownSubject,
+    /// The export expired or was downloaded as often as it allows (and was deleted).
+    ExportGone,
     AlreadyExists,
     /// A legal hold keeps the data: it may not be purged, erased or retained-out.
     LegalHold,
@@ -101,6 +105,7 @@ impl Code {
             Forbidden | OperationDenied | PurposeDenied | SubjectRestricted | ConsentRequired
             | SubjectObjected => Kind::Forbidden,
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
+            ExportGone => Kind::Gone,
             // The name is taken, by an object or by a built-in.
             AlreadyExists | VersionConflict | ReservedName | LegalHold => Kind::Conflict,
             AuditUnavailable | Unavailable | NotReady | RequestTimeout => Kind::Unavailable,
@@ -142,6 +147,7 @@ impl Code {
             NotFound => "not_found",
             UnknownCollection => "unknown_collection",
             UnknownSubject => "unknown_subject",
+            ExportGone => "export_gone",
             AlreadyExists => "already_exists",
             LegalHold => "legal_hold",
             SubjectRestricted => "subject_restricted",

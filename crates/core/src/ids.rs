@@ -78,6 +78,16 @@ id_type!(
     "rec_"
 );
 id_type!(
+    /// An export of a data subject's data (an access or portability request).
+    ExportId,
+    "exp_"
+);
+id_type!(
+    /// A data-subject request in the request register.
+    DsarId,
+    "dsr_"
+);
+id_type!(
     /// An API key (the id is public; the secret is not part of it).
     ApiKeyId,
     "key_"

@@ -50,6 +50,17 @@ pub fn cutoff(period_text: &str, now: i64) -> Result<i64> {
     Ok(at.timestamp().as_millisecond())
 }
 
+/// `months` calendar months after `at` (ms since the epoch), on the UTC calendar: a deadline of
+/// "one month" from 31 January is the last day of February.
+pub fn add_months(at: i64, months: i64) -> Result<i64> {
+    let z = Timestamp::from_millisecond(at)
+        .map_err(|_| Error::internal())?
+        .to_zoned(TimeZone::UTC)
+        .checked_add(Span::new().months(months))
+        .map_err(|_| Error::internal())?;
+    Ok(z.timestamp().as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

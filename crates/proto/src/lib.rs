@@ -1597,3 +1597,239 @@ pub struct ErasureReceipt {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
 }
+
+/// Asks for an export of everything the vault holds of a data subject (GDPR Art. 15 access,
+/// Art. 20 portability).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportInput {
+    /// Who receives it: the data subject, or the controller it is ported to (no control
+    /// characters). Recorded in the export register.
+    #[schema(min_length = 1, max_length = 200)]
+    pub recipient: String,
+    /// The data-subject request it answers (an id of the request register).
+    #[serde(default)]
+    #[schema(pattern = "^dsr_[0-9a-f]{32}$")]
+    pub request: Option<String>,
+    /// Days until the export expires and is deleted: 1 to 30, 7 when absent.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 30)]
+    pub expires_in_days: Option<u32>,
+    /// How many times it may be downloaded: 1 to 5, 1 when absent.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 5)]
+    pub downloads: Option<u32>,
+}
+
+/// An export made: where to download it, until when, how often.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportCreated {
+    pub id: String,
+    pub subject: String,
+    /// `/v1/exports/{id}` (JSON; `?format=text` for the human-readable rendering).
+    pub download: String,
+    pub expires_at: i64,
+    pub downloads: u32,
+    /// The number of records in it.
+    pub records: u64,
+}
+
+/// One record of a subject, every field decrypted, with its earlier versions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportedRecord {
+    pub collection: String,
+    pub id: String,
+    /// `active`, or `blocked` (deleted, awaiting purge).
+    pub state: String,
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Earlier versions kept by the collection's history, oldest first.
+    pub history: Vec<ExportedVersion>,
+}
+
+/// An earlier version of a record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportedVersion {
+    pub version: u64,
+    pub updated_at: i64,
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One access to the subject's data as the audit log records it: who, when, what, why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportedAccess {
+    pub time: i64,
+    /// The API key or user that acted (opaque id), or `system:…`.
+    pub actor: String,
+    pub action: String,
+    /// `ok`, `denied` or `failed`.
+    pub outcome: String,
+    pub purpose: Option<String>,
+    pub collection: Option<String>,
+    pub records: Vec<String>,
+    pub fields: Vec<String>,
+    /// Position in the tenant's audit log (provable with the log's inclusion proofs).
+    pub seq: u64,
+}
+
+/// A purpose and its lawful basis (none when the collection has not declared one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PurposeBasis {
+    pub purpose: String,
+    pub basis: Option<LawfulBasis>,
+}
+
+/// How one collection holding the subject's data is processed (from the records of
+/// processing).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProcessingActivity {
+    pub collection: String,
+    pub purposes: Vec<PurposeBasis>,
+    /// The categories of data: field names with their classification.
+    pub categories: Vec<String>,
+    /// The roles that receive the data (recipients within the controller).
+    pub recipients: Vec<String>,
+    /// How long it is kept.
+    pub retention: String,
+}
+
+/// A subprocessor engaged for the processing.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProcessingSubprocessor {
+    pub name: String,
+    pub service: String,
+    pub country: String,
+    /// Outside the EEA.
+    pub transfer: bool,
+    pub safeguard: String,
+}
+
+/// The processing facts of Art. 15(1): purposes, bases, recipients, retention, subprocessors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ProcessingFacts {
+    pub controller: String,
+    pub activities: Vec<ProcessingActivity>,
+    pub subprocessors: Vec<ProcessingSubprocessor>,
+}
+
+/// Everything the vault holds of a data subject (format `strongroom-subject-export/1`,
+/// described in `docs/subject-rights.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectExport {
+    pub format: String,
+    pub tenant: String,
+    pub subject: String,
+    pub export: String,
+    pub generated_at: i64,
+    pub expires_at: i64,
+    /// Always `data_subject_request`.
+    pub purpose: String,
+    pub request: Option<String>,
+    pub recipient: String,
+    /// Processing was restricted (Art. 18) when the export was made.
+    pub restricted: bool,
+    pub records: Vec<ExportedRecord>,
+    /// The consent register of the subject.
+    pub consents: Vec<ConsentEntry>,
+    /// Who accessed the subject's data, oldest first.
+    pub accesses: Vec<ExportedAccess>,
+    pub processing: ProcessingFacts,
+}
+
+/// What a data subject asks for (GDPR Art. 15–21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DsarKind {
+    Access,
+    Rectification,
+    Erasure,
+    Restriction,
+    Portability,
+    Objection,
+}
+
+/// Where a data-subject request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DsarStatus {
+    /// Received, being worked on.
+    #[default]
+    Open,
+    /// Answered: `fulfilment` names the export or erasure that did it.
+    Fulfilled,
+    /// Refused (Art. 12(5)) or not possible: `note` says why.
+    Refused,
+}
+
+/// A data-subject request to record or update (OR-04). The answer is due one calendar month
+/// after receipt, extensible by up to two more months with a reason (Art. 12(3)).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DsarInput {
+    pub kind: DsarKind,
+    /// When the request was received (ms since the epoch; not in the future).
+    #[schema(minimum = 0)]
+    pub received_at: i64,
+    /// The data subject, once identified (`sub_…` of this tenant).
+    #[serde(default)]
+    #[schema(pattern = "^sub_[0-9a-f]{32}$")]
+    pub subject: Option<String>,
+    /// Who verified the requester's identity, and when: required before it is fulfilled.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub identity_verified_by: Option<String>,
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub identity_verified_at: Option<i64>,
+    /// Months the deadline is extended by: 0 (the default) to 2, with a reason.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 2)]
+    pub extension_months: u32,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
+    pub extension_reason: Option<String>,
+    #[serde(default)]
+    pub status: DsarStatus,
+    /// What answered it: the export (`exp_…`) for access and portability; for erasure the
+    /// subject's erasure is looked up in the erasure ledger; free reference otherwise.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub fulfilment: Option<String>,
+    /// When it was answered or refused.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub closed_at: Option<i64>,
+    /// A note: why it was refused, what was rectified.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub note: Option<String>,
+}
+
+/// A data-subject request as the register keeps it, with its deadline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Dsar {
+    pub id: String,
+    pub version: u32,
+    pub request: DsarInput,
+    /// Received + 1 month (+ the extension), on the UTC calendar.
+    pub due_at: i64,
+    /// Open past its due date.
+    pub overdue: bool,
+    /// Days from receipt to closing, once closed.
+    pub days_to_answer: Option<f64>,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DsarList {
+    pub requests: Vec<Dsar>,
+    /// Open requests, of which overdue; median days to answer the closed ones.
+    pub open: u64,
+    pub overdue: u64,
+    pub median_days_to_answer: Option<f64>,
+}

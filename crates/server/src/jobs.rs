@@ -72,6 +72,7 @@ pub fn kinds() -> Vec<Arc<dyn JobKind>> {
         Arc::new(ComplianceAlerts),
         Arc::new(strongroom_core::vault::Purge),
         Arc::new(strongroom_core::vault::Retention),
+        Arc::new(strongroom_core::vault::ExportExpiry),
     ]
 }
 
@@ -106,6 +107,10 @@ pub async fn runner(
     // Deleted records past their grace period: hourly.
     runner
         .ensure(vault, JobRow::new("purge", None, 3_600_000, now))
+        .await?;
+    // Exports past their expiry: hourly (a download after expiry is refused in any case).
+    runner
+        .ensure(vault, JobRow::new("exports.expire", None, 3_600_000, now))
         .await?;
     // Records past their collection's retention period: daily.
     runner

@@ -31,7 +31,7 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -41,6 +41,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
+    include_str!("schema_v10.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -401,6 +402,36 @@ impl SubjectStore for PgStore {
         subject: &SubjectId,
     ) -> StoreResult<Vec<strongroom_core::store::ConsentRow>> {
         read::consents(&*self.reader().await?, tenant, subject, None).await
+    }
+}
+
+#[async_trait]
+impl strongroom_core::store::ExportStore for PgStore {
+    async fn find_export(
+        &self,
+        tenant: &TenantId,
+        id: &strongroom_core::ids::ExportId,
+    ) -> StoreResult<Option<strongroom_core::store::ExportRow>> {
+        read::export(&*self.reader().await?, tenant, id).await
+    }
+
+    async fn find_expired_exports(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(TenantId, strongroom_core::ids::ExportId)>> {
+        read::expired_exports(&*self.reader().await?, now, limit).await
+    }
+
+    async fn find_subject_record_rows(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        let after = after.map(RecordId::as_str);
+        read::subject_record_rows(&*self.reader().await?, tenant, subject, after, limit).await
     }
 }
 

@@ -978,3 +978,82 @@ pub(crate) async fn record_consent(
     })
     .transpose()
 }
+
+pub(crate) async fn export(
+    c: &Client,
+    tenant: &TenantId,
+    id: &strongroom_core::ids::ExportId,
+) -> StoreResult<Option<strongroom_core::store::ExportRow>> {
+    rows(
+        c,
+        "SELECT subject, created_at, expires_at, downloads_left, data FROM exports
+         WHERE tenant = $1 AND id = $2",
+        &[&tenant.as_str(), &id.as_str()],
+    )
+    .await?
+    .pop()
+    .map(|r| {
+        let subject: String = r.col(0)?;
+        let left: i32 = r.col(3)?;
+        Ok(strongroom_core::store::ExportRow {
+            tenant: tenant.clone(),
+            id: id.clone(),
+            subject: SubjectId::parse(&subject).ok_or_else(|| corrupt("subject id"))?,
+            created_at: r.col(1)?,
+            expires_at: r.col(2)?,
+            downloads_left: u32::try_from(left).map_err(|_| corrupt("export downloads"))?,
+            data: r.col(4)?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn expired_exports(
+    c: &Client,
+    now: i64,
+    limit: u32,
+) -> StoreResult<Vec<(TenantId, strongroom_core::ids::ExportId)>> {
+    rows(
+        c,
+        "SELECT tenant, id FROM exports WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        &[&now, &i64::from(limit)],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let (t, id): (String, String) = (r.col(0)?, r.col(1)?);
+        Ok((
+            TenantId::parse(&t).ok_or_else(|| corrupt("tenant id"))?,
+            strongroom_core::ids::ExportId::parse(&id).ok_or_else(|| corrupt("export id"))?,
+        ))
+    })
+    .collect()
+}
+
+pub(crate) async fn subject_record_rows(
+    c: &Client,
+    tenant: &TenantId,
+    subject: &SubjectId,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<RecordRow>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r
+         WHERE r.tenant = $1 AND r.subject = $2 AND r.id > coalesce($3::TEXT, '')
+         ORDER BY r.id LIMIT $4"
+    );
+    rows(
+        c,
+        &sql,
+        &[
+            &tenant.as_str(),
+            &subject.as_str(),
+            &after,
+            &i64::from(limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| record_row(tenant, r))
+    .collect()
+}

@@ -703,11 +703,62 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
             if n != 1 {
                 return Err(StoreError::Conflict("subject"));
             }
+            for sql in [
+                "DELETE FROM consents WHERE tenant = $1 AND subject = $2",
+                "DELETE FROM exports WHERE tenant = $1 AND subject = $2",
+            ] {
+                exec(tx, sql, &[&tenant.as_str(), &subject.as_str()], "subject").await?;
+            }
+        }
+        Op::PutExport(e) => {
+            let left =
+                i32::try_from(e.downloads_left).map_err(|_| StoreError::Conflict("export"))?;
+            let n = exec(
+                tx,
+                "INSERT INTO exports (tenant, id, subject, created_at, expires_at, downloads_left, data)
+                 SELECT $1, $2, $3, $4, $5, $6, $7
+                 WHERE EXISTS (SELECT 1 FROM subjects WHERE tenant = $1 AND id = $3)",
+                &[
+                    &e.tenant.as_str(),
+                    &e.id.as_str(),
+                    &e.subject.as_str(),
+                    &e.created_at,
+                    &e.expires_at,
+                    &left,
+                    &e.data,
+                ],
+                "export",
+            )
+            .await?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
+        Op::TakeExport { tenant, id, now } => {
+            // One statement, the row locked: two downloads racing for the last one cannot
+            // both count it.
+            let left: Option<i32> = tx
+                .query_opt(
+                    "SELECT downloads_left FROM exports WHERE tenant = $1 AND id = $2 AND expires_at > $3
+                     FOR UPDATE",
+                    &[&tenant.as_str(), &id.as_str(), now],
+                )
+                .await
+                .map_err(|e| map_err(e, "export"))?
+                .map(|r| r.get(0));
+            let sql = match left {
+                Some(1) => "DELETE FROM exports WHERE tenant = $1 AND id = $2",
+                Some(_) => "UPDATE exports SET downloads_left = downloads_left - 1 WHERE tenant = $1 AND id = $2",
+                None => return Err(StoreError::Conflict("export")),
+            };
+            exec(tx, sql, &[&tenant.as_str(), &id.as_str()], "export").await?;
+        }
+        Op::DeleteExport { tenant, id } => {
             exec(
                 tx,
-                "DELETE FROM consents WHERE tenant = $1 AND subject = $2",
-                &[&tenant.as_str(), &subject.as_str()],
-                "consent",
+                "DELETE FROM exports WHERE tenant = $1 AND id = $2",
+                &[&tenant.as_str(), &id.as_str()],
+                "export",
             )
             .await?;
         }
@@ -794,6 +845,7 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                  AND id IN (SELECT id FROM records WHERE tenant = $1 AND subject = $2)",
                 "DELETE FROM records WHERE tenant = $1 AND subject = $2",
                 "DELETE FROM consents WHERE tenant = $1 AND subject = $2",
+                "DELETE FROM exports WHERE tenant = $1 AND subject = $2",
             ] {
                 exec(tx, sql, &[&t, &sub], "record").await?;
             }

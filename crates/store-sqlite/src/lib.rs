@@ -20,15 +20,16 @@ use strongroom_core::checkpoint::CheckpointRow;
 use strongroom_core::ids::{ApiKeyId, RecordId, SubjectId, TenantId, UserId};
 use strongroom_core::store::{
     ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, ConsentRow,
-    DeclarationRow, Faults, JobRow, JobStore, LifecycleStore, Receipt, RecordRow, RegisterEntryRow,
-    RegisterStore, RoleRow, SessionRow, Store, StoreError, StoreResult, SubjectRecords, SubjectRow,
-    SubjectStore, TenantKeyRow, TenantRow, UnitOfWork, UserRow,
+    DeclarationRow, ExportRow, ExportStore, Faults, JobRow, JobStore, LifecycleStore, Receipt,
+    RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store, StoreError,
+    StoreResult, SubjectRecords, SubjectRow, SubjectStore, TenantKeyRow, TenantRow, UnitOfWork,
+    UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -41,6 +42,7 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
+    include_str!("schema_v13.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -534,6 +536,40 @@ impl SubjectStore for SqliteStore {
     ) -> StoreResult<Vec<ConsentRow>> {
         let (tenant, subject) = (tenant.clone(), subject.clone());
         self.read(move |c| read::consents(c, &tenant, &subject))
+            .await
+    }
+}
+
+#[async_trait]
+impl ExportStore for SqliteStore {
+    async fn find_export(
+        &self,
+        tenant: &TenantId,
+        id: &strongroom_core::ids::ExportId,
+    ) -> StoreResult<Option<ExportRow>> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| read::export(c, &tenant, &id)).await
+    }
+
+    async fn find_expired_exports(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(TenantId, strongroom_core::ids::ExportId)>> {
+        self.read(move |c| read::expired_exports(c, now, limit))
+            .await
+    }
+
+    async fn find_subject_record_rows(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        let (tenant, subject) = (tenant.clone(), subject.clone());
+        let after = after.map(|a| a.as_str().to_owned());
+        self.read(move |c| read::subject_record_rows(c, &tenant, &subject, after.as_deref(), limit))
             .await
     }
 }

@@ -1131,3 +1131,79 @@ pub(crate) fn record_consent(
         })
         .transpose()
 }
+
+pub(crate) fn export(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &strongroom_core::ids::ExportId,
+) -> StoreResult<Option<strongroom_core::store::ExportRow>> {
+    let raw = query(
+        conn,
+        "SELECT subject, created_at, expires_at, downloads_left, data FROM exports
+         WHERE tenant = ?1 AND id = ?2",
+        params![tenant.as_str(), id.as_str()],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        },
+    )?;
+    raw.into_iter()
+        .next()
+        .map(|(subject, created_at, expires_at, left, data)| {
+            Ok(strongroom_core::store::ExportRow {
+                tenant: tenant.clone(),
+                id: id.clone(),
+                subject: SubjectId::parse(&subject).ok_or_else(|| corrupt("subject id"))?,
+                created_at,
+                expires_at,
+                downloads_left: u32::try_from(left).map_err(|_| corrupt("export downloads"))?,
+                data,
+            })
+        })
+        .transpose()
+}
+
+pub(crate) fn expired_exports(
+    conn: &Connection,
+    now: i64,
+    limit: u32,
+) -> StoreResult<Vec<(TenantId, strongroom_core::ids::ExportId)>> {
+    let raw = query(
+        conn,
+        "SELECT tenant, id FROM exports WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+        params![now, limit],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )?;
+    raw.into_iter()
+        .map(|(t, id)| {
+            Ok((
+                TenantId::parse(&t).ok_or_else(|| corrupt("tenant id"))?,
+                strongroom_core::ids::ExportId::parse(&id).ok_or_else(|| corrupt("export id"))?,
+            ))
+        })
+        .collect()
+}
+
+pub(crate) fn subject_record_rows(
+    conn: &Connection,
+    tenant: &TenantId,
+    subject: &SubjectId,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<RecordRow>> {
+    query(
+        conn,
+        &format!(
+            "SELECT {RECORD_COLUMNS} FROM records r INDEXED BY records_subject
+             WHERE r.tenant = ?1 AND r.subject = ?2 AND r.id > coalesce(?3, '')
+             ORDER BY r.id LIMIT ?4"
+        ),
+        params![tenant.as_str(), subject.as_str(), after, limit],
+        |r| record_row(tenant, r),
+    )
+}

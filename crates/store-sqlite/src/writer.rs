@@ -847,11 +847,63 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
             if n != 1 {
                 return Err(StoreError::Conflict("subject"));
             }
+            for sql in [
+                "DELETE FROM consents WHERE tenant = ?1 AND subject = ?2",
+                "DELETE FROM exports WHERE tenant = ?1 AND subject = ?2",
+            ] {
+                exec(
+                    conn,
+                    sql,
+                    params![tenant.as_str(), subject.as_str()],
+                    "subject",
+                )?;
+            }
+        }
+        Op::PutExport(e) => {
+            let n = exec(
+                conn,
+                "INSERT INTO exports (tenant, id, subject, created_at, expires_at, downloads_left, data)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE EXISTS (SELECT 1 FROM subjects WHERE tenant = ?1 AND id = ?3)",
+                params![
+                    e.tenant.as_str(),
+                    e.id.as_str(),
+                    e.subject.as_str(),
+                    e.created_at,
+                    e.expires_at,
+                    e.downloads_left,
+                    e.data
+                ],
+                "export",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("subject"));
+            }
+        }
+        Op::TakeExport { tenant, id, now } => {
+            let n = exec(
+                conn,
+                "DELETE FROM exports WHERE tenant = ?1 AND id = ?2 AND expires_at > ?3
+                 AND downloads_left = 1",
+                params![tenant.as_str(), id.as_str(), now],
+                "export",
+            )? + exec(
+                conn,
+                "UPDATE exports SET downloads_left = downloads_left - 1
+                 WHERE tenant = ?1 AND id = ?2 AND expires_at > ?3 AND downloads_left > 1",
+                params![tenant.as_str(), id.as_str(), now],
+                "export",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("export"));
+            }
+        }
+        Op::DeleteExport { tenant, id } => {
             exec(
                 conn,
-                "DELETE FROM consents WHERE tenant = ?1 AND subject = ?2",
-                params![tenant.as_str(), subject.as_str()],
-                "consent",
+                "DELETE FROM exports WHERE tenant = ?1 AND id = ?2",
+                params![tenant.as_str(), id.as_str()],
+                "export",
             )?;
         }
         Op::RecordConsent(c) => {
@@ -928,6 +980,7 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                  AND id IN (SELECT id FROM records WHERE tenant = ?1 AND subject = ?2)",
                 "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
                 "DELETE FROM consents WHERE tenant = ?1 AND subject = ?2",
+                "DELETE FROM exports WHERE tenant = ?1 AND subject = ?2",
             ] {
                 exec(conn, sql, params![t, sub], "record")?;
             }

@@ -32,7 +32,8 @@ macro_rules! store_conformance {
             register_versions_are_never_rewritten,
             jobs_are_leased_to_one_holder_at_a_time,
             subject_flags_are_read_with_every_record,
-            consents_are_numbered_in_order_and_go_with_the_subject
+            consents_are_numbered_in_order_and_go_with_the_subject,
+            exports_are_taken_as_often_as_allowed_and_go_with_the_subject
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -1713,4 +1714,154 @@ pub async fn consents_are_numbered_in_order_and_go_with_the_subject(store: Arc<d
         .await
         .unwrap();
     assert!(store.find_consents(&t, &s).await.unwrap().is_empty());
+}
+
+/// Exports: stored for a subject that exists (else nothing, with the unit), read by their
+/// tenant only, each download counted once even when racing (the last deletes the row), none
+/// after expiry, listed as expired from their expiry on, deleted with the subject's erasure;
+/// the subject's records are listed in any state.
+pub async fn exports_are_taken_as_often_as_allowed_and_go_with_the_subject(store: Arc<dyn Store>) {
+    use strongroom_core::ids::ExportId;
+    use strongroom_core::store::ExportRow;
+    let (t, s) = setup(&store, "acme").await;
+    let (t2, _) = setup(&store, "other").await;
+    let row = |s: &SubjectId, left: u32, expires_at: i64| ExportRow {
+        tenant: t.clone(),
+        id: ExportId::generate(&OsRng),
+        subject: s.clone(),
+        created_at: 10,
+        expires_at,
+        downloads_left: left,
+        data: b"sealed".to_vec(),
+    };
+    let put = |r: ExportRow| UnitOfWork {
+        ops: vec![Op::PutExport(r)],
+        audit: vec![],
+    };
+    let take = |id: &ExportId, now: i64| UnitOfWork {
+        ops: vec![Op::TakeExport {
+            tenant: t.clone(),
+            id: id.clone(),
+            now,
+        }],
+        audit: vec![],
+    };
+    // A ghost subject, or another tenant's: nothing stored, the unit undone.
+    let ghost = row(&SubjectId::generate(&OsRng), 1, 100);
+    let mut foreign = row(&s, 1, 100);
+    foreign.tenant = t2.clone();
+    for bad in [ghost, foreign] {
+        let first = row(&s, 1, 100);
+        let r = store
+            .commit(UnitOfWork {
+                ops: vec![Op::PutExport(first.clone()), Op::PutExport(bad)],
+                audit: vec![],
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Conflict("subject"))), "{r:?}");
+        assert!(store.find_export(&t, &first.id).await.unwrap().is_none());
+    }
+    // Three downloads allowed, eight racing: three counted, the row gone after the third.
+    let e = row(&s, 3, 100);
+    store.commit(put(e.clone())).await.unwrap();
+    assert_eq!(store.find_export(&t, &e.id).await.unwrap(), Some(e.clone()));
+    assert!(store.find_export(&t2, &e.id).await.unwrap().is_none());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, unit) = (store.clone(), take(&e.id, 50));
+        tasks.push(tokio::spawn(async move { store.commit(unit).await }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict("export")) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ok, 3);
+    assert!(store.find_export(&t, &e.id).await.unwrap().is_none());
+    // Expired: not taken, listed from its expiry on, deleted.
+    let old = row(&s, 2, 100);
+    store.commit(put(old.clone())).await.unwrap();
+    let r = store.commit(take(&old.id, 100)).await;
+    assert!(matches!(r, Err(StoreError::Conflict("export"))), "{r:?}");
+    assert_eq!(
+        store
+            .find_export(&t, &old.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .downloads_left,
+        2
+    );
+    assert!(store.find_expired_exports(99, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.find_expired_exports(100, 10).await.unwrap(),
+        vec![(t.clone(), old.id.clone())]
+    );
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::DeleteExport {
+                tenant: t.clone(),
+                id: old.id.clone(),
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store
+        .find_expired_exports(1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A subject's records in any state, paged by id; then erasure takes its exports.
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        let mut rec = record(&t, &s, &[i]);
+        if i == 2 {
+            rec.state = RecordState::Blocked;
+        }
+        ids.push(rec.id.clone());
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertRecord {
+                    row: rec,
+                    index: vec![],
+                }],
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    ids.sort();
+    let first = store
+        .find_subject_record_rows(&t, &s, None, 3)
+        .await
+        .unwrap();
+    let rest = store
+        .find_subject_record_rows(&t, &s, Some(&first[2].id), 3)
+        .await
+        .unwrap();
+    let got: Vec<RecordId> = first.iter().chain(&rest).map(|r| r.id.clone()).collect();
+    assert_eq!(got, ids);
+    assert!(store
+        .find_subject_record_rows(&t2, &s, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let kept = row(&s, 1, 100);
+    store.commit(put(kept.clone())).await.unwrap();
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::EraseSubject {
+                tenant: t.clone(),
+                subject: s.clone(),
+                records: 5,
+            }],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store.find_export(&t, &kept.id).await.unwrap().is_none());
 }

@@ -54,7 +54,7 @@ static ALL: &[&dyn Collector] = &[
     &NotBuilt("test_data", "pseudonymised exports for test environments are not built yet"),
     &NotBuilt("key_rotation", "key rotation and re-encryption are not built yet"),
     &NotBuilt("anonymisation", "anonymised exports and statistics are not built yet"),
-    &NotBuilt("exports", "the export register is not built yet"),
+    &subjects::Exports,
     &registers::Transfers,
     &NotBuilt("backups", "backups are not built yet"),
     &NotBuilt("restore_tests", "verified backups and test restores are not built yet"),

@@ -1,21 +1,27 @@
-//! Collectors of the data-subject measures: requests answered from the vault (OR-04). Erasure
-//! with a signed receipt is built; the request register with its deadlines is not yet.
+//! Collectors of the data-subject measures: requests tracked against their deadlines and
+//! answered from the vault (OR-04), exports logged, expiring and deleted (TR-01).
 
 use async_trait::async_trait;
+use strongroom_core::ids::TenantId;
 use strongroom_core::vault::ERASURES;
 
 use super::unreadable;
 use crate::catalogue::Measure;
 use crate::evidence::{Collector, Context, Finding, Status};
+use crate::subject_rights;
 
-/// How many erasures the ledger records in the scope (a tenant, or every tenant).
-async fn erasures(ctx: &Context<'_>) -> Option<usize> {
-    let tenants = match ctx.scope.tenant() {
-        Some(t) => vec![t.clone()],
-        None => ctx.vault.store().find_tenant_ids().await.ok()?,
-    };
+/// The tenants the scope covers: one, or every tenant.
+async fn tenants(ctx: &Context<'_>) -> Option<Vec<TenantId>> {
+    match ctx.scope.tenant() {
+        Some(t) => Some(vec![t.clone()]),
+        None => ctx.vault.store().find_tenant_ids().await.ok(),
+    }
+}
+
+/// How many erasures the ledger records in the scope.
+async fn erasures(ctx: &Context<'_>, tenants: &[TenantId]) -> Option<usize> {
     let mut n = 0;
-    for t in &tenants {
+    for t in tenants {
         n += ctx
             .vault
             .register_entries(ERASURES, Some(t))
@@ -33,24 +39,95 @@ impl Collector for Dsar {
         "dsar"
     }
     async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
-        let how = "Erasure requests are answered from the vault: the subject's records, their \
-                   history and index entries and the subject's key are destroyed in one unit \
-                   with its audit entry, and a signed receipt proves it offline; the erasure \
-                   ledger keeps the opaque subject id, time and destroyed key id for restores.";
-        let Some(n) = erasures(ctx).await else {
+        let how = "Data-subject requests are registered with their type, receipt, identity \
+                   verification, deadline (one calendar month, extensible by two with a reason) \
+                   and what answered them; overdue requests raise alerts. Access and \
+                   portability are answered by an export of everything held of the subject \
+                   (records, history, accesses, processing facts); erasure destroys the \
+                   subject's key, records, history and index entries in one unit with its \
+                   audit entry, and a signed receipt proves it offline.";
+        let Some(tenants) = tenants(ctx).await else {
+            return unreadable("the tenants");
+        };
+        let Some(erased) = erasures(ctx, &tenants).await else {
             return unreadable("the erasure ledger");
         };
-        Finding::new(Status::Partial, how)
+        let mut requests = Vec::new();
+        for t in &tenants {
+            match subject_rights::current(ctx.vault, t, ctx.now).await {
+                Ok(r) => requests.extend(r),
+                Err(_) => return unreadable("the request register"),
+            }
+        }
+        let (open, overdue, median) = subject_rights::figures(&requests);
+        let mut f = Finding::new(Status::Met, how)
             .with(
-                "erasures with signed receipts",
-                n,
-                "erasure ledger",
+                "requests registered",
+                requests.len(),
+                "request register",
                 ctx.now,
             )
-            .missing(
-                "the data-subject request register (received, identity verified, due in one \
-                 month, extensions, status) is not built yet",
+            .with("requests open", open, "request register", ctx.now)
+            .with("requests overdue", overdue, "request register", ctx.now)
+            .with(
+                "median days to answer",
+                median.map_or_else(|| "none closed yet".to_owned(), |m| format!("{m}")),
+                "request register",
+                ctx.now,
             )
-            .missing("access and portability exports are not built yet")
+            .with(
+                "erasures with signed receipts",
+                erased,
+                "erasure ledger",
+                ctx.now,
+            );
+        if overdue > 0 {
+            f = f.missing(format!(
+                "{overdue} data-subject request(s) are past their deadline"
+            ));
+        }
+        f.settle()
+    }
+}
+
+pub struct Exports;
+#[async_trait]
+impl Collector for Exports {
+    fn name(&self) -> &'static str {
+        "exports"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let how = "Every export of a subject's data is recorded in the export register with its \
+                   recipient, purpose, request and expiry, and every download is an audit entry \
+                   with its purpose; an export is sealed under the subject's key, downloadable \
+                   as often as allowed (once by default) and deleted by the `exports.expire` \
+                   job when it expires (7 days by default) — or with the subject's erasure.";
+        let Some(tenants) = tenants(ctx).await else {
+            return unreadable("the tenants");
+        };
+        let (mut made, mut late) = (0, 0);
+        for t in &tenants {
+            match subject_rights::export_figures(ctx.vault, t, ctx.now).await {
+                Ok((m, l)) => {
+                    made += m;
+                    late += l;
+                }
+                Err(_) => return unreadable("the export register"),
+            }
+        }
+        let mut f = Finding::new(Status::Met, how)
+            .with("exports recorded", made, "export register", ctx.now)
+            .with(
+                "expired exports still stored a day later",
+                late,
+                "exports",
+                ctx.now,
+            );
+        if late > 0 {
+            f = f.missing(format!(
+                "{late} expired export(s) were not deleted within a day: is the `exports.expire` job running?"
+            ));
+        }
+        f.settle()
     }
 }

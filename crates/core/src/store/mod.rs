@@ -10,6 +10,7 @@ use strongroom_proto::{CollectionDef, RoleDef, SecuritySettings};
 use crate::audit::AuditEvent;
 
 mod audit;
+mod exports;
 mod jobs;
 mod lifecycle;
 mod registers;
@@ -17,6 +18,7 @@ mod subjects;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
+pub use exports::{ExportRow, ExportStore};
 pub use jobs::{JobRow, JobState, JobStore};
 pub use lifecycle::{BlockedRecord, LifecycleStore};
 pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
@@ -332,13 +334,15 @@ pub enum Op {
         id: RecordId,
         below: u64,
     },
-    /// Destroys a subject and its wrapped DEK; `Conflict("subject")` if it still has a record.
+    /// Destroys a subject and its wrapped DEK (and its exports, which only that key opens);
+    /// `Conflict("subject")` if it still has a record.
     DestroySubject {
         tenant: TenantId,
         subject: SubjectId,
     },
     /// Erases a subject: every record of it in any state, their history and blind-index
-    /// entries, and the subject with its wrapped DEK and reference. `Conflict("state")` if it
+    /// entries, its consents and exports, and the subject with its wrapped DEK and reference.
+    /// `Conflict("state")` if it
     /// does not have exactly `records` records (one was added or removed since they were
     /// counted), `Conflict("subject")` if the subject is gone.
     EraseSubject {
@@ -356,6 +360,20 @@ pub enum Op {
         subject: SubjectId,
         flag: u32,
         on: bool,
+    },
+    /// Stores an export; `Conflict("subject")` if the subject is gone.
+    PutExport(ExportRow),
+    /// Counts one download of an export that has not expired at `now` (deleting it with its
+    /// last allowed download); `Conflict("export")` if it is gone, used up or expired.
+    TakeExport {
+        tenant: TenantId,
+        id: crate::ids::ExportId,
+        now: i64,
+    },
+    /// Deletes an export if it is there (expiry).
+    DeleteExport {
+        tenant: TenantId,
+        id: crate::ids::ExportId,
     },
 }
 
@@ -396,6 +414,10 @@ impl From<StoreError> for Error {
             StoreError::Conflict("version") => Error::new(
                 Code::VersionConflict,
                 "the object changed while this request ran; read it again and retry",
+            ),
+            StoreError::Conflict("export") => Error::new(
+                Code::ExportGone,
+                "the export expired or was downloaded as often as it allows: it is deleted",
             ),
             StoreError::Conflict(what) => {
                 Error::new(Code::AlreadyExists, format!("{what} already exists"))
@@ -453,7 +475,15 @@ impl std::fmt::Debug for Faults {
 /// to ask for a record without saying whose it is.
 #[async_trait]
 pub trait Store:
-    AuditStore + RegisterStore + JobStore + LifecycleStore + SubjectStore + Send + Sync + 'static
+    AuditStore
+    + RegisterStore
+    + JobStore
+    + LifecycleStore
+    + SubjectStore
+    + ExportStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Applies a unit of work atomically and durably, sealing its audit events into their logs.
     /// On error nothing of the unit is visible.

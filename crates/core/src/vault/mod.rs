@@ -15,6 +15,8 @@ mod auth;
 mod bulk;
 pub mod config_history;
 mod consents;
+mod exports;
+pub use exports::{ExportContext, ExportEntry, ExportExpiry, DSR_PURPOSE, EXPORTS, EXPORT_FORMAT};
 mod lifecycle;
 mod records;
 mod register_crypto;

@@ -20,7 +20,7 @@ use crate::schema::{mask, normalise, parse_term, validate_value};
 use crate::store::{CollectionRow, IndexEntry, Op, RecordRow, RecordState, RoleRow};
 
 /// Version of subject DEKs (they are rewrapped on KEK rotation, never replaced).
-const DEK_VERSION: u32 = 1;
+pub(super) const DEK_VERSION: u32 = 1;
 /// Default and largest page of search results.
 const SEARCH_DEFAULT: u32 = 100;
 pub(super) const SEARCH_MAX: u32 = 1000;
@@ -46,7 +46,12 @@ pub(super) struct Prepared {
     pub(super) actor: String,
 }
 
-fn field_aad(tenant: &TenantId, collection: &str, record: &RecordId, field: &str) -> Aad {
+pub(super) fn field_aad(
+    tenant: &TenantId,
+    collection: &str,
+    record: &RecordId,
+    field: &str,
+) -> Aad {
     Aad::new("field")
         .str(tenant.as_str())
         .str(collection)

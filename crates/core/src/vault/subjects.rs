@@ -35,11 +35,11 @@ fn key_id(wrapped: &[u8]) -> String {
     format!("dek_{}", hex(&sha256(wrapped)[..16]))
 }
 
-fn unknown_subject() -> Error {
+pub(super) fn unknown_subject() -> Error {
     Error::new(Code::UnknownSubject, "no such data subject")
 }
 
-fn parse_subject(id: &str) -> Result<SubjectId> {
+pub(super) fn parse_subject(id: &str) -> Result<SubjectId> {
     SubjectId::parse(id).ok_or_else(|| Error::new(Code::InvalidId, "not a subject id"))
 }
 

@@ -24,6 +24,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
         Kind::Forbidden => StatusCode::FORBIDDEN,
         Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Gone => StatusCode::GONE,
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Unsupported if err.code == Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

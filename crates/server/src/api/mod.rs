@@ -131,6 +131,12 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         subjects::lift_restriction,
         subjects::record_consent,
         subjects::consents,
+        subjects::export,
+        subjects::download,
+        subjects::post_dsar,
+        subjects::put_dsar,
+        subjects::get_dsars,
+        subjects::get_dsar,
         jobs::get,
         jobs::run,
     ),
@@ -346,6 +352,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/subjects/{subject}/consents",
             post(subjects::record_consent).get(subjects::consents),
+        )
+        .route("/v1/subjects/{subject}/export", post(subjects::export))
+        .route("/v1/exports/{id}", get(subjects::download))
+        .route(
+            "/v1/dsars",
+            post(subjects::post_dsar).get(subjects::get_dsars),
+        )
+        .route(
+            "/v1/dsars/{id}",
+            put(subjects::put_dsar).get(subjects::get_dsar),
         )
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))

@@ -1,13 +1,18 @@
-//! The data-subject endpoints: what the vault holds of a subject, and its erasure with a signed
-//! receipt.
+//! The data-subject endpoints: what the vault holds of a subject, its export (access and
+//! portability), its erasure with a signed receipt, restriction, consents, and the register of
+//! data-subject requests.
 
 use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use strongroom_compliance::subject_rights;
+use strongroom_core::vault::Precondition;
 
 use super::error::ApiResult;
 use strongroom_core::error::{Code, Error};
 
-use super::extract::{Body, Caller, PathParams, QueryPairs};
+use super::extract::{Body, Caller, Conditions, PathParams, QueryPairs};
 use super::handlers::body;
 use super::AppState;
 
@@ -117,4 +122,134 @@ pub async fn erase(
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<strongroom_proto::ErasureReceipt>> {
     Ok(Json(s.vault.erase_subject(&c.0, &id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/subjects/{subject}/export", tag = "subjects",
+    params(("subject" = String, Path)),
+    request_body = strongroom_proto::ExportInput,
+    responses((status = 201, body = strongroom_proto::ExportCreated, description = "everything held of the subject, sealed under its key until downloaded or expired (`privacy_officer`; purpose `data_subject_request`; allowed while restricted)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such subject in the caller's tenant"),
+              (status = 422, body = strongroom_proto::ErrorBody, description = "`request` names no open access or portability request about this subject")),
+    security(("bearer" = [])))]
+pub async fn export(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    b: Body<strongroom_proto::ExportInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "subject.export", b).await?;
+    let out = s
+        .vault
+        .export_subject(
+            &c.0,
+            &id,
+            &input,
+            &strongroom_compliance::subject_rights::Registers,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "subjects",
+    params(("id" = String, Path),
+           ("format" = Option<String>, Query, description = "`json` (the default: the document of `docs/subject-rights.md`) or `text` (a human-readable rendering, Markdown)")),
+    responses((status = 200, body = strongroom_proto::SubjectExport, description = "the export; each download counts, the last allowed one deletes it (`privacy_officer`)"),
+              (status = 404, body = strongroom_proto::ErrorBody, description = "no such export in the caller's tenant"),
+              (status = 410, body = strongroom_proto::ErrorBody, description = "`export_gone`: expired, or downloaded as often as it allows")),
+    security(("bearer" = [])))]
+pub async fn download(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    let mut text = false;
+    for (k, v) in &q {
+        match (k.as_str(), v.as_str()) {
+            ("format", "json") => text = false,
+            ("format", "text") => text = true,
+            ("format", _) => {
+                let e = Error::new(Code::InvalidRequest, "format is one of json, text");
+                return Err(s.vault.reject(&c.0, "export.download", e).await.into());
+            }
+            _ => {
+                let e = Error::new(Code::UnknownField, "unknown query parameter");
+                return Err(s.vault.reject(&c.0, "export.download", e).await.into());
+            }
+        }
+    }
+    let doc = s.vault.download_export(&c.0, &id).await?;
+    let headers = [(header::CACHE_CONTROL, "no-store")];
+    Ok(if text {
+        (
+            headers,
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            strongroom_compliance::subject_rights::markdown(&doc),
+        )
+            .into_response()
+    } else {
+        (headers, Json(doc)).into_response()
+    })
+}
+
+fn dsar_etag(d: &strongroom_proto::Dsar) -> [(header::HeaderName, String); 1] {
+    [(header::ETAG, format!("\"{}\"", d.version))]
+}
+
+#[utoipa::path(post, path = "/v1/dsars", tag = "subjects",
+    request_body = strongroom_proto::DsarInput,
+    responses((status = 201, body = strongroom_proto::Dsar, headers(("ETag" = String)), description = "the request registered with its deadline (`privacy_officer`)"),
+              (status = 422, body = strongroom_proto::ErrorBody, description = "a rule across its parts: an extension beyond three months in all, a fulfilment not on record…")),
+    security(("bearer" = [])))]
+pub async fn post_dsar(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<strongroom_proto::DsarInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "dsar.create", b).await?;
+    let d = subject_rights::put(&s.vault, &c.0, None, input, Precondition::Any).await?;
+    Ok((StatusCode::CREATED, dsar_etag(&d), Json(d)))
+}
+
+#[utoipa::path(put, path = "/v1/dsars/{id}", tag = "subjects",
+    request_body = strongroom_proto::DsarInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "the version the change was made against")),
+    responses((status = 200, body = strongroom_proto::Dsar, headers(("ETag" = String))),
+              (status = 404, body = strongroom_proto::ErrorBody), (status = 409, body = strongroom_proto::ErrorBody),
+              (status = 412, body = strongroom_proto::ErrorBody), (status = 422, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_dsar(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    pre: Conditions,
+    b: Body<strongroom_proto::DsarInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "dsar.change", b).await?;
+    let d = subject_rights::put(&s.vault, &c.0, Some(&id), input, pre.0).await?;
+    Ok((dsar_etag(&d), Json(d)))
+}
+
+#[utoipa::path(get, path = "/v1/dsars", tag = "subjects",
+    responses((status = 200, body = strongroom_proto::DsarList, description = "the tenant's data-subject requests with their deadlines and the register's figures (`privacy_officer`, `admin`, `auditor`)")),
+    security(("bearer" = [])))]
+pub async fn get_dsars(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::DsarList>> {
+    Ok(Json(subject_rights::list(&s.vault, &c.0).await?))
+}
+
+#[utoipa::path(get, path = "/v1/dsars/{id}", tag = "subjects",
+    params(("id" = String, Path)),
+    responses((status = 200, body = strongroom_proto::Dsar, headers(("ETag" = String))),
+              (status = 404, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_dsar(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<impl IntoResponse> {
+    let d = subject_rights::get(&s.vault, &c.0, &id).await?;
+    Ok((dsar_etag(&d), Json(d)))
 }

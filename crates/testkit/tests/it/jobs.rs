@@ -31,7 +31,13 @@ async fn background_jobs_are_listed_and_run_when_asked() {
         .collect();
     assert_eq!(
         ids,
-        ["audit.verify", "compliance.alerts", "purge", "retention"]
+        [
+            "audit.verify",
+            "compliance.alerts",
+            "exports.expire",
+            "purge",
+            "retention"
+        ]
     );
     assert!(
         list.body["jobs"][0]["next_run_at"].is_null(),

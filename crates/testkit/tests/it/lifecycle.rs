@@ -41,7 +41,7 @@ async fn create(v: &TestVault, key: &str, body: Value) -> (String, String) {
 }
 
 /// An operator key that outlives the clock moves of these tests.
-async fn operator(v: &TestVault) -> String {
+pub(crate) async fn operator(v: &TestVault) -> String {
     let r = v
         .post(
             "/v1/api-keys",
@@ -570,7 +570,7 @@ async fn a_hold_keeps_data_from_the_purge_until_lifted() {
 }
 
 /// Asks for a run of `job` and waits until it has run once more.
-async fn run_job(v: &TestVault, op: &str, job: &str) -> Value {
+pub(crate) async fn run_job(v: &TestVault, op: &str, job: &str) -> Value {
     let path = format!("/v1/jobs/{job}");
     let runs = |b: &Value| b["runs"].as_u64().unwrap_or_else(|| panic!("{b}"));
     let before = runs(&v.get(&path, op, None).await.body);
