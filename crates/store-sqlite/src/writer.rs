@@ -95,7 +95,10 @@ fn commit_batch(
     let mut results: Vec<StoreResult<Receipt>> = Vec::with_capacity(batch.len());
     let mut moved: HashMap<String, Head> = HashMap::new();
     let outcome = (|| -> rusqlite::Result<()> {
-        let mut tx = conn.transaction()?;
+        // The write lock is taken at the start (waiting, with the busy timeout, for a scrub's
+        // checkpoint that holds it): a deferred transaction that read first would find its
+        // snapshot stale once a checkpoint truncated the log, and fail with no wait at all.
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for job in batch.iter() {
             let mut unit_heads = HashMap::new();
             let sp = tx.savepoint()?;

@@ -33,7 +33,8 @@ macro_rules! store_conformance {
             jobs_are_leased_to_one_holder_at_a_time,
             subject_flags_are_read_with_every_record,
             consents_are_numbered_in_order_and_go_with_the_subject,
-            exports_are_taken_as_often_as_allowed_and_go_with_the_subject
+            exports_are_taken_as_often_as_allowed_and_go_with_the_subject,
+            units_commit_while_the_files_are_scrubbed
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -1864,4 +1865,36 @@ pub async fn exports_are_taken_as_often_as_allowed_and_go_with_the_subject(store
         .await
         .unwrap();
     assert!(store.find_export(&t, &kept.id).await.unwrap().is_none());
+}
+
+/// Units commit while the files are scrubbed (SQLite: a checkpoint that truncates the
+/// write-ahead log from another connection): a unit that reads before it writes must not
+/// find its snapshot stale and fail.
+pub async fn units_commit_while_the_files_are_scrubbed(store: Arc<dyn Store>) {
+    let (t, _) = setup(&store, "acme").await;
+    let mut subjects = Vec::new();
+    for _ in 0..60 {
+        let s = subject(&t, None);
+        subjects.push(s.id.clone());
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertSubject(s)],
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    for s in subjects {
+        // Erasing reads (it counts the records) before it writes.
+        let erase = store.commit(UnitOfWork {
+            ops: vec![Op::EraseSubject {
+                tenant: t.clone(),
+                subject: s,
+                records: 0,
+            }],
+            audit: vec![],
+        });
+        let (erased, _) = tokio::join!(erase, store.scrub());
+        erased.expect("a unit committed during a scrub");
+    }
 }

@@ -307,6 +307,15 @@ impl Vault {
                 Ok((ledger, ops))
             }
             .await;
+            // Gone since the ledger was read: erased meanwhile by a racing request?
+            if prepared
+                .as_ref()
+                .is_err_and(|e| e.code == Code::UnknownSubject)
+            {
+                if let Some(done) = self.ledger_entry(&tenant, &subject).await? {
+                    return self.receipt_for(&tenant, &done, true).await;
+                }
+            }
             let mut ev = first.clone();
             if let Ok((ledger, _)) = &prepared {
                 ev.objects = receipt::entry_objects(&ledger.destroyed);
