@@ -9,6 +9,7 @@ mod bad_input;
 mod boot;
 mod compliance;
 mod consents;
+mod dsar;
 mod exports;
 mod health;
 mod identity;
