@@ -9,9 +9,10 @@
 # It creates a tenant, its admin key, a `people` collection, a role and an application key;
 # stores Ada Lovelace; reads her back for an allowed purpose; is refused for a disallowed one;
 # finds her by email; shows the audit trail; deletes, restores and (after shortening the grace
-# period to 0 days) purges her record; then answers an erasure request for Grace Hopper with a
-# signed receipt (checked offline with `strongroom receipt verify` when STRONGROOM_BIN names the
-# binary). Any step that does not behave exits non-zero.
+# period to 0 days) purges her record; then answers Grace Hopper's access request (registered,
+# exported, downloaded once, closed) and her erasure request with a signed receipt (checked
+# offline with `strongroom receipt verify` when STRONGROOM_BIN names the binary). Any step that
+# does not behave exits non-zero.
 set -euo pipefail
 
 URL="${STRONGROOM_URL:-https://127.0.0.1:8443}"
@@ -169,6 +170,28 @@ DPO=$(jq -r .key <<<"$BODY")
 call GET "/v1/subjects/$SUBJECT" "$DPO" ""
 expect 200 "the privacy officer sees what is held of her: counts, no values"
 check '.collections == [{"collection": "people", "active": 1, "blocked": 0, "versions": 0}]' "one record in people"
+# Her access request (Art. 15): registered, answered with an export, closed.
+call POST /v1/dsars "$DPO" "" "{\"kind\": \"access\", \"subject\": \"$SUBJECT\"}"
+expect 201 "the privacy officer registers her access request, received now"
+check ".due_at > .request.received_at and .overdue == false" "due one calendar month after receipt"
+ACCESS=$(jq -r .id <<<"$BODY")
+NOW=$(jq -r .request.received_at <<<"$BODY")
+call POST "/v1/subjects/$SUBJECT/export" "$DPO" "" "{\"recipient\": \"Grace Hopper\", \"request\": \"$ACCESS\"}"
+expect 201 "exports everything held of her, sealed under her key, for one download within 7 days"
+EXPORT=$(jq -r .id <<<"$BODY")
+call GET "/v1/exports/$EXPORT?format=text" "$DPO" ""
+expect 200 "downloads it as a document for her: every field, who accessed it and why, the processing facts"
+grep -q "grace.hopper@example.com" <<<"$BODY" && grep -q "Who accessed your data" <<<"$BODY" \
+  || { echo "✗ the export does not hold her data and its access history: $BODY" >&2; exit 1; }
+call GET "/v1/exports/$EXPORT" "$DPO" ""
+expect 410 "a second download is refused: the export is gone"
+ANSWERED="\"kind\": \"access\", \"received_at\": $NOW, \"subject\": \"$SUBJECT\", \"identity_verified_by\": \"DPO desk, passport seen\", \"identity_verified_at\": $NOW, \"status\": \"fulfilled\", \"closed_at\": $NOW"
+call PUT "/v1/dsars/$ACCESS" "$DPO" "" "{$ANSWERED, \"fulfilment\": \"$EXPORT\"}"
+expect 200 "closes the request with the export that answered it"
+# Her erasure request (Art. 17).
+call POST /v1/dsars "$DPO" "" "{\"kind\": \"erasure\", \"received_at\": $NOW, \"subject\": \"$SUBJECT\"}"
+expect 201 "registers her erasure request"
+ERASURE=$(jq -r .id <<<"$BODY")
 call POST "/v1/subjects/$SUBJECT/erasure" "$DPO" ""
 expect 200 "and erases her: records, history, index entries and her key destroyed"
 check ".subject == \"$SUBJECT\" and .repeat == false and .destroyed.records == 1" "the signed receipt says what was destroyed"
@@ -178,6 +201,11 @@ expect 404 "her record is gone"
 call POST "/v1/subjects/$SUBJECT/erasure" "$DPO" ""
 expect 200 "asking again changes nothing"
 check '.repeat == true' "and says so"
+call PUT "/v1/dsars/$ERASURE" "$DPO" "" "{${ANSWERED/\"access\"/\"erasure\"}}"
+expect 200 "closes the erasure request: the erasure ledger has her erasure"
+call GET /v1/dsars "$DPO" ""
+expect 200 "the request register: nothing open, nothing overdue"
+check '.open == 0 and .overdue == 0 and (.requests | length) == 2' "two requests answered"
 if [[ -n "${STRONGROOM_BIN:-}" ]]; then
   call GET /v1/audit/public-key "" ""
   PUBLIC_KEY=$(jq -r .ed25519 <<<"$BODY")

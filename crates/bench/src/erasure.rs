@@ -1,7 +1,9 @@
-//! Erasure of a data subject with many records: the subject's records (in `people`, with their
-//! blind-index entries) stored through the API, then `POST /v1/subjects/{id}/erasure` by the
-//! tenant's privacy officer, timed from request to signed receipt (one transaction, a
-//! checkpoint and the inclusion proof included).
+//! Export and erasure of a data subject with many records: the subject's records (in `people`,
+//! with their blind-index entries) stored through the API; then the tenant's privacy officer
+//! exports the subject (`POST /v1/subjects/{id}/export` and the download of the document, timed
+//! together: every record decrypted, the access history read, the artefact sealed, stored,
+//! fetched and opened) and erases it (`POST /v1/subjects/{id}/erasure`, timed from request to
+//! signed receipt: one transaction, a checkpoint and the inclusion proof included).
 
 use std::time::Instant;
 
@@ -39,6 +41,8 @@ pub async fn erasure(
         .context("the privacy officer's key")?
         .to_owned();
     let mut times = Vec::new();
+    let mut export_times = Vec::new();
+    let mut export_bytes = 0;
     for s in 0..subjects {
         let base = 1_000_000_000 + s as u64 * n;
         let mut subject: Option<String> = None;
@@ -81,6 +85,28 @@ pub async fn erasure(
         }
         let subject = subject.context("no subject was made")?;
         let started = Instant::now();
+        let made = srv
+            .call(
+                &mut conn,
+                "POST",
+                &format!("/v1/subjects/{subject}/export"),
+                &officer,
+                json!({"recipient": "benchmark"}),
+            )
+            .await?;
+        let download = made["download"].as_str().context("the export's download")?;
+        let doc = srv
+            .call(&mut conn, "GET", download, &officer, Value::Null)
+            .await?;
+        let export_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let exported = doc["records"].as_array().map_or(0, Vec::len) as u64;
+        ensure!(
+            exported == n,
+            "the export holds {exported} records, not {n}"
+        );
+        export_bytes = doc.to_string().len();
+        export_times.push(export_ms);
+        let started = Instant::now();
         let receipt = srv
             .call(
                 &mut conn,
@@ -96,14 +122,21 @@ pub async fn erasure(
             "the erasure destroyed {} records, not {n}",
             receipt["destroyed"]["records"]
         );
-        eprintln!("  subject {}: {ms:.1} ms", s + 1);
+        eprintln!(
+            "  subject {}: export {export_ms:.1} ms, erasure {ms:.1} ms",
+            s + 1
+        );
         times.push(ms);
     }
     times.sort_by(f64::total_cmp);
+    export_times.sort_by(f64::total_cmp);
     Ok(json!({
         "records_per_subject": n,
         "subjects": subjects,
         "median_ms": round2(times[times.len() / 2]),
         "max_ms": round2(times[times.len() - 1]),
+        "export_median_ms": round2(export_times[export_times.len() / 2]),
+        "export_max_ms": round2(export_times[export_times.len() - 1]),
+        "export_bytes": export_bytes,
     }))
 }

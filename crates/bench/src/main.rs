@@ -428,11 +428,14 @@ fn markdown(r: &Value) -> String {
     if !r["erasure"].is_null() {
         let _ = writeln!(
             s,
-            "\nErasure of a subject with {} records (request to signed receipt): median {} ms, slowest {} ms of {}.",
+            "\nErasure of a subject with {} records (request to signed receipt): median {} ms, slowest {} ms of {}. Export of the same subject (made and downloaded, {} bytes): median {} ms, slowest {} ms.",
             cell(&r["erasure"]["records_per_subject"]),
             cell(&r["erasure"]["median_ms"]),
             cell(&r["erasure"]["max_ms"]),
             cell(&r["erasure"]["subjects"]),
+            cell(&r["erasure"]["export_bytes"]),
+            cell(&r["erasure"]["export_median_ms"]),
+            cell(&r["erasure"]["export_max_ms"]),
         );
     }
     let l = &r["purge_load"];

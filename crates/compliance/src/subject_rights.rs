@@ -146,9 +146,15 @@ fn keeper(ctx: &RequestCtx) -> Result<TenantId> {
     }
 }
 
+/// When a request was received (every stored version says; `put` fills in the time of its
+/// recording when the caller did not).
+fn received(r: &DsarInput) -> i64 {
+    r.received_at.unwrap_or(0)
+}
+
 /// The deadline of a request: received + 1 month + the extension, on the UTC calendar.
 pub fn due_at(r: &DsarInput) -> Result<i64> {
-    strongroom_core::retention::add_months(r.received_at, 1 + i64::from(r.extension_months))
+    strongroom_core::retention::add_months(received(r), 1 + i64::from(r.extension_months))
 }
 
 fn view(row: &RegisterEntryRow, now: i64) -> Result<proto::Dsar> {
@@ -160,7 +166,7 @@ fn view(row: &RegisterEntryRow, now: i64) -> Result<proto::Dsar> {
         overdue: request.status == DsarStatus::Open && now > due_at,
         days_to_answer: request
             .closed_at
-            .map(|c| ((c - request.received_at) as f64 / DAY_MS * 10.0).round() / 10.0),
+            .map(|c| ((c - received(&request)) as f64 / DAY_MS * 10.0).round() / 10.0),
         due_at,
         request,
         recorded_by: row.recorded_by.clone(),
@@ -229,16 +235,16 @@ pub fn kind_name(k: DsarKind) -> &'static str {
 
 fn text(name: &str, v: &Option<String>, max: usize) -> Result<()> {
     if let Some(v) = v {
-        if v.trim().is_empty() || v.chars().count() > max {
+        if v.is_empty() || v.chars().count() > max {
             return Err(Error::new(
                 Code::InvalidRequest,
                 format!("`{name}` must be 1 to {max} characters"),
             ));
         }
-        if v.chars().any(|c| c.is_control() && c != '\n') {
+        if v.trim().is_empty() || v.chars().any(|c| c.is_control() && c != '\n') {
             return Err(Error::new(
                 Code::ValidationFailed,
-                format!("`{name}` may not hold control characters"),
+                format!("`{name}` must say something, without control characters"),
             ));
         }
     }
@@ -252,7 +258,7 @@ async fn check(vault: &Vault, tenant: &TenantId, r: &DsarInput, now: i64) -> Res
     text("extension_reason", &r.extension_reason, 500)?;
     text("fulfilment", &r.fulfilment, 200)?;
     text("note", &r.note, 2000)?;
-    for t in [Some(r.received_at), r.identity_verified_at, r.closed_at]
+    for t in [r.received_at, r.identity_verified_at, r.closed_at]
         .into_iter()
         .flatten()
     {
@@ -276,8 +282,8 @@ async fn check(vault: &Vault, tenant: &TenantId, r: &DsarInput, now: i64) -> Res
             "`identity_verified_by` and `identity_verified_at` go together",
         ));
     }
-    if r.identity_verified_at.is_some_and(|t| t < r.received_at)
-        || r.closed_at.is_some_and(|t| t < r.received_at)
+    if r.identity_verified_at.is_some_and(|t| t < received(r))
+        || r.closed_at.is_some_and(|t| t < received(r))
     {
         return Err(rule(
             "a request is verified and closed after it was received",
@@ -379,7 +385,7 @@ pub async fn put(
     vault: &Vault,
     ctx: &RequestCtx,
     id: Option<&str>,
-    input: DsarInput,
+    mut input: DsarInput,
     pre: Precondition,
 ) -> Result<proto::Dsar> {
     let mut ev = vault.begin(
@@ -393,6 +399,7 @@ pub async fn put(
     let res = async {
         let tenant = keeper(ctx)?;
         let now = vault.now();
+        input.received_at.get_or_insert(now);
         if let Some(s) = input.subject.as_deref().and_then(SubjectId::parse) {
             ev.subject = Some(s);
         }

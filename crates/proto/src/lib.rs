@@ -1771,9 +1771,10 @@ pub enum DsarStatus {
 #[serde(deny_unknown_fields)]
 pub struct DsarInput {
     pub kind: DsarKind,
-    /// When the request was received (ms since the epoch; not in the future).
+    /// When the request was received (ms since the epoch; not in the future). Now when absent.
+    #[serde(default)]
     #[schema(minimum = 0)]
-    pub received_at: i64,
+    pub received_at: Option<i64>,
     /// The data subject, once identified (`sub_…` of this tenant).
     #[serde(default)]
     #[schema(pattern = "^sub_[0-9a-f]{32}$")]

@@ -107,16 +107,16 @@ fn open_fields(
 
 fn check_input(input: &proto::ExportInput) -> Result<(u32, u32)> {
     let r = &input.recipient;
-    if r.trim().is_empty() || r.chars().count() > MAX_RECIPIENT {
+    if r.is_empty() || r.chars().count() > MAX_RECIPIENT {
         return Err(Error::new(
             Code::InvalidRequest,
             "`recipient` must be 1 to 200 characters",
         ));
     }
-    if r.chars().any(char::is_control) {
+    if r.trim().is_empty() || r.chars().any(char::is_control) {
         return Err(Error::new(
             Code::ValidationFailed,
-            "`recipient` may not hold control characters",
+            "`recipient` must name someone, without control characters",
         ));
     }
     if let Some(req) = &input.request {

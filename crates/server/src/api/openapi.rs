@@ -71,6 +71,8 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/compliance/trainings/") => id("trn"),
         "id" if path.starts_with("/v1/compliance/subprocessors/") => id("spr"),
         "id" if path.starts_with("/v1/holds/") => id("hld"),
+        "id" if path.starts_with("/v1/exports/") => id("exp"),
+        "id" if path.starts_with("/v1/dsars/") => id("dsr"),
         "id" if path.starts_with("/v1/jobs/") => Some(string(
             Some("^[a-z][a-z._]{0,63}(:ten_[0-9a-f]{32})?$"),
             None,
@@ -117,6 +119,9 @@ fn tighten(path: &str, p: &mut Parameter) {
         }
         (ParameterIn::Query, "format") if path == "/v1/compliance/versions" => {
             p.schema = Some(one_of(&["json", "md"]))
+        }
+        (ParameterIn::Query, "format") if path == "/v1/exports/{id}" => {
+            p.schema = Some(one_of(&["json", "text"]))
         }
         (ParameterIn::Query, "kind") if path == "/v1/config/history" => {
             p.schema = Some(one_of(&[
