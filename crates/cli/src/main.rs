@@ -72,7 +72,7 @@ enum Command {
         #[arg(long)]
         deny: bool,
     },
-    /// Erasure receipts: check one offline.
+    /// Erasure receipts and deletion certificates: check one offline.
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
@@ -81,11 +81,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ReceiptCommand {
-    /// Check an erasure receipt offline: its signature, the signed checkpoint it cites, and the
-    /// proof that the audit entry recording the erasure is in that checkpoint's tree. Exit 1
-    /// when any of it fails.
+    /// Check an erasure receipt or a deletion certificate (offboarding) offline: its signature,
+    /// the signed checkpoint it cites, and the proof that the audit entry recording the erasure
+    /// or the offboarding is in that checkpoint's tree. Exit 1 when any of it fails.
     Verify {
-        /// The receipt (JSON, as the erasure call answered it).
+        /// The receipt or certificate (JSON, as the erasure or offboarding call answered it).
         file: PathBuf,
         /// The audit signing key's public half (hex, from `GET /v1/audit/public-key`), obtained
         /// independently of the receipt.
@@ -547,9 +547,22 @@ fn verify_receipt(file: &std::path::Path, public_key: &str) -> Result<()> {
         .and_then(|k| k.try_into().ok())
         .context("--public-key is not 32 bytes of hex")?;
     let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let receipt: strongroom_proto::ErasureReceipt = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not an erasure receipt", file.display()))?;
-    match strongroom_core::receipt::verify(&receipt, &key) {
+    let doc: serde_json::Value = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not an erasure receipt or a deletion certificate (not JSON)",
+            file.display()
+        )
+    })?;
+    let verdict = if doc["format"] == strongroom_core::certificate::FORMAT {
+        let c: strongroom_proto::DeletionCertificate = serde_json::from_value(doc)
+            .with_context(|| format!("{} is not a deletion certificate", file.display()))?;
+        strongroom_core::certificate::verify(&c, &key)
+    } else {
+        let receipt: strongroom_proto::ErasureReceipt = serde_json::from_value(doc)
+            .with_context(|| format!("{} is not an erasure receipt", file.display()))?;
+        strongroom_core::receipt::verify(&receipt, &key)
+    };
+    match verdict {
         Ok(summary) => {
             println!("{summary}");
             Ok(())

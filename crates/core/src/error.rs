@@ -61,6 +61,8 @@ pub enum Code {
     UnknownSubject,
     /// The export expired or was downloaded as often as it allows (and was deleted).
     ExportGone,
+    /// One party asks (a tenant's admin or an operator), the other executes.
+    TwoPartyRequired,
     AlreadyExists,
     /// A legal hold keeps the data: it may not be purged, erased or retained-out.
     LegalHold,
@@ -107,7 +109,9 @@ impl Code {
             NotFound | UnknownCollection | UnknownSubject => Kind::NotFound,
             ExportGone => Kind::Gone,
             // The name is taken, by an object or by a built-in.
-            AlreadyExists | VersionConflict | ReservedName | LegalHold => Kind::Conflict,
+            AlreadyExists | VersionConflict | ReservedName | LegalHold | TwoPartyRequired => {
+                Kind::Conflict
+            }
             AuditUnavailable | Unavailable | NotReady | RequestTimeout => Kind::Unavailable,
             PreconditionFailed => Kind::Precondition,
             IntegrityError | Internal => Kind::Internal,
@@ -148,6 +152,7 @@ impl Code {
             UnknownCollection => "unknown_collection",
             UnknownSubject => "unknown_subject",
             ExportGone => "export_gone",
+            TwoPartyRequired => "two_party_required",
             AlreadyExists => "already_exists",
             LegalHold => "legal_hold",
             SubjectRestricted => "subject_restricted",

@@ -220,6 +220,16 @@ impl KeyRing {
         self.deks.remove(&(tenant.clone(), subject.clone()));
     }
 
+    /// Drops every key of a tenant from memory (after offboarding destroyed them in the store).
+    pub fn forget_tenant(&self, tenant: &TenantId, kek_versions: &[u32], subjects: &[SubjectId]) {
+        for v in kek_versions {
+            self.keks.remove(&(tenant.clone(), *v));
+        }
+        for s in subjects {
+            self.forget_dek(tenant, s);
+        }
+    }
+
     /// A cached DEK, if this subject's key is in memory.
     pub fn cached_dek(&self, tenant: &TenantId, subject: &SubjectId) -> Option<Arc<Key32>> {
         self.deks.get(&(tenant.clone(), subject.clone()))

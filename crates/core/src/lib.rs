@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod certificate;
 pub mod checkpoint;
 pub mod clock;
 mod codec;

@@ -63,46 +63,63 @@ pub fn verify(r: &ErasureReceipt, public_key: &[u8; 32]) -> Result<String, Strin
     if !sign::verify(public_key, &signed_bytes(r), &sig) {
         return Err("the receipt's signature does not verify".into());
     }
-    let cp = CheckpointRow::from_note(&r.audit.checkpoint, public_key)
-        .map_err(|e| format!("the checkpoint: {e}"))?;
-    if !cp.verify_signature(public_key) {
-        return Err("the checkpoint's signature does not verify".into());
-    }
-    if cp.log != r.tenant || cp.size != r.audit.tree_size {
-        return Err("the checkpoint is not of this tenant's log at the stated size".into());
-    }
-    let entry = EntryV1::parse(&r.audit.entry).ok_or("the audit entry does not parse")?;
+    let (entry, cp) = check_evidence(&r.audit, &r.tenant, public_key)?;
     let expected_objects = entry_objects(&r.destroyed);
-    if entry.log != r.tenant
-        || entry.seq != r.audit.seq
-        || entry.action != ERASURE_ACTION
-        || entry.outcome != "ok"
+    if entry.action != ERASURE_ACTION
         || entry.subject.as_deref() != Some(r.subject.as_str())
         || entry.time != r.erased_at
         || entry.objects != expected_objects
     {
         return Err("the audit entry does not record this erasure".into());
     }
-    let proof = r
-        .audit
+    Ok(format!(
+        "erasure of {} in tenant {} at {} verified: key {} destroyed with {} records; audit entry {} is in checkpoint {} (tree of {})",
+        r.subject, r.tenant, r.erased_at, r.destroyed.key_id, r.destroyed.records, r.audit.seq, cp.seq, cp.size
+    ))
+}
+
+/// Checks the audit evidence of a signed document: the checkpoint is signed by `public_key`
+/// and is of `log` at the stated size, the entry is that log's at the stated position with the
+/// outcome `ok`, and the proof puts it in the checkpoint's tree. Returns the entry and the
+/// checkpoint for the caller's own checks of what the entry says.
+pub fn check_evidence(
+    e: &strongroom_proto::ReceiptEvidence,
+    log: &str,
+    public_key: &[u8; 32],
+) -> Result<(EntryV1, CheckpointRow), String> {
+    let cp = CheckpointRow::from_note(&e.checkpoint, public_key)
+        .map_err(|err| format!("the checkpoint: {err}"))?;
+    if !cp.verify_signature(public_key) {
+        return Err("the checkpoint's signature does not verify".into());
+    }
+    if cp.log != log || cp.size != e.tree_size {
+        return Err("the checkpoint is not of this tenant's log at the stated size".into());
+    }
+    let entry = EntryV1::parse(&e.entry).ok_or("the audit entry does not parse")?;
+    if entry.log != log || entry.seq != e.seq || entry.outcome != "ok" {
+        return Err("the audit entry is not this log's at the stated position".into());
+    }
+    let proof = e
         .proof
         .iter()
         .map(|h| lower_hex(h).and_then(|b| b.try_into().ok()))
         .collect::<Option<Vec<[u8; 32]>>>()
         .ok_or("the inclusion proof is not a list of 32-byte hex hashes")?;
-    if r.audit.seq == 0
-        || !merkle::verify_inclusion(
-            &leaf_hash(&r.audit.entry),
-            r.audit.seq - 1,
-            cp.size,
-            &proof,
-            &cp.root,
-        )
+    if e.seq == 0
+        || !merkle::verify_inclusion(&leaf_hash(&e.entry), e.seq - 1, cp.size, &proof, &cp.root)
     {
         return Err("the audit entry is not in the checkpoint's tree".into());
     }
-    Ok(format!(
-        "erasure of {} in tenant {} at {} verified: key {} destroyed with {} records; audit entry {} is in checkpoint {} (tree of {})",
-        r.subject, r.tenant, r.erased_at, r.destroyed.key_id, r.destroyed.records, r.audit.seq, cp.seq, cp.size
-    ))
+    Ok((entry, cp))
+}
+
+/// Checks a signature in lowercase hex over `bytes`.
+pub fn check_signature(public_key: &[u8; 32], bytes: &[u8], signature: &str) -> Result<(), String> {
+    let sig: [u8; 64] = lower_hex(signature)
+        .and_then(|s| s.try_into().ok())
+        .ok_or("the signature is not 64 bytes of hex")?;
+    if !sign::verify(public_key, bytes, &sig) {
+        return Err("the signature does not verify".into());
+    }
+    Ok(())
 }

@@ -1834,3 +1834,83 @@ pub struct DsarList {
     pub overdue: u64,
     pub median_days_to_answer: Option<f64>,
 }
+
+/// Asks for the termination of a tenant's contract (OR-08): one party asks, the other executes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardingInput {
+    /// Why (the contract's end, say): 1 to 500 characters, no personal data.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// A termination requested, waiting for the other party.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OffboardingRequest {
+    pub tenant: String,
+    /// `tenant` (its admin asked) or `operator`.
+    pub requested_by_party: String,
+    pub requested_by: String,
+    pub requested_at: i64,
+    pub reason: String,
+    /// The one-time token that opens the tenant's final archive, shown once and only to the
+    /// tenant's admin (it is stored only sealed under the tenant's key, which offboarding
+    /// destroys): keep it to download the archive.
+    pub archive_token: Option<String>,
+    /// What happens next.
+    pub next: String,
+}
+
+/// What an offboarding destroyed: counts and key ids, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantDestroyed {
+    pub records: u64,
+    pub subjects: u64,
+    pub versions: u64,
+    /// The tenant's key-encryption keys destroyed (`kek_` + 16 bytes of the SHA-256 of each
+    /// wrapped key).
+    pub kek_ids: Vec<String>,
+    /// How many subject keys (DEKs) were destroyed, and the SHA-256 of their ids (`dek_…`,
+    /// sorted, one per line).
+    pub deks: u64,
+    pub dek_ids_sha256: String,
+}
+
+/// A signed deletion certificate: the tenant's data and keys are destroyed, and its audit log
+/// says so in an entry that a signed checkpoint includes. `strongroom certificate verify`
+/// checks it offline with the public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionCertificate {
+    /// `strongroom-deletion-certificate/1`.
+    pub format: String,
+    pub tenant: String,
+    pub executed_at: i64,
+    pub issued_at: i64,
+    pub destroyed: TenantDestroyed,
+    /// The entry `tenant.offboard` in the tenant's log, the final checkpoint and the proof.
+    pub audit: ReceiptEvidence,
+    /// Hex Ed25519 public key (the audit signing key) and signature.
+    pub public_key: String,
+    pub signature: String,
+}
+
+/// The tenant's final archive: where to fetch it once, with the token, until when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveLink {
+    /// `GET` it with the header `X-Archive-Token: <token>`; it is deleted after one download.
+    pub download: String,
+    pub expires_at: i64,
+    /// The token, when the caller is the tenant's admin (shown once); for an operator it is
+    /// absent: the tenant's admin received it with the request.
+    pub token: Option<String>,
+    pub sha256: String,
+}
+
+/// An offboarding carried out.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OffboardingDone {
+    pub certificate: DeletionCertificate,
+    pub archive: ArchiveLink,
+}

@@ -31,7 +31,7 @@ use tokio_postgres::Client;
 pub use conn::{Target, TlsMode};
 
 /// Migrations in order; `strongroom_schema` records how many have run.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -42,6 +42,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
+    include_str!("schema_v11.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Arbitrary key of the advisory lock that serialises migrations across nodes.
@@ -421,6 +422,44 @@ impl strongroom_core::store::ExportStore for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<(TenantId, strongroom_core::ids::ExportId)>> {
         read::expired_exports(&*self.reader().await?, now, limit).await
+    }
+
+    async fn find_tenant_archive(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<Option<strongroom_core::store::TenantArchiveRow>> {
+        read::tenant_archive(&*self.reader().await?, tenant).await
+    }
+
+    async fn find_expired_archives(&self, now: i64, limit: u32) -> StoreResult<Vec<TenantId>> {
+        read::expired_archives(&*self.reader().await?, now, limit).await
+    }
+
+    async fn find_tenant_record_rows(
+        &self,
+        tenant: &TenantId,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        let after = after.map(RecordId::as_str);
+        read::tenant_record_rows(&*self.reader().await?, tenant, after, limit).await
+    }
+
+    async fn find_tenant_subjects(
+        &self,
+        tenant: &TenantId,
+        after: Option<&SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SubjectRow>> {
+        let after = after.map(SubjectId::as_str);
+        read::tenant_subjects(&*self.reader().await?, tenant, after, limit).await
+    }
+
+    async fn count_tenant(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<strongroom_core::store::TenantCounts> {
+        read::count_tenant(&*self.reader().await?, tenant).await
     }
 
     async fn find_subject_record_rows(

@@ -233,6 +233,19 @@ pub(crate) async fn roles(
     .collect()
 }
 
+/// A subject row read as `id, kek_version, wrapped_dek, ref_index, created_at, flags`.
+fn subject_from_row(tenant: &TenantId, r: &Row) -> StoreResult<SubjectRow> {
+    Ok(SubjectRow {
+        tenant: tenant.clone(),
+        id: SubjectId::from_stored(r.col(0)?),
+        kek_version: u32::try_from(r.col::<i64>(1)?).map_err(|_| corrupt("key version"))?,
+        wrapped_dek: r.col(2)?,
+        ref_index: r.col::<Option<Vec<u8>>>(3)?.map(hash32).transpose()?,
+        created_at: r.col(4)?,
+        flags: flags(r.col(5)?)?,
+    })
+}
+
 pub(crate) async fn subject(
     c: &Client,
     tenant: &TenantId,
@@ -243,17 +256,7 @@ pub(crate) async fn subject(
     rows(c, &sql, &[&tenant.as_str(), p])
         .await?
         .pop()
-        .map(|r| {
-            Ok(SubjectRow {
-                tenant: tenant.clone(),
-                id: SubjectId::from_stored(r.col(0)?),
-                kek_version: u32::try_from(r.col::<i64>(1)?).map_err(|_| corrupt("key version"))?,
-                wrapped_dek: r.col(2)?,
-                ref_index: r.col::<Option<Vec<u8>>>(3)?.map(hash32).transpose()?,
-                created_at: r.col(4)?,
-                flags: flags(r.col(5)?)?,
-            })
-        })
+        .map(|r| subject_from_row(tenant, &r))
         .transpose()
 }
 
@@ -1056,4 +1059,105 @@ pub(crate) async fn subject_record_rows(
     .iter()
     .map(|r| record_row(tenant, r))
     .collect()
+}
+
+pub(crate) async fn tenant_archive(
+    c: &Client,
+    tenant: &TenantId,
+) -> StoreResult<Option<strongroom_core::store::TenantArchiveRow>> {
+    rows(
+        c,
+        "SELECT token_hash, created_at, expires_at, data FROM tenant_archives WHERE tenant = $1",
+        &[&tenant.as_str()],
+    )
+    .await?
+    .pop()
+    .map(|r| {
+        Ok(strongroom_core::store::TenantArchiveRow {
+            tenant: tenant.clone(),
+            token_hash: hash32(r.col(0)?)?,
+            created_at: r.col(1)?,
+            expires_at: r.col(2)?,
+            data: r.col(3)?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn expired_archives(
+    c: &Client,
+    now: i64,
+    limit: u32,
+) -> StoreResult<Vec<TenantId>> {
+    rows(
+        c,
+        "SELECT tenant FROM tenant_archives WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        &[&now, &i64::from(limit)],
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let t: String = r.col(0)?;
+        TenantId::parse(&t).ok_or_else(|| corrupt("tenant id"))
+    })
+    .collect()
+}
+
+pub(crate) async fn tenant_record_rows(
+    c: &Client,
+    tenant: &TenantId,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<RecordRow>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r
+         WHERE r.tenant = $1 AND r.id > coalesce($2::TEXT, '') ORDER BY r.id LIMIT $3"
+    );
+    rows(c, &sql, &[&tenant.as_str(), &after, &i64::from(limit)])
+        .await?
+        .iter()
+        .map(|r| record_row(tenant, r))
+        .collect()
+}
+
+pub(crate) async fn tenant_subjects(
+    c: &Client,
+    tenant: &TenantId,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<SubjectRow>> {
+    rows(
+        c,
+        "SELECT id, kek_version, wrapped_dek, ref_index, created_at, flags FROM subjects
+         WHERE tenant = $1 AND id > coalesce($2::TEXT, '') ORDER BY id LIMIT $3",
+        &[&tenant.as_str(), &after, &i64::from(limit)],
+    )
+    .await?
+    .into_iter()
+    .map(|r| subject_from_row(tenant, &r))
+    .collect()
+}
+
+pub(crate) async fn count_tenant(
+    c: &Client,
+    tenant: &TenantId,
+) -> StoreResult<strongroom_core::store::TenantCounts> {
+    let r = rows(
+        c,
+        "SELECT (SELECT count(*) FROM records WHERE tenant = $1),
+                (SELECT count(*) FROM subjects WHERE tenant = $1),
+                (SELECT count(*) FROM record_history WHERE tenant = $1)",
+        &[&tenant.as_str()],
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| corrupt("counts"))?;
+    let n = |i: usize| -> StoreResult<u64> {
+        u64::try_from(r.col::<i64>(i)?).map_err(|_| corrupt("count"))
+    };
+    Ok(strongroom_core::store::TenantCounts {
+        records: n(0)?,
+        subjects: n(1)?,
+        versions: n(2)?,
+    })
 }

@@ -762,6 +762,93 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
             )
             .await?;
         }
+        Op::PutTenantArchive(a) => {
+            exec(
+                tx,
+                "INSERT INTO tenant_archives (tenant, token_hash, created_at, expires_at, data)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &a.tenant.as_str(),
+                    &&a.token_hash[..],
+                    &a.created_at,
+                    &a.expires_at,
+                    &a.data,
+                ],
+                "archive",
+            )
+            .await?;
+        }
+        Op::TakeTenantArchive {
+            tenant,
+            token_hash,
+            now,
+        } => {
+            let n = exec(
+                tx,
+                "DELETE FROM tenant_archives WHERE tenant = $1 AND token_hash = $2 AND expires_at > $3",
+                &[&tenant.as_str(), &&token_hash[..], now],
+                "archive",
+            )
+            .await?;
+            if n != 1 {
+                return Err(StoreError::Conflict("archive"));
+            }
+        }
+        Op::DeleteTenantArchive { tenant } => {
+            exec(
+                tx,
+                "DELETE FROM tenant_archives WHERE tenant = $1",
+                &[&tenant.as_str()],
+                "archive",
+            )
+            .await?;
+        }
+        Op::ShredTenant { tenant, counts } => {
+            let t = tenant.as_str();
+            // The tenant row is locked first, then what is deleted is counted as it goes: a
+            // record written meanwhile on another node makes the counts differ and undoes all.
+            exec(
+                tx,
+                "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE",
+                &[&t],
+                "tenant",
+            )
+            .await?;
+            let mut deleted = [0u64; 3];
+            for (sql, slot) in [
+                ("DELETE FROM sessions WHERE tenant = $1", None),
+                (
+                    "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant = $1)",
+                    None,
+                ),
+                ("DELETE FROM users WHERE tenant = $1", None),
+                ("DELETE FROM api_keys WHERE tenant = $1", None),
+                ("DELETE FROM blind_index WHERE tenant = $1", None),
+                ("DELETE FROM record_history WHERE tenant = $1", Some(2)),
+                ("DELETE FROM records WHERE tenant = $1", Some(0)),
+                ("DELETE FROM consents WHERE tenant = $1", None),
+                ("DELETE FROM exports WHERE tenant = $1", None),
+                ("DELETE FROM subjects WHERE tenant = $1", Some(1)),
+                ("DELETE FROM tenant_keys WHERE tenant = $1", None),
+                ("DELETE FROM collections WHERE tenant = $1", None),
+                ("DELETE FROM roles WHERE tenant = $1", None),
+                ("DELETE FROM settings WHERE scope = $1", None),
+                ("DELETE FROM jobs WHERE tenant = $1", None),
+                ("DELETE FROM register_entries WHERE tenant = $1", None),
+                ("DELETE FROM declarations WHERE tenant = $1", None),
+            ] {
+                let n = exec(tx, sql, &[&t], "tenant").await?;
+                if let Some(i) = slot {
+                    deleted[i] = n;
+                }
+            }
+            if deleted != [counts.records, counts.subjects, counts.versions] {
+                return Err(StoreError::Conflict("state"));
+            }
+            if exec(tx, "DELETE FROM tenants WHERE id = $1", &[&t], "tenant").await? != 1 {
+                return Err(StoreError::Conflict("tenant"));
+            }
+        }
         Op::RecordConsent(c) => {
             let (t, sub) = (c.tenant.as_str(), c.subject.as_str());
             let state = c.state as i32;

@@ -22,14 +22,14 @@ use strongroom_core::store::{
     ApiKeyRow, AuditHead, AuditQuery, AuditStore, BlockedRecord, CollectionRow, ConsentRow,
     DeclarationRow, ExportRow, ExportStore, Faults, JobRow, JobStore, LifecycleStore, Receipt,
     RecordRow, RegisterEntryRow, RegisterStore, RoleRow, SessionRow, Store, StoreError,
-    StoreResult, SubjectRecords, SubjectRow, SubjectStore, TenantKeyRow, TenantRow, UnitOfWork,
-    UserRow,
+    StoreResult, SubjectRecords, SubjectRow, SubjectStore, TenantArchiveRow, TenantCounts,
+    TenantKeyRow, TenantRow, UnitOfWork, UserRow,
 };
 use strongroom_proto::{AuditEntry, SecuritySettings};
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("schema.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -43,6 +43,7 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
     include_str!("schema_v13.sql"),
+    include_str!("schema_v14.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Reader connections: at most this many reads run at once, each on a connection that stays
@@ -558,6 +559,48 @@ impl ExportStore for SqliteStore {
     ) -> StoreResult<Vec<(TenantId, strongroom_core::ids::ExportId)>> {
         self.read(move |c| read::expired_exports(c, now, limit))
             .await
+    }
+
+    async fn find_tenant_archive(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<Option<TenantArchiveRow>> {
+        let tenant = tenant.clone();
+        self.read(move |c| read::tenant_archive(c, &tenant)).await
+    }
+
+    async fn find_expired_archives(&self, now: i64, limit: u32) -> StoreResult<Vec<TenantId>> {
+        self.read(move |c| read::expired_archives(c, now, limit))
+            .await
+    }
+
+    async fn find_tenant_record_rows(
+        &self,
+        tenant: &TenantId,
+        after: Option<&RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        let tenant = tenant.clone();
+        let after = after.map(|a| a.as_str().to_owned());
+        self.read(move |c| read::tenant_record_rows(c, &tenant, after.as_deref(), limit))
+            .await
+    }
+
+    async fn find_tenant_subjects(
+        &self,
+        tenant: &TenantId,
+        after: Option<&SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SubjectRow>> {
+        let tenant = tenant.clone();
+        let after = after.map(|a| a.as_str().to_owned());
+        self.read(move |c| read::tenant_subjects(c, &tenant, after.as_deref(), limit))
+            .await
+    }
+
+    async fn count_tenant(&self, tenant: &TenantId) -> StoreResult<TenantCounts> {
+        let tenant = tenant.clone();
+        self.read(move |c| read::count_tenant(c, &tenant)).await
     }
 
     async fn find_subject_record_rows(

@@ -1207,3 +1207,102 @@ pub(crate) fn subject_record_rows(
         |r| record_row(tenant, r),
     )
 }
+
+pub(crate) fn tenant_archive(
+    conn: &Connection,
+    tenant: &TenantId,
+) -> StoreResult<Option<strongroom_core::store::TenantArchiveRow>> {
+    let raw = query(
+        conn,
+        "SELECT token_hash, created_at, expires_at, data FROM tenant_archives WHERE tenant = ?1",
+        params![tenant.as_str()],
+        |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        },
+    )?;
+    raw.into_iter()
+        .next()
+        .map(|(hash, created_at, expires_at, data)| {
+            Ok(strongroom_core::store::TenantArchiveRow {
+                tenant: tenant.clone(),
+                token_hash: hash32(hash)?,
+                created_at,
+                expires_at,
+                data,
+            })
+        })
+        .transpose()
+}
+
+pub(crate) fn expired_archives(
+    conn: &Connection,
+    now: i64,
+    limit: u32,
+) -> StoreResult<Vec<TenantId>> {
+    query(
+        conn,
+        "SELECT tenant FROM tenant_archives WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+        params![now, limit],
+        |r| r.get::<_, String>(0),
+    )?
+    .into_iter()
+    .map(|t| TenantId::parse(&t).ok_or_else(|| corrupt("tenant id")))
+    .collect()
+}
+
+pub(crate) fn tenant_record_rows(
+    conn: &Connection,
+    tenant: &TenantId,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<RecordRow>> {
+    query(
+        conn,
+        &format!(
+            "SELECT {RECORD_COLUMNS} FROM records r
+             WHERE r.tenant = ?1 AND r.id > coalesce(?2, '') ORDER BY r.id LIMIT ?3"
+        ),
+        params![tenant.as_str(), after, limit],
+        |r| record_row(tenant, r),
+    )
+}
+
+pub(crate) fn tenant_subjects(
+    conn: &Connection,
+    tenant: &TenantId,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<SubjectRow>> {
+    query(
+        conn,
+        "SELECT id, kek_version, wrapped_dek, ref_index, created_at, flags FROM subjects
+         WHERE tenant = ?1 AND id > coalesce(?2, '') ORDER BY id LIMIT ?3",
+        params![tenant.as_str(), after, limit],
+        |r| subject_row(tenant, r),
+    )?
+    .into_iter()
+    .filter_map(|found| finish_subject(Some(found)).transpose())
+    .collect()
+}
+
+pub(crate) fn count_tenant(
+    conn: &Connection,
+    tenant: &TenantId,
+) -> StoreResult<strongroom_core::store::TenantCounts> {
+    let n = |sql: &str| -> StoreResult<u64> {
+        let v: i64 = query(conn, sql, params![tenant.as_str()], |r| r.get(0))?
+            .pop()
+            .unwrap_or(0);
+        u64::try_from(v).map_err(|_| corrupt("count"))
+    };
+    Ok(strongroom_core::store::TenantCounts {
+        records: n("SELECT count(*) FROM records WHERE tenant = ?1")?,
+        subjects: n("SELECT count(*) FROM subjects WHERE tenant = ?1")?,
+        versions: n("SELECT count(*) FROM record_history WHERE tenant = ?1")?,
+    })
+}

@@ -909,6 +909,82 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
                 "export",
             )?;
         }
+        Op::PutTenantArchive(a) => {
+            exec(
+                conn,
+                "INSERT INTO tenant_archives (tenant, token_hash, created_at, expires_at, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    a.tenant.as_str(),
+                    &a.token_hash[..],
+                    a.created_at,
+                    a.expires_at,
+                    a.data
+                ],
+                "archive",
+            )?;
+        }
+        Op::TakeTenantArchive {
+            tenant,
+            token_hash,
+            now,
+        } => {
+            let n = exec(
+                conn,
+                "DELETE FROM tenant_archives WHERE tenant = ?1 AND token_hash = ?2 AND expires_at > ?3",
+                params![tenant.as_str(), &token_hash[..], now],
+                "archive",
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict("archive"));
+            }
+        }
+        Op::DeleteTenantArchive { tenant } => {
+            exec(
+                conn,
+                "DELETE FROM tenant_archives WHERE tenant = ?1",
+                params![tenant.as_str()],
+                "archive",
+            )?;
+        }
+        Op::ShredTenant { tenant, counts } => {
+            let t = tenant.as_str();
+            let now = crate::read::count_tenant(conn, tenant)?;
+            if now != *counts {
+                return Err(StoreError::Conflict("state"));
+            }
+            // Children before the rows they reference.
+            for sql in [
+                "DELETE FROM sessions WHERE tenant = ?1",
+                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant = ?1)",
+                "DELETE FROM users WHERE tenant = ?1",
+                "DELETE FROM api_keys WHERE tenant = ?1",
+                "DELETE FROM blind_index WHERE tenant = ?1",
+                "DELETE FROM record_history WHERE tenant = ?1",
+                "DELETE FROM records WHERE tenant = ?1",
+                "DELETE FROM consents WHERE tenant = ?1",
+                "DELETE FROM exports WHERE tenant = ?1",
+                "DELETE FROM subjects WHERE tenant = ?1",
+                "DELETE FROM tenant_keys WHERE tenant = ?1",
+                "DELETE FROM collections WHERE tenant = ?1",
+                "DELETE FROM roles WHERE tenant = ?1",
+                "DELETE FROM settings WHERE scope = ?1",
+                "DELETE FROM jobs WHERE tenant = ?1",
+                "DELETE FROM register_entries WHERE tenant = ?1",
+                "DELETE FROM declarations WHERE tenant = ?1",
+            ] {
+                exec(conn, sql, params![t], "tenant")?;
+            }
+            if exec(
+                conn,
+                "DELETE FROM tenants WHERE id = ?1",
+                params![t],
+                "tenant",
+            )? != 1
+            {
+                return Err(StoreError::Conflict("tenant"));
+            }
+        }
         Op::RecordConsent(c) => {
             let (t, sub) = (c.tenant.as_str(), c.subject.as_str());
             // Numbered the next in its sequence (one writer: no race), for a subject that

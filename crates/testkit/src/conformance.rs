@@ -34,7 +34,8 @@ macro_rules! store_conformance {
             subject_flags_are_read_with_every_record,
             consents_are_numbered_in_order_and_go_with_the_subject,
             exports_are_taken_as_often_as_allowed_and_go_with_the_subject,
-            units_commit_while_the_files_are_scrubbed
+            units_commit_while_the_files_are_scrubbed,
+            a_tenant_is_shredded_whole_and_its_archive_taken_once
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -1897,4 +1898,117 @@ pub async fn units_commit_while_the_files_are_scrubbed(store: Arc<dyn Store>) {
         let (erased, _) = tokio::join!(erase, store.scrub());
         erased.expect("a unit committed during a scrub");
     }
+}
+
+/// A tenant shredded: every row of it gone (another tenant's untouched), refused when the
+/// counts it certifies are not what it holds (nothing deleted then); its archive taken once
+/// with the right token hash, never after expiry.
+pub async fn a_tenant_is_shredded_whole_and_its_archive_taken_once(store: Arc<dyn Store>) {
+    use strongroom_core::store::{TenantArchiveRow, TenantCounts};
+    let (t, s) = setup(&store, "acme").await;
+    let (t2, s2) = setup(&store, "other").await;
+    for (tenant, subject) in [(&t, &s), (&t2, &s2)] {
+        store
+            .commit(UnitOfWork {
+                ops: vec![Op::InsertRecord {
+                    row: record(tenant, subject, b"r"),
+                    index: vec![],
+                }],
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .commit(UnitOfWork {
+            ops: vec![Op::InsertTenantKey(strongroom_core::store::TenantKeyRow {
+                tenant: t.clone(),
+                version: 1,
+                wrapped: vec![9; 60],
+                created_at: 1,
+            })],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.find_tenant_keys(&t).await.unwrap().len(), 1);
+    let counts = store.count_tenant(&t).await.unwrap();
+    assert_eq!(
+        counts,
+        TenantCounts {
+            records: 1,
+            subjects: 1,
+            versions: 0
+        }
+    );
+    let archive = TenantArchiveRow {
+        tenant: t.clone(),
+        token_hash: [7; 32],
+        created_at: 1,
+        expires_at: 100,
+        data: b"sealed".to_vec(),
+    };
+    // Wrong counts: nothing happens, the archive not stored either.
+    let wrong = TenantCounts {
+        records: 2,
+        ..counts.clone()
+    };
+    let r = store
+        .commit(UnitOfWork {
+            ops: vec![
+                Op::PutTenantArchive(archive.clone()),
+                Op::ShredTenant {
+                    tenant: t.clone(),
+                    counts: wrong,
+                },
+            ],
+            audit: vec![],
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(store.find_tenant(&t).await.unwrap().is_some());
+    assert!(store.find_tenant_archive(&t).await.unwrap().is_none());
+    store
+        .commit(UnitOfWork {
+            ops: vec![
+                Op::PutTenantArchive(archive.clone()),
+                Op::ShredTenant {
+                    tenant: t.clone(),
+                    counts,
+                },
+            ],
+            audit: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store.find_tenant(&t).await.unwrap().is_none());
+    assert!(store.find_subject(&t, &s).await.unwrap().is_none());
+    assert!(store.find_tenant_keys(&t).await.unwrap().is_empty());
+    assert_eq!(
+        store.count_tenant(&t).await.unwrap(),
+        TenantCounts::default()
+    );
+    assert_eq!(store.count_tenant(&t2).await.unwrap().records, 1);
+    assert!(store.find_subject(&t2, &s2).await.unwrap().is_some());
+    // The archive: a wrong hash or a late take gets nothing; the right one takes it once.
+    let take = |hash: [u8; 32], now: i64| UnitOfWork {
+        ops: vec![Op::TakeTenantArchive {
+            tenant: t.clone(),
+            token_hash: hash,
+            now,
+        }],
+        audit: vec![],
+    };
+    for (hash, now) in [([8; 32], 50), ([7; 32], 100)] {
+        let r = store.commit(take(hash, now)).await;
+        assert!(matches!(r, Err(StoreError::Conflict("archive"))), "{r:?}");
+    }
+    assert_eq!(
+        store.find_expired_archives(100, 10).await.unwrap(),
+        vec![t.clone()]
+    );
+    store.commit(take([7; 32], 50)).await.unwrap();
+    let r = store.commit(take([7; 32], 50)).await;
+    assert!(matches!(r, Err(StoreError::Conflict("archive"))), "{r:?}");
+    assert!(store.find_tenant_archive(&t).await.unwrap().is_none());
 }

@@ -67,7 +67,7 @@ static ALL: &[&dyn Collector] = &[
     &registers::Ropa,
     &registers::TomsReview,
     &Declarations,
-    &NotBuilt("offboarding", "tenant offboarding with a deletion certificate is not built yet"),
+    &subjects::Offboarding,
 ];
 
 /// A capability that does not exist yet: a gap, with the reason.

@@ -131,3 +131,56 @@ impl Collector for Exports {
         f.settle()
     }
 }
+
+pub struct Offboarding;
+#[async_trait]
+impl Collector for Offboarding {
+    fn name(&self) -> &'static str {
+        "offboarding"
+    }
+    async fn collect(&self, ctx: &Context<'_>, _: &Measure) -> Finding {
+        let how = "At the end of a contract the tenant's admin and an operator — one asks, the \
+                   other executes — offboard the tenant: a full archive of its data is written, \
+                   sealed under a one-time token only the tenant's admin receives and deleted by \
+                   its one download or after 30 days; then every record, key (KEKs and DEKs), \
+                   definition and account of the tenant is destroyed in one unit, its audit log \
+                   is closed by a final signed checkpoint, and a signed deletion certificate \
+                   (verifiable offline) states the counts and the destroyed keys.";
+        let Ok(rows) = ctx
+            .vault
+            .register_entries(strongroom_core::vault::OFFBOARDINGS, None)
+            .await
+        else {
+            return unreadable("the offboarding register");
+        };
+        let mut done = 0;
+        let mut pending = 0;
+        for r in crate::registers::latest_entries(rows) {
+            let Ok(e) = serde_json::from_str::<strongroom_core::vault::OffboardingEntry>(&r.body)
+            else {
+                return unreadable("the offboarding register");
+            };
+            if ctx.scope.tenant().is_some_and(|t| t.as_str() != e.tenant) {
+                continue;
+            }
+            if e.executed_at.is_some() {
+                done += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        Finding::new(Status::Met, how)
+            .with(
+                "deletion certificates issued",
+                done,
+                "offboarding register",
+                ctx.now,
+            )
+            .with(
+                "terminations awaiting the other party",
+                pending,
+                "offboarding register",
+                ctx.now,
+            )
+    }
+}

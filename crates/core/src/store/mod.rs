@@ -18,7 +18,7 @@ mod subjects;
 use crate::error::{Code, Error};
 use crate::ids::{ApiKeyId, RecordId, SessionId, SubjectId, TenantId, UserId};
 pub use audit::{append_stored, AuditHead, AuditQuery, AuditStore, Sealed, NODE_LEVEL_STEP};
-pub use exports::{ExportRow, ExportStore};
+pub use exports::{ExportRow, ExportStore, TenantArchiveRow, TenantCounts};
 pub use jobs::{JobRow, JobState, JobStore};
 pub use lifecycle::{BlockedRecord, LifecycleStore};
 pub use registers::{DeclarationRow, RegisterEntryRow, RegisterStore};
@@ -375,6 +375,28 @@ pub enum Op {
         tenant: TenantId,
         id: crate::ids::ExportId,
     },
+    /// Stores a tenant's final archive (replacing none: `Conflict("archive")` if one is there).
+    PutTenantArchive(TenantArchiveRow),
+    /// Takes a tenant's final archive once: deletes it if its token hash is `token_hash` and it
+    /// has not expired at `now`; `Conflict("archive")` otherwise.
+    TakeTenantArchive {
+        tenant: TenantId,
+        token_hash: [u8; 32],
+        now: i64,
+    },
+    /// Deletes a tenant's final archive if it is there (expiry).
+    DeleteTenantArchive {
+        tenant: TenantId,
+    },
+    /// Destroys everything of a tenant but its audit log (and its final archive): records,
+    /// history, index entries, subjects with their DEKs, consents, exports, its KEKs,
+    /// collections, roles, API keys, users and sessions, settings, jobs, its register entries
+    /// and declarations, and the tenant row. `Conflict("state")` unless it holds exactly
+    /// `counts` (something was added or removed since they were counted).
+    ShredTenant {
+        tenant: TenantId,
+        counts: TenantCounts,
+    },
 }
 
 /// Data changes and the audit events describing them: committed together or not at all.
@@ -414,6 +436,10 @@ impl From<StoreError> for Error {
             StoreError::Conflict("version") => Error::new(
                 Code::VersionConflict,
                 "the object changed while this request ran; read it again and retry",
+            ),
+            StoreError::Conflict("archive") => Error::new(
+                Code::ExportGone,
+                "the archive was downloaded already, or expired: it is deleted",
             ),
             StoreError::Conflict("export") => Error::new(
                 Code::ExportGone,

@@ -84,7 +84,7 @@ fn export_aad(tenant: &TenantId, id: &ExportId, subject: &SubjectId) -> Aad {
 }
 
 /// Decrypts every field of a sealed record body (its name and record bind each value).
-fn open_fields(
+pub(super) fn open_fields(
     dek: &Key32,
     tenant: &TenantId,
     collection: &str,
@@ -438,14 +438,34 @@ impl JobKind for ExportExpiry {
                 id: id.clone(),
             });
         }
-        let done = job.done + expired.len() as u64;
+        // Tenants' final archives past their expiry (offboarding) go the same way.
+        let archives = vault
+            .store()
+            .find_expired_archives(now, EXPIRE_BATCH)
+            .await?;
+        for tenant in &archives {
+            let mut ev = crate::audit::AuditEvent::new(
+                None,
+                now,
+                crate::ids::RequestId::generate(vault.rng()),
+                "system:jobs".into(),
+                "tenant.archive_expire",
+            );
+            ev.objects = vec![format!("tenant:{tenant}")];
+            audit.push(ev);
+            ops.push(Op::DeleteTenantArchive {
+                tenant: tenant.clone(),
+            });
+        }
+        let done = job.done + (expired.len() + archives.len()) as u64;
         Ok(Step {
             ops,
             audit,
             done,
             total: None,
             cursor: None,
-            finished: expired.len() < EXPIRE_BATCH as usize,
+            finished: expired.len() < EXPIRE_BATCH as usize
+                && archives.len() < EXPIRE_BATCH as usize,
         })
     }
 }

@@ -16,7 +16,9 @@ mod bulk;
 pub mod config_history;
 mod consents;
 mod exports;
+mod offboarding;
 pub use exports::{ExportContext, ExportEntry, ExportExpiry, DSR_PURPOSE, EXPORTS, EXPORT_FORMAT};
+pub use offboarding::{OffboardingEntry, ARCHIVE_FORMAT, OFFBOARDINGS};
 mod lifecycle;
 mod records;
 mod register_crypto;
@@ -521,6 +523,11 @@ impl Vault {
                     self.role_cache.remove(&(r.tenant.clone(), r.name.clone()))
                 }
                 Op::RotateApiKey { .. } | Op::InsertApiKey(_) => self.key_cache.clear(),
+                Op::ShredTenant { .. } => {
+                    self.key_cache.clear();
+                    self.collection_cache.clear();
+                    self.role_cache.clear();
+                }
                 _ => {}
             }
         }

@@ -364,25 +364,8 @@ impl Vault {
             .find(|e| e.time == done.erased_at)
             .map(|e| e.seq)
             .ok_or_else(Error::integrity)?;
-        self.checkpoint(&log).await?;
-        let cp = self
-            .store
-            .find_latest_checkpoint(&log)
-            .await?
-            .filter(|c| c.size >= seq)
-            .ok_or_else(Error::internal)?;
         let public_key = self.public_key()?;
-        let note = cp.note(&public_key).ok_or_else(Error::internal)?;
-        let (_, body, _) = self
-            .store
-            .find_audit_raw(&log, seq - 1, 1)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(Error::integrity)?;
-        let index = seq - 1;
-        let ranges = strongroom_crypto::merkle::inclusion_ranges(index, cp.size);
-        let proof = crate::proofs::range_hashes(self.store.as_ref(), &log, &ranges).await?;
+        let audit = self.log_evidence(&log, seq).await?;
         let mut r = proto::ErasureReceipt {
             format: FORMAT.into(),
             tenant: log,
@@ -391,18 +374,43 @@ impl Vault {
             issued_at: self.now(),
             repeat,
             destroyed: done.destroyed.clone(),
-            audit: proto::ReceiptEvidence {
-                entry: body,
-                seq,
-                checkpoint: note,
-                tree_size: cp.size,
-                proof: proof.iter().map(|h| hex(h)).collect(),
-            },
+            audit,
             public_key: hex(&public_key),
             signature: String::new(),
         };
         let (_, sig) = self.sign_document(&receipt::signed_bytes(&r)).await?;
         r.signature = hex(&sig);
         Ok(r)
+    }
+}
+
+impl Vault {
+    /// The evidence that entry `seq` is in `log`: its canonical body, a signed checkpoint that
+    /// includes it (signed now if none does yet) and the RFC 6962 inclusion proof.
+    pub(super) async fn log_evidence(&self, log: &str, seq: u64) -> Result<proto::ReceiptEvidence> {
+        self.checkpoint(log).await?;
+        let cp = self
+            .store
+            .find_latest_checkpoint(log)
+            .await?
+            .filter(|c| c.size >= seq)
+            .ok_or_else(Error::internal)?;
+        let note = cp.note(&self.public_key()?).ok_or_else(Error::internal)?;
+        let (_, body, _) = self
+            .store
+            .find_audit_raw(log, seq - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(Error::integrity)?;
+        let ranges = strongroom_crypto::merkle::inclusion_ranges(seq - 1, cp.size);
+        let proof = crate::proofs::range_hashes(self.store.as_ref(), log, &ranges).await?;
+        Ok(proto::ReceiptEvidence {
+            entry: body,
+            seq,
+            checkpoint: note,
+            tree_size: cp.size,
+            proof: proof.iter().map(|h| hex(h)).collect(),
+        })
     }
 }

@@ -137,6 +137,11 @@ pub struct PeerAddr(pub std::net::SocketAddr);
         subjects::put_dsar,
         subjects::get_dsars,
         subjects::get_dsar,
+        subjects::request_own_offboarding,
+        subjects::request_offboarding,
+        subjects::execute_own_offboarding,
+        subjects::execute_offboarding,
+        subjects::download_archive,
         jobs::get,
         jobs::run,
     ),
@@ -237,6 +242,23 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::get_readyz))
         .route("/openapi.json", get(get_openapi))
         .route("/v1/tenants", post(post_tenant))
+        .route(
+            "/v1/tenants/{id}/offboarding",
+            post(subjects::request_offboarding),
+        )
+        .route(
+            "/v1/tenants/{id}/offboarding/execute",
+            post(subjects::execute_offboarding),
+        )
+        .route("/v1/offboarding", post(subjects::request_own_offboarding))
+        .route(
+            "/v1/offboarding/execute",
+            post(subjects::execute_own_offboarding),
+        )
+        .route(
+            "/v1/offboarding/{id}/archive",
+            get(subjects::download_archive),
+        )
         .route("/v1/api-keys", post(post_api_key).get(get_api_keys))
         .route("/v1/api-keys/{id}/rotate", post(post_api_key_rotate))
         .route("/v1/auth/login", post(post_login))

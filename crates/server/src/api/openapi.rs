@@ -73,6 +73,9 @@ fn path_schema(path: &str, name: &str) -> Option<RefOr<Schema>> {
         "id" if path.starts_with("/v1/holds/") => id("hld"),
         "id" if path.starts_with("/v1/exports/") => id("exp"),
         "id" if path.starts_with("/v1/dsars/") => id("dsr"),
+        "id" if path.starts_with("/v1/tenants/") || path.starts_with("/v1/offboarding/") => {
+            id("ten")
+        }
         "id" if path.starts_with("/v1/jobs/") => Some(string(
             Some("^[a-z][a-z._]{0,63}(:ten_[0-9a-f]{32})?$"),
             None,

@@ -253,3 +253,89 @@ pub async fn get_dsar(
     let d = subject_rights::get(&s.vault, &c.0, &id).await?;
     Ok((dsar_etag(&d), Json(d)))
 }
+
+#[utoipa::path(post, path = "/v1/offboarding", tag = "offboarding",
+    request_body = strongroom_proto::OffboardingInput,
+    responses((status = 201, body = strongroom_proto::OffboardingRequest, description = "the tenant's admin asks for the termination of its own tenant; an operator executes it. `archive_token` is shown once"),
+              (status = 409, body = strongroom_proto::ErrorBody, description = "already requested")),
+    security(("bearer" = [])))]
+pub async fn request_own_offboarding(
+    State(s): State<AppState>,
+    c: Caller,
+    b: Body<strongroom_proto::OffboardingInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "tenant.offboarding_request", b).await?;
+    let r = s.vault.request_offboarding(&c.0, None, &input).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{id}/offboarding", tag = "offboarding",
+    params(("id" = String, Path)),
+    request_body = strongroom_proto::OffboardingInput,
+    responses((status = 201, body = strongroom_proto::OffboardingRequest, description = "an operator asks for the termination of a tenant; its admin executes it"),
+              (status = 404, body = strongroom_proto::ErrorBody), (status = 409, body = strongroom_proto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn request_offboarding(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+    b: Body<strongroom_proto::OffboardingInput>,
+) -> ApiResult<impl IntoResponse> {
+    let input = body(&s, &c, "tenant.offboarding_request", b).await?;
+    let r = s.vault.request_offboarding(&c.0, Some(&id), &input).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(post, path = "/v1/offboarding/execute", tag = "offboarding",
+    responses((status = 200, body = strongroom_proto::OffboardingDone, description = "the tenant's admin executes the termination an operator asked for: archive written (its token in the answer), data and keys destroyed, log closed, signed certificate"),
+              (status = 409, body = strongroom_proto::ErrorBody, description = "`two_party_required`: not requested, or requested by the same party; `legal_hold`")),
+    security(("bearer" = [])))]
+pub async fn execute_own_offboarding(
+    State(s): State<AppState>,
+    c: Caller,
+) -> ApiResult<Json<strongroom_proto::OffboardingDone>> {
+    Ok(Json(s.vault.execute_offboarding(&c.0, None).await?))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{id}/offboarding/execute", tag = "offboarding",
+    params(("id" = String, Path)),
+    responses((status = 200, body = strongroom_proto::OffboardingDone, description = "an operator executes the termination the tenant's admin asked for (the archive token went to the admin)"),
+              (status = 404, body = strongroom_proto::ErrorBody),
+              (status = 409, body = strongroom_proto::ErrorBody, description = "`two_party_required`: not requested, or requested by the same party; `legal_hold`")),
+    security(("bearer" = [])))]
+pub async fn execute_offboarding(
+    State(s): State<AppState>,
+    c: Caller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<strongroom_proto::OffboardingDone>> {
+    Ok(Json(s.vault.execute_offboarding(&c.0, Some(&id)).await?))
+}
+
+#[utoipa::path(get, path = "/v1/offboarding/{id}/archive", tag = "offboarding",
+    params(("id" = String, Path), ("X-Archive-Token" = String, Header, description = "the one-time token given to the tenant's admin")),
+    responses((status = 200, description = "the tenant's final archive (`strongroom-tenant-archive/1`); deleted by this download"),
+              (status = 401, body = strongroom_proto::ErrorBody, description = "no archive opens with this token"),
+              (status = 410, body = strongroom_proto::ErrorBody, description = "expired")))]
+pub async fn download_archive(
+    State(s): State<AppState>,
+    peer: Option<axum::Extension<super::PeerAddr>>,
+    request_id: Option<axum::Extension<strongroom_core::RequestId>>,
+    headers: axum::http::HeaderMap,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Response> {
+    let request_id = request_id.map_or_else(|| s.vault.request_id(), |axum::Extension(id)| id);
+    // Guesses are throttled like sign-ins (the token has 256 bits all the same).
+    if let Some(axum::Extension(super::PeerAddr(addr))) = peer {
+        let client = crate::ratelimit::client_ip(addr, &headers, &s.trusted_proxies);
+        if !s.login_limiter.allow(client, s.vault.now()) {
+            let client = crate::ratelimit::ClientKey::of(client).to_string();
+            return Err(s.vault.login_throttled(&client).await.into());
+        }
+    }
+    let token = headers
+        .get("x-archive-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let doc = s.vault.download_archive(request_id, &id, token).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(doc)).into_response())
+}

@@ -174,8 +174,16 @@ pub(crate) async fn killed_run_resumes(a: Arc<Vault>, b: Arc<Vault>, advance_b: 
         let (node_a, a) = (node_a.clone(), a.clone());
         tokio::spawn(async move { node_a.run(&a, "test.count", &mut |_| {}).await })
     };
-    for _ in 0..100 {
-        if first.steps.load(Ordering::SeqCst) == 7 {
+    // Seven batches committed (not merely stepped: a step's commit follows it) and the eighth
+    // hanging; a loaded machine may take a while.
+    for _ in 0..500 {
+        let done = b
+            .store()
+            .find_job("test.count")
+            .await
+            .unwrap()
+            .map(|j| j.done);
+        if first.steps.load(Ordering::SeqCst) == 7 && done == Some(7) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

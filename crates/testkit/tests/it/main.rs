@@ -16,6 +16,7 @@ mod identity;
 mod jobs;
 mod lifecycle;
 mod multinode;
+mod offboarding;
 mod postgres_conformance;
 mod postgres_ops;
 mod quickstart;
