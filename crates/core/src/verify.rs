@@ -105,6 +105,9 @@ pub struct Summary {
     /// Entries of refused requests (`outcome` `denied`), and account lockouts, in the log.
     pub denied: u64,
     pub lockouts: u64,
+    /// Refusals for want of consent (`consent_required`) or after an objection
+    /// (`subject_objected`).
+    pub consent_refusals: u64,
 }
 
 impl Summary {
@@ -206,12 +209,15 @@ pub struct LogVerifier {
     tenants_created: Vec<String>,
     denied: u64,
     lockouts: u64,
+    consent_refusals: u64,
 }
 
 /// Canonical bodies write keys unescaped and quotes inside values escaped, so these byte
 /// strings occur in a body only as that key with that value.
 const DENIED: &str = "\"outcome\":\"denied\"";
 const LOCKOUT: &str = "\"action\":\"auth.lockout\"";
+const NO_CONSENT: &str = "\"code\":\"consent_required\"";
+const OBJECTED: &str = "\"code\":\"subject_objected\"";
 
 impl LogVerifier {
     /// Checks the checkpoints themselves (signatures, numbering, links, sizes) and the
@@ -306,6 +312,7 @@ impl LogVerifier {
             tenants_created: Vec::new(),
             denied: 0,
             lockouts: 0,
+            consent_refusals: 0,
         })
     }
 
@@ -397,7 +404,11 @@ impl LogVerifier {
             }
         }
         // Figures for the TOMs report, counted as the log is read anyway.
-        self.denied += u64::from(body.contains(DENIED));
+        if body.contains(DENIED) {
+            self.denied += 1;
+            self.consent_refusals +=
+                u64::from(body.contains(NO_CONSENT) || body.contains(OBJECTED));
+        }
         self.lockouts += u64::from(body.contains(LOCKOUT));
         self.prev = leaf;
         for (level, index, h) in crate::store::append_stored(&mut self.compact, leaf) {
@@ -459,6 +470,7 @@ impl LogVerifier {
             tenants_created: self.tenants_created,
             denied: self.denied,
             lockouts: self.lockouts,
+            consent_refusals: self.consent_refusals,
         })
     }
 

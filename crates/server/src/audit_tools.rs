@@ -127,7 +127,7 @@ pub async fn verify_and_record(vault: &strongroom_core::Vault) -> Result<Report,
             r.logs.len() as u64,
             r.logs
                 .iter()
-                .map(|l| (l.log.clone(), (l.denied, l.lockouts)))
+                .map(|l| (l.log.clone(), (l.denied, l.lockouts, l.consent_refusals)))
                 .collect(),
         ),
         Err(VerifyError::Failed(_)) => (false, 0, 0, Default::default()),

@@ -552,7 +552,13 @@ impl Collector for Purposes {
         let Ok(cols) = ctx.vault.store().find_collections(t).await else {
             return unreadable("collections");
         };
-        let mut f = Finding::new(Status::Met, how);
+        let mut f = with_counts(
+            Finding::new(Status::Met, how),
+            ctx,
+            "refusals for want of consent or after an objection (recorded)",
+            |c| c.consent_refusals,
+        )
+        .await;
         let mut undeclared = Vec::new();
         for c in &cols {
             let listed: Vec<String> = c
@@ -750,6 +756,8 @@ struct LastVerify {
 struct LogCounts {
     denied: u64,
     lockouts: u64,
+    #[serde(default)]
+    consent_refusals: u64,
 }
 
 /// The refusals and lockouts the scope's log records, as of the last verification (counted

@@ -148,13 +148,13 @@ impl Vault {
 
     /// Records the result of a verification of every audit log (evidence for IN-02), with an
     /// audit entry of its own.
-    /// `counts` holds, per log, the refused requests and lockouts it records.
+    /// `counts` holds, per log, the refused requests, lockouts and consent refusals it records.
     pub async fn record_audit_verification(
         &self,
         ok: bool,
         entries: u64,
         logs: u64,
-        counts: &std::collections::BTreeMap<String, (u64, u64)>,
+        counts: &std::collections::BTreeMap<String, (u64, u64, u64)>,
     ) -> Result<()> {
         let now = self.now();
         let mut ev = crate::audit::AuditEvent::new(
@@ -170,10 +170,10 @@ impl Vault {
         ev.objects = vec![format!("entries:{entries}"), format!("logs:{logs}")];
         let counts: serde_json::Map<String, serde_json::Value> = counts
             .iter()
-            .map(|(log, (denied, lockouts))| {
+            .map(|(log, (denied, lockouts, consent))| {
                 (
                     log.clone(),
-                    serde_json::json!({"denied": denied, "lockouts": lockouts}),
+                    serde_json::json!({"denied": denied, "lockouts": lockouts, "consent_refusals": consent}),
                 )
             })
             .collect();

@@ -113,6 +113,17 @@ impl Vault {
         subject: &SubjectId,
     ) -> Result<proto::SubjectView> {
         let Some(row) = self.store.find_subject(tenant, subject).await? else {
+            // One of this tenant's subjects that was erased: say so (the ledger is the
+            // tenant's own, so this tells another tenant nothing).
+            if let Some(done) = self.ledger_entry(tenant, subject).await? {
+                return Err(Error::new(
+                    Code::UnknownSubject,
+                    format!(
+                        "the subject was erased at {} (ms since the epoch); asking for its erasure again answers its receipt",
+                        done.erased_at
+                    ),
+                ));
+            }
             return Err(unknown_subject());
         };
         let groups = self.store.find_subject_records(tenant, subject).await?;

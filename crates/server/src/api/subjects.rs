@@ -315,7 +315,8 @@ pub async fn execute_offboarding(
     params(("id" = String, Path), ("X-Archive-Token" = String, Header, description = "the one-time token given to the tenant's admin")),
     responses((status = 200, description = "the tenant's final archive (`strongroom-tenant-archive/1`); deleted by this download"),
               (status = 401, body = strongroom_proto::ErrorBody, description = "no archive opens with this token"),
-              (status = 410, body = strongroom_proto::ErrorBody, description = "expired")))]
+              (status = 410, body = strongroom_proto::ErrorBody, description = "expired"),
+              (status = 429, body = strongroom_proto::ErrorBody, description = "too many attempts from this address (counted with sign-ins)")))]
 pub async fn download_archive(
     State(s): State<AppState>,
     peer: Option<axum::Extension<super::PeerAddr>>,

@@ -420,6 +420,40 @@ async fn consent_and_objection_decide_each_request() {
             .any(|e| e["code"] == "consent_required"),
         "refusals audited with the subject"
     );
+    // The report counts them (SE-02), as the scheduled verification reads the log.
+    let all = v
+        .get(
+            "/v1/audit/entries?outcome=denied&limit=1000",
+            &s.admin,
+            None,
+        )
+        .await;
+    let refusals = all.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["code"] == "consent_required" || e["code"] == "subject_objected")
+        .count();
+    assert!(refusals >= 5, "{refusals}");
+    let op = crate::lifecycle::operator(&v).await;
+    crate::lifecycle::run_job(&v, &op, "audit.verify").await;
+    let rep = v
+        .get("/v1/compliance/toms?format=json", &s.admin, None)
+        .await;
+    let se02 = rep.body["report"]["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "SE-02")
+        .unwrap()
+        .clone();
+    let counted = se02["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["label"] == "refusals for want of consent or after an objection (recorded)")
+        .unwrap_or_else(|| panic!("{se02}"));
+    assert_eq!(counted["value"], refusals.to_string(), "{se02}");
     v.assert_audit_verifies().await;
 }
 

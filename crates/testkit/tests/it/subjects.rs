@@ -271,7 +271,20 @@ async fn erasure_destroys_everything_of_the_subject_with_a_verifiable_receipt() 
         )
         .await;
     assert_eq!(found.body["records"], json!([]), "{}", found.text);
-    assert_eq!(v.get(&path, &s.officer, None).await.status, 404);
+    let view = v.get(&path, &s.officer, None).await;
+    assert_eq!(view.status, 404);
+    assert!(
+        view.text.contains("erased"),
+        "the view says the subject was erased: {}",
+        view.text
+    );
+    let theirs = v.get(&path, &other.officer, None).await;
+    assert_eq!(theirs.status, 404);
+    assert!(
+        !theirs.text.contains("erased"),
+        "another tenant learns nothing: {}",
+        theirs.text
+    );
     let db = v.sqlite();
     let n = |sql: &str, id: &str| db.query_row(sql, [id], |r| r.get::<_, i64>(0)).unwrap();
     assert_eq!(n("SELECT count(*) FROM subjects WHERE id = ?1", &ada), 0);
