@@ -283,6 +283,10 @@ struct ServeArgs {
     /// (faster purges, slower requests meanwhile).
     #[arg(long, env = "STRONGROOM_BACKGROUND_SHARE", value_name = "PERCENT", default_value_t = strongroom_server::DEFAULT_BACKGROUND_SHARE, value_parser = clap::value_parser!(u8).range(1..=100))]
     background_share: u8,
+    /// Days an offboarded tenant's closed audit log (no personal data) is kept before it is
+    /// deleted, the deletion recorded in the platform log.
+    #[arg(long, env = "STRONGROOM_CLOSED_LOG_RETENTION_DAYS", value_name = "DAYS", default_value_t = strongroom_core::vault::DEFAULT_CLOSED_LOG_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    closed_log_retention_days: u32,
     /// A copy of the RustSec advisory database (a clone of github.com/rustsec/advisory-db):
     /// the version report and the TOMs report (OR-09) check the dependencies against it.
     #[arg(long, env = "STRONGROOM_ADVISORY_DB")]
@@ -318,6 +322,7 @@ impl Default for ServeArgs {
             max_connections: strongroom_server::limits::DEFAULT_MAX_CONNECTIONS,
             failed_auth_budget: 20,
             background_share: strongroom_server::DEFAULT_BACKGROUND_SHARE,
+            closed_log_retention_days: strongroom_core::vault::DEFAULT_CLOSED_LOG_RETENTION_DAYS,
             advisory_db: None,
         }
     }
@@ -444,6 +449,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         failed_auth_budget: args.failed_auth_budget,
         background_share: args.background_share,
         advisory_db: args.advisory_db,
+        vault: strongroom_core::vault::VaultConfig {
+            closed_log_retention_days: args.closed_log_retention_days,
+            ..Default::default()
+        },
         ..ServeOptions::default()
     };
     strongroom_server::check_listener(&opts)?;

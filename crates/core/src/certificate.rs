@@ -31,6 +31,7 @@ pub fn entry_objects(d: &TenantDestroyed) -> Vec<String> {
         format!("versions:{}", d.versions),
         format!("deks:{}", d.deks),
         format!("dek_ids_sha256:{}", d.dek_ids_sha256),
+        format!("log_kept_until:{}", d.log_kept_until),
     ];
     out.extend(d.kek_ids.iter().cloned());
     out

@@ -102,6 +102,9 @@ pub struct Summary {
     pub witnessed: u64,
     /// Tenants whose creation the log records (the platform log): each must have a log.
     pub tenants_created: Vec<String>,
+    /// Logs the platform log records as deleted at the end of their retention (offboarded
+    /// tenants' closed logs): their absence is expected.
+    pub logs_deleted: Vec<String>,
     /// Entries of refused requests (`outcome` `denied`), and account lockouts, in the log.
     pub denied: u64,
     pub lockouts: u64,
@@ -207,6 +210,7 @@ pub struct LogVerifier {
     subjects: SetDigest,
     nodes: SetDigest,
     tenants_created: Vec<String>,
+    logs_deleted: Vec<String>,
     denied: u64,
     lockouts: u64,
     consent_refusals: u64,
@@ -310,6 +314,7 @@ impl LogVerifier {
             subjects: SetDigest::new(digest_key),
             nodes: SetDigest::new(digest_key),
             tenants_created: Vec::new(),
+            logs_deleted: Vec::new(),
             denied: 0,
             lockouts: 0,
             consent_refusals: 0,
@@ -402,6 +407,17 @@ impl LogVerifier {
                 self.tenants_created
                     .extend(named.objects.iter().map(|o| o.to_string()));
             }
+            if self.log == crate::audit::PLATFORM_LOG
+                && named.action == "audit.log_deleted"
+                && named.outcome == "ok"
+            {
+                self.logs_deleted.extend(
+                    named
+                        .objects
+                        .iter()
+                        .filter_map(|o| o.strip_prefix("log:").map(str::to_owned)),
+                );
+            }
         }
         // Figures for the TOMs report, counted as the log is read anyway.
         if body.contains(DENIED) {
@@ -468,6 +484,7 @@ impl LogVerifier {
             checkpoints: self.checkpoints.len() as u64,
             witnessed: self.witnessed.len() as u64,
             tenants_created: self.tenants_created,
+            logs_deleted: self.logs_deleted,
             denied: self.denied,
             lockouts: self.lockouts,
             consent_refusals: self.consent_refusals,

@@ -1875,6 +1875,9 @@ pub struct TenantDestroyed {
     /// sorted, one per line).
     pub deks: u64,
     pub dek_ids_sha256: String,
+    /// The tenant's closed audit log (no personal data) is kept until then, and deleted after
+    /// (the deletion recorded in the platform log).
+    pub log_kept_until: i64,
 }
 
 /// A signed deletion certificate: the tenant's data and keys are destroyed, and its audit log

@@ -94,6 +94,11 @@ fn check_logs_exist(
         .collect();
     let mut required: BTreeSet<String> = tenants.into_iter().collect();
     required.extend(logs.iter().flat_map(|l| l.tenants_created.iter().cloned()));
+    for l in logs {
+        for gone in &l.logs_deleted {
+            required.remove(gone);
+        }
+    }
     if !required.is_empty() && !present.contains(PLATFORM_LOG) {
         return Err(failed(
             PLATFORM_LOG,
@@ -178,9 +183,27 @@ pub async fn verify_store(
     if let Some(w) = witness {
         names.extend(w.logs().map(str::to_owned));
     }
+    // The platform log first (the set sorts it before tenants' ids): it records which logs were
+    // deleted at the end of their retention, whose absence is then expected.
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
     for log in names {
+        if deleted.contains(&log)
+            && store
+                .find_audit_head(&log)
+                .await
+                .map_err(unreadable)?
+                .is_none()
+            && store
+                .find_audit_tail(&log)
+                .await
+                .map_err(unreadable)?
+                .is_none()
+        {
+            continue;
+        }
         let summary = verify_store_log(store, &log, public_key, witness, digest_key).await?;
         total += summary.entries;
+        deleted.extend(summary.logs_deleted.iter().cloned());
         logs.push(summary);
     }
     let tenants = store.find_tenant_ids().await.map_err(unreadable)?;

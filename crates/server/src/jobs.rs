@@ -73,6 +73,7 @@ pub fn kinds() -> Vec<Arc<dyn JobKind>> {
         Arc::new(strongroom_core::vault::Purge),
         Arc::new(strongroom_core::vault::Retention),
         Arc::new(strongroom_core::vault::ExportExpiry),
+        Arc::new(strongroom_core::vault::ClosedLogs),
     ]
 }
 
@@ -111,6 +112,13 @@ pub async fn runner(
     // Exports past their expiry: hourly (a download after expiry is refused in any case).
     runner
         .ensure(vault, JobRow::new("exports.expire", None, 3_600_000, now))
+        .await?;
+    // Offboarded tenants' closed audit logs past their retention: daily.
+    runner
+        .ensure(
+            vault,
+            JobRow::new("audit.closed_logs", None, 86_400_000, now),
+        )
         .await?;
     // Records past their collection's retention period: daily.
     runner

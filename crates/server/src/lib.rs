@@ -204,6 +204,7 @@ pub fn config_snapshot(opts: &ServeOptions, store: &dyn Store) -> serde_json::Va
         "failed_auth_budget": opts.failed_auth_budget,
         "audit_verify_every_seconds": opts.audit_verify_every.map(|d| d.as_secs()),
         "background_share_percent": opts.background_share,
+        "closed_log_retention_days": opts.vault.closed_log_retention_days,
         "advisory_db": path(&opts.advisory_db),
     })
 }

@@ -794,6 +794,17 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op) -> StoreResult<()> {
                 return Err(StoreError::Conflict("archive"));
             }
         }
+        Op::DeleteAuditLog { log } => {
+            for sql in [
+                "DELETE FROM audit_nodes WHERE log = $1",
+                "DELETE FROM audit_subjects WHERE log = $1",
+                "DELETE FROM audit_checkpoints WHERE log = $1",
+                "DELETE FROM audit WHERE log = $1",
+                "DELETE FROM audit_heads WHERE log = $1",
+            ] {
+                exec(tx, sql, &[log], "audit").await?;
+            }
+        }
         Op::DeleteTenantArchive { tenant } => {
             exec(
                 tx,

@@ -127,6 +127,14 @@ fn commit_batch(
     match outcome {
         Ok(()) => {
             heads.extend(moved);
+            // A log deleted whole has no head any more.
+            for job in batch.iter() {
+                for op in &job.unit.ops {
+                    if let Op::DeleteAuditLog { log } = op {
+                        heads.remove(log);
+                    }
+                }
+            }
             for (job, result) in batch.drain(..).zip(results) {
                 let _ = job.reply.send(result);
             }
@@ -937,6 +945,17 @@ fn apply_op(conn: &Connection, op: &Op) -> StoreResult<()> {
             )?;
             if n != 1 {
                 return Err(StoreError::Conflict("archive"));
+            }
+        }
+        Op::DeleteAuditLog { log } => {
+            for sql in [
+                "DELETE FROM audit_nodes WHERE log = ?1",
+                "DELETE FROM audit_subjects WHERE log = ?1",
+                "DELETE FROM audit_checkpoints WHERE log = ?1",
+                "DELETE FROM audit WHERE log = ?1",
+                "DELETE FROM audit_heads WHERE log = ?1",
+            ] {
+                exec(conn, sql, params![log], "audit")?;
             }
         }
         Op::DeleteTenantArchive { tenant } => {

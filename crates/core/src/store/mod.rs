@@ -384,6 +384,12 @@ pub enum Op {
         token_hash: [u8; 32],
         now: i64,
     },
+    /// Deletes an audit log whole — entries, head, checkpoints, subject index, tree nodes —
+    /// once its retention ended (an offboarded tenant's closed log; the deletion is recorded
+    /// in the platform log in the same unit).
+    DeleteAuditLog {
+        log: String,
+    },
     /// Deletes a tenant's final archive if it is there (expiry).
     DeleteTenantArchive {
         tenant: TenantId,

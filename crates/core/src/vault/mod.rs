@@ -18,7 +18,7 @@ mod consents;
 mod exports;
 mod offboarding;
 pub use exports::{ExportContext, ExportEntry, ExportExpiry, DSR_PURPOSE, EXPORTS, EXPORT_FORMAT};
-pub use offboarding::{OffboardingEntry, ARCHIVE_FORMAT, OFFBOARDINGS};
+pub use offboarding::{ClosedLogs, OffboardingEntry, ARCHIVE_FORMAT, LOG_DELETED, OFFBOARDINGS};
 mod lifecycle;
 mod records;
 mod register_crypto;
@@ -59,13 +59,20 @@ pub struct VaultConfig {
     pub dek_cache_entries: usize,
     /// Most records in one batch call.
     pub max_batch: usize,
+    /// Days an offboarded tenant's closed audit log is kept before the `audit.closed_logs`
+    /// job deletes it (recording the deletion in the platform log).
+    pub closed_log_retention_days: u32,
 }
+
+/// Ten years: the longest common retention of business records.
+pub const DEFAULT_CLOSED_LOG_RETENTION_DAYS: u32 = 3650;
 
 impl Default for VaultConfig {
     fn default() -> Self {
         Self {
             dek_cache_entries: 100_000,
             max_batch: 1_000,
+            closed_log_retention_days: DEFAULT_CLOSED_LOG_RETENTION_DAYS,
         }
     }
 }

@@ -11,8 +11,11 @@
 //! collection, role, key, user, session, setting, job, register entry and declaration of the
 //! tenant is deleted, and the tenant row with them. Its audit log (no personal data) stays,
 //! closed by the `tenant.offboard` entry and a final signed checkpoint that the certificate
-//! cites. The request register is the platform's (`offboarding`, keyed by tenant id): the
-//! request, then its execution with the counts — the TOMs report's evidence.
+//! cites, and is kept for the configured period (`closed_log_retention_days`); then the
+//! `audit.closed_logs` job deletes it, recording `audit.log_deleted` (its size and last hash)
+//! in the platform log, which is what lets `audit verify` accept its absence. The request
+//! register is the platform's (`offboarding`, keyed by tenant id): the request, its execution
+//! with the counts, the log's deletion — the TOMs report's evidence.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -30,6 +33,8 @@ use crate::vault::{RequestCtx, Vault};
 
 /// The offboarding register (platform scope, one entry per tenant).
 pub const OFFBOARDINGS: &str = "offboarding";
+/// The platform log's record of a closed log deleted at the end of its retention.
+pub const LOG_DELETED: &str = "audit.log_deleted";
 /// The final archive's format.
 pub const ARCHIVE_FORMAT: &str = "strongroom-tenant-archive/1";
 const DAY_MS: i64 = 86_400_000;
@@ -50,6 +55,9 @@ pub struct OffboardingEntry {
     pub executed_by: Option<String>,
     pub executed_at: Option<i64>,
     pub destroyed: Option<proto::TenantDestroyed>,
+    /// When the closed log was deleted, its retention over.
+    #[serde(default)]
+    pub log_deleted_at: Option<i64>,
 }
 
 fn two_party(what: &str) -> Error {
@@ -178,6 +186,7 @@ impl Vault {
                 executed_by: None,
                 executed_at: None,
                 destroyed: None,
+                log_deleted_at: None,
             };
             let out = proto::OffboardingRequest {
                 tenant: tenant.to_string(),
@@ -351,6 +360,7 @@ impl Vault {
             kek_ids: keks.iter().map(|k| key_id("kek", &k.wrapped)).collect(),
             deks: dek_ids.len() as u64,
             dek_ids_sha256: hex(&sha256(dek_ids.join("\n").as_bytes())),
+            log_kept_until: now + i64::from(self.config.closed_log_retention_days) * DAY_MS,
         };
         let mut last = AuditEvent::new(
             Some(tenant.clone()),
@@ -570,5 +580,88 @@ impl Vault {
         }
         .await;
         self.conclude(ev, res).await
+    }
+}
+
+/// Deletes offboarded tenants' closed audit logs whose retention is over, one log per batch,
+/// each deletion recorded in the platform log (`audit.log_deleted`, with the log's size and
+/// last leaf hash) and in the offboarding register, in the same unit.
+pub struct ClosedLogs;
+
+#[async_trait::async_trait]
+impl crate::jobs::JobKind for ClosedLogs {
+    fn kind(&self) -> &'static str {
+        "audit.closed_logs"
+    }
+
+    async fn step(&self, vault: &Vault, job: &crate::store::JobRow) -> Result<crate::jobs::Step> {
+        let now = vault.now();
+        let mut latest: std::collections::BTreeMap<String, RegisterEntryRow> = Default::default();
+        for r in vault.register_entries(OFFBOARDINGS, None).await? {
+            if latest.get(&r.id).is_none_or(|l| l.version < r.version) {
+                latest.insert(r.id.clone(), r);
+            }
+        }
+        for r in latest.into_values() {
+            let mut e: OffboardingEntry =
+                serde_json::from_str(&r.body).map_err(|_| Error::integrity())?;
+            let due = e
+                .destroyed
+                .as_ref()
+                .is_some_and(|d| d.log_kept_until <= now);
+            if !due || e.log_deleted_at.is_some() {
+                continue;
+            }
+            let head = vault.store().find_audit_head(&e.tenant).await?;
+            let mut ev = AuditEvent::new(
+                None,
+                now,
+                RequestId::generate(vault.rng()),
+                "system:jobs".into(),
+                LOG_DELETED,
+            );
+            ev.objects = vec![
+                format!("log:{}", e.tenant),
+                format!("entries:{}", head.as_ref().map_or(0, |h| h.size)),
+                format!(
+                    "head:{}",
+                    head.as_ref()
+                        .map_or_else(String::new, |h| hex(&h.last_hash))
+                ),
+            ];
+            e.log_deleted_at = Some(now);
+            let entry = RegisterEntryRow {
+                register: OFFBOARDINGS.into(),
+                id: e.tenant.clone(),
+                version: r.version + 1,
+                tenant: None,
+                body: serde_json::to_string(&e).map_err(|_| Error::internal())?,
+                recorded_by: "system:jobs".into(),
+                recorded_at: now,
+            };
+            let mut ops = vec![
+                Op::DeleteAuditLog {
+                    log: e.tenant.clone(),
+                },
+                Op::PutRegisterEntry(entry),
+            ];
+            vault.seal_registers(&mut ops);
+            return Ok(crate::jobs::Step {
+                ops,
+                audit: vec![ev],
+                done: job.done + 1,
+                total: None,
+                cursor: None,
+                finished: false,
+            });
+        }
+        Ok(crate::jobs::Step {
+            ops: Vec::new(),
+            audit: Vec::new(),
+            done: job.done,
+            total: Some(job.done),
+            cursor: None,
+            finished: true,
+        })
     }
 }

@@ -35,7 +35,7 @@ async fn history() -> (TestVault, String) {
     (v, t.id)
 }
 
-fn open_copy(v: &TestVault) -> (tempfile::TempDir, std::path::PathBuf) {
+pub(crate) fn open_copy(v: &TestVault) -> (tempfile::TempDir, std::path::PathBuf) {
     let db = v.data_path().join("strongroom.db");
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
@@ -46,7 +46,7 @@ fn open_copy(v: &TestVault) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, copy)
 }
 
-async fn verify_db(path: &std::path::Path) -> Result<audit_tools::Report, VerifyError> {
+pub(crate) async fn verify_db(path: &std::path::Path) -> Result<audit_tools::Report, VerifyError> {
     let store = SqliteStore::open(path, Default::default()).unwrap();
     let key = audit_tools::stored_public_key(&store).await.unwrap();
     audit_tools::verify_store(&store, &key, None).await

@@ -32,6 +32,7 @@ async fn background_jobs_are_listed_and_run_when_asked() {
     assert_eq!(
         ids,
         [
+            "audit.closed_logs",
             "audit.verify",
             "compliance.alerts",
             "exports.expire",
@@ -40,7 +41,7 @@ async fn background_jobs_are_listed_and_run_when_asked() {
         ]
     );
     assert!(
-        list.body["jobs"][0]["next_run_at"].is_null(),
+        list.body["jobs"][1]["next_run_at"].is_null(),
         "verification only when asked"
     );
     // A tenant sees its own jobs only (none yet); an application none at all.

@@ -426,3 +426,141 @@ async fn an_operator_asks_the_tenant_executes_and_a_hold_stops_it() {
     assert_eq!(r.body["records"].as_array().unwrap().len(), 3);
     v.assert_audit_verifies().await;
 }
+
+/// The closed log is kept for the configured period, then deleted with a record in the platform
+/// log — after which verification (and a restart, with a witness holding its checkpoints)
+/// accepts its absence. Deleted before its time, without that record, verification fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_log_is_kept_for_its_period_then_deleted_on_record() {
+    const DAY: i64 = 86_400_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = || strongroom_server::ServeOptions {
+        witness_dir: Some(tmp.path().join("witness")),
+        checkpoint_every_entries: 1,
+        checkpoint_every: std::time::Duration::from_millis(50),
+        vault: strongroom_core::vault::VaultConfig {
+            closed_log_retention_days: 30,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut v = TestVault::start_with(opts()).await;
+    let acme = tenant(&v, "acme").await;
+    let globex = tenant(&v, "globex").await;
+    let op = crate::lifecycle::operator(&v).await;
+    let r = v
+        .post(
+            "/v1/api-keys",
+            &globex.admin,
+            None,
+            json!({"name": "app", "roles": ["support_agent"], "expires_in_days": 365}),
+        )
+        .await;
+    let gapp = r.body["key"].as_str().unwrap().to_owned();
+    // The witness holds a checkpoint of the log (published by the background loop).
+    let published = tmp
+        .path()
+        .join("witness")
+        .join(format!("{}.checkpoint", acme.id));
+    for _ in 0..100 {
+        if published.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        published.exists(),
+        "no checkpoint of the closed log was published"
+    );
+    let r = v
+        .post(
+            "/v1/offboarding",
+            &acme.admin,
+            None,
+            json!({"reason": "ended"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = v
+        .post(
+            &format!("/v1/tenants/{}/offboarding/execute", acme.id),
+            &op,
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let c = check_certificate(&r.body["certificate"], &public_key(&v).await);
+    assert_eq!(c.destroyed.log_kept_until, c.executed_at + 30 * DAY);
+
+    // Someone removes the closed log before its time, without the record: caught.
+    let (_dir, copy) = crate::audit_log::open_copy(&v);
+    let db = rusqlite::Connection::open(&copy).unwrap();
+    for table in [
+        "audit_nodes",
+        "audit_subjects",
+        "audit_checkpoints",
+        "audit",
+        "audit_heads",
+    ] {
+        db.execute(&format!("DELETE FROM {table} WHERE log = ?1"), [&acme.id])
+            .unwrap();
+    }
+    drop(db);
+    assert!(
+        crate::audit_log::verify_db(&copy).await.is_err(),
+        "a closed log removed without its record passes verification"
+    );
+
+    // Kept until the period ends: the job leaves it one millisecond before.
+    let vault = v.running_vault();
+    v.clock.advance_ms(30 * DAY - 1);
+    crate::lifecycle::run_job(&v, &op, "audit.closed_logs").await;
+    assert!(vault
+        .store()
+        .find_audit_head(&acme.id)
+        .await
+        .unwrap()
+        .is_some());
+    v.clock.advance_ms(1);
+    let job = crate::lifecycle::run_job(&v, &op, "audit.closed_logs").await;
+    assert_eq!(job["done"], 1, "{job}");
+    assert!(vault
+        .store()
+        .find_audit_head(&acme.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(vault
+        .store()
+        .find_audit_tail(&acme.id)
+        .await
+        .unwrap()
+        .is_none());
+    let log = v
+        .get("/v1/audit/entries?action=audit.log_deleted", &op, None)
+        .await;
+    assert!(
+        log.text.contains(&format!("log:{}", acme.id)),
+        "{}",
+        log.text
+    );
+    // Once only.
+    let job = crate::lifecycle::run_job(&v, &op, "audit.closed_logs").await;
+    assert_eq!(job["done"], 0, "{job}");
+    let report = v.assert_audit_verifies().await;
+    assert!(report.logs.iter().all(|l| l.log != acme.id));
+    assert!(report.logs.iter().any(|l| l.log == globex.id));
+    // A restart checks the logs against the witness, which still holds acme's checkpoints.
+    v.stop().await;
+    let v = v.restart_with(opts()).await;
+    let r = v
+        .get(
+            &format!("{PEOPLE}/{}", globex.records[0]),
+            &gapp,
+            Some("support"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    v.assert_audit_verifies().await;
+}
