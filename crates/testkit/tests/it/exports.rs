@@ -119,6 +119,63 @@ async fn ada_and_bob(v: &TestVault, s: &Setup) -> (String, String, String) {
     (ada, person, bob)
 }
 
+/// The export of Ada (see [`ada_and_bob`]) holds every field of her three records, the earlier
+/// version, her accesses and the processing facts — and nothing of Bob or of another tenant.
+fn check_document(
+    doc: &strongroom_testkit::Resp,
+    ada: &str,
+    person: &str,
+    bob: &str,
+    recipient: &str,
+) {
+    let d = &doc.body;
+    assert_eq!(d["format"], "strongroom-subject-export/1");
+    assert_eq!(d["subject"], ada);
+    assert_eq!(d["purpose"], "data_subject_request");
+    assert_eq!(d["recipient"], recipient);
+    let records = d["records"].as_array().unwrap();
+    let collections: Vec<&str> = records
+        .iter()
+        .map(|r| r["collection"].as_str().unwrap())
+        .collect();
+    assert_eq!(collections, ["notes", "orders", "people"]);
+    let p = records.iter().find(|r| r["id"] == person).unwrap();
+    assert_eq!(
+        p["fields"],
+        json!({"email": "ada@example.com", "name": "Ada Lovelace"})
+    );
+    assert_eq!(p["version"], 2);
+    assert_eq!(p["history"][0]["fields"]["name"], "Ada");
+    assert_eq!(records[1]["fields"]["item"], "Analytical Engine");
+    assert_eq!(records[0]["fields"]["text"], "prefers letters");
+    // Who accessed her data and why: the application's creates, update and read.
+    let accesses = d["accesses"].as_array().unwrap();
+    let read = accesses
+        .iter()
+        .find(|a| a["action"] == "record.read")
+        .expect("the read is in the access history");
+    assert_eq!(read["purpose"], "support");
+    assert_eq!(read["records"][0], person);
+    assert!(accesses.iter().any(|a| a["action"] == "record.update"));
+    assert!(accesses.iter().all(|a| a["outcome"].is_string()));
+    // The processing facts of the three collections.
+    let acts = d["processing"]["activities"].as_array().unwrap();
+    assert_eq!(acts.len(), 3);
+    assert!(acts
+        .iter()
+        .all(|a| a["purposes"][0]["purpose"] == "support" && a["retention"].is_string()));
+    assert!(acts.iter().any(|a| a["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "app")));
+    assert_eq!(d["processing"]["controller"], "acme");
+    // Nothing of Bob or of the other tenant.
+    for other in [bob, "bob@example.com", "Other Ada", "globex"] {
+        assert!(!doc.text.contains(other), "{other} in the export");
+    }
+}
+
 async fn export(v: &TestVault, key: &str, subject: &str, body: Value) -> strongroom_testkit::Resp {
     v.post(&format!("/v1/subjects/{subject}/export"), key, None, body)
         .await
@@ -208,52 +265,7 @@ async fn an_export_holds_everything_of_the_subject_and_nothing_else() {
 
     let doc = v.get(&format!("/v1/exports/{id}"), &s.officer, None).await;
     assert_eq!(doc.status, 200, "{}", doc.text);
-    let d = &doc.body;
-    assert_eq!(d["format"], "strongroom-subject-export/1");
-    assert_eq!(d["subject"], ada);
-    assert_eq!(d["purpose"], "data_subject_request");
-    assert_eq!(d["recipient"], "the data subject");
-    let records = d["records"].as_array().unwrap();
-    let collections: Vec<&str> = records
-        .iter()
-        .map(|r| r["collection"].as_str().unwrap())
-        .collect();
-    assert_eq!(collections, ["notes", "orders", "people"]);
-    let p = records.iter().find(|r| r["id"] == person.as_str()).unwrap();
-    assert_eq!(
-        p["fields"],
-        json!({"email": "ada@example.com", "name": "Ada Lovelace"})
-    );
-    assert_eq!(p["version"], 2);
-    assert_eq!(p["history"][0]["fields"]["name"], "Ada");
-    assert_eq!(records[1]["fields"]["item"], "Analytical Engine");
-    assert_eq!(records[0]["fields"]["text"], "prefers letters");
-    // Who accessed her data and why: the application's creates, update and read.
-    let accesses = d["accesses"].as_array().unwrap();
-    let read = accesses
-        .iter()
-        .find(|a| a["action"] == "record.read")
-        .expect("the read is in the access history");
-    assert_eq!(read["purpose"], "support");
-    assert_eq!(read["records"][0], person.as_str());
-    assert!(accesses.iter().any(|a| a["action"] == "record.update"));
-    assert!(accesses.iter().all(|a| a["outcome"].is_string()));
-    // The processing facts of the three collections.
-    let acts = d["processing"]["activities"].as_array().unwrap();
-    assert_eq!(acts.len(), 3);
-    assert!(acts
-        .iter()
-        .all(|a| a["purposes"][0]["purpose"] == "support" && a["retention"].is_string()));
-    assert!(acts.iter().any(|a| a["recipients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r == "app")));
-    assert_eq!(d["processing"]["controller"], "acme");
-    // Nothing of Bob or of the other tenant.
-    for other in [bob.as_str(), "bob@example.com", "Other Ada", "globex"] {
-        assert!(!doc.text.contains(other), "{other} in the export");
-    }
+    check_document(&doc, &ada, &person, &bob, "the data subject");
 
     // Downloaded once: gone.
     let again = v.get(&format!("/v1/exports/{id}"), &s.officer, None).await;
@@ -484,12 +496,20 @@ async fn exports_on_postgres_are_complete_sealed_and_taken_once() {
     };
     let v = TestVault::start_postgres(&url, None, Default::default()).await;
     let s = setup(&v, "acme").await;
-    let (ada, person, _) = ada_and_bob(&v, &s).await;
+    let (ada, person, bob) = ada_and_bob(&v, &s).await;
+    let g = setup(&v, "globex").await;
+    create(
+        &v,
+        &g,
+        "people",
+        json!({"fields": {"email": "ada@example.com", "name": "Other Ada"}}),
+    )
+    .await;
     let id = made(
         &v,
         &s.officer,
         &ada,
-        json!({"recipient": "x", "downloads": 2}),
+        json!({"recipient": "x", "downloads": 3}),
     )
     .await;
     // The stored artefact is ciphertext.
@@ -501,7 +521,9 @@ async fn exports_on_postgres_are_complete_sealed_and_taken_once() {
     let data: Vec<u8> = row.get(0);
     assert!(data.len() > 100);
     assert!(!data.windows(7).any(|w| w == b"example"));
-    // Eight racing downloads of two allowed: exactly two succeed.
+    let doc = v.get(&format!("/v1/exports/{id}"), &s.officer, None).await;
+    check_document(&doc, &ada, &person, &bob, "x");
+    // Eight racing downloads of the two left: exactly two succeed.
     let mut ok = 0;
     for (code, text) in race(&v, &s.officer, &id, 8).await {
         if code == 200 {
