@@ -76,10 +76,7 @@ fn archive_key(token: &[u8; 32]) -> Key32 {
     derive_key(&Key32::from_bytes(*token), b"strongroom tenant archive v1")
 }
 
-/// The id of a destroyed wrapped key: a prefix and 16 bytes of its SHA-256.
-fn key_id(prefix: &str, wrapped: &[u8]) -> String {
-    format!("{prefix}_{}", hex(&sha256(wrapped)[..16]))
-}
+use super::subjects::key_id;
 
 impl Vault {
     /// Which party is asking for `tenant`: `"operator"`, or `"tenant"` for its own admin.
@@ -326,16 +323,7 @@ impl Vault {
             }
         };
         let counts = self.store.count_tenant(tenant).await?;
-        let archive = self.tenant_archive(tenant, now).await?;
-        let json = serde_json::to_vec(&archive).map_err(|_| Error::internal())?;
-        let archive_sha = hex(&sha256(&json));
-        let sealed = seal(
-            &archive_key(&token),
-            1,
-            self.rng.nonce(),
-            &archive_aad(tenant),
-            &json,
-        );
+        // The subjects once: their key ids for the certificate, their ids for the archive.
         let keks = self.store.find_tenant_keys(tenant).await?;
         let mut dek_ids = Vec::new();
         let mut subjects = Vec::new();
@@ -352,6 +340,16 @@ impl Vault {
                 subjects.push(s.id.clone());
             }
         }
+        let archive = self.tenant_archive(tenant, &subjects, now).await?;
+        let json = serde_json::to_vec(&archive).map_err(|_| Error::internal())?;
+        let archive_sha = hex(&sha256(&json));
+        let sealed = seal(
+            &archive_key(&token),
+            1,
+            self.rng.nonce(),
+            &archive_aad(tenant),
+            &json,
+        );
         dek_ids.sort();
         let destroyed = proto::TenantDestroyed {
             records: counts.records,
@@ -403,7 +401,12 @@ impl Vault {
 
     /// The tenant's final archive: its definitions, every record decrypted with its history,
     /// and each subject's consents.
-    async fn tenant_archive(&self, tenant: &TenantId, now: i64) -> Result<Value> {
+    async fn tenant_archive(
+        &self,
+        tenant: &TenantId,
+        subjects: &[SubjectId],
+        now: i64,
+    ) -> Result<Value> {
         let row = self
             .store
             .find_tenant(tenant)
@@ -439,28 +442,19 @@ impl Vault {
             }
         }
         let mut consents = Map::new();
-        let mut after: Option<SubjectId> = None;
-        loop {
-            let page = self
+        for s in subjects {
+            let list: Vec<proto::ConsentEntry> = self
                 .store
-                .find_tenant_subjects(tenant, after.as_ref(), PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            for s in &page {
-                let list: Vec<proto::ConsentEntry> = self
-                    .store
-                    .find_consents(tenant, &s.id)
-                    .await?
-                    .iter()
-                    .map(super::consents::entry_view)
-                    .collect();
-                if !list.is_empty() {
-                    consents.insert(
-                        s.id.to_string(),
-                        serde_json::to_value(list).map_err(|_| Error::internal())?,
-                    );
-                }
+                .find_consents(tenant, s)
+                .await?
+                .iter()
+                .map(super::consents::entry_view)
+                .collect();
+            if !list.is_empty() {
+                consents.insert(
+                    s.to_string(),
+                    serde_json::to_value(list).map_err(|_| Error::internal())?,
+                );
             }
         }
         let collections: Vec<Value> = self

@@ -30,9 +30,10 @@ struct LedgerBody {
     destroyed: proto::ErasureDestroyed,
 }
 
-/// The destroyed key's id: a fingerprint of the wrapped DEK (it reveals nothing of the key).
-fn key_id(wrapped: &[u8]) -> String {
-    format!("dek_{}", hex(&sha256(wrapped)[..16]))
+/// A destroyed key's id: `prefix` (`dek`, `kek`) and 16 bytes of the SHA-256 of the wrapped key
+/// (it reveals nothing of the key).
+pub(super) fn key_id(prefix: &str, wrapped: &[u8]) -> String {
+    format!("{prefix}_{}", hex(&sha256(wrapped)[..16]))
 }
 
 pub(super) fn unknown_subject() -> Error {
@@ -287,7 +288,7 @@ impl Vault {
                     ));
                 }
                 let destroyed = proto::ErasureDestroyed {
-                    key_id: key_id(&row.wrapped_dek),
+                    key_id: key_id("dek", &row.wrapped_dek),
                     records: groups.iter().map(|g| g.records).sum(),
                     versions: groups.iter().map(|g| g.versions).sum(),
                     index_entries: groups.iter().map(|g| g.index_entries).sum(),
